@@ -1,0 +1,227 @@
+"""The Starlette app: /graphql (HTTP and WebSocket), health, readiness and metrics.
+
+Run it with `kameng serve`; uvicorn can also load it as a factory:
+`uvicorn app:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from tortoise import connections
+
+from kameng import runtime
+from kameng.observability import HTTP_REQUESTS, configure_logging
+from kameng.settings import Settings, get_settings
+from resolvers.auth import ANONYMOUS, Actor, authenticate
+from resolvers.errors import UserFacingError
+from schema import build_schema
+from schema.context import Context
+
+log = structlog.get_logger("kameng.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
+class GraphQLView(GraphQL[Context, None]):
+    """Strawberry's ASGI view with Kameng's authentication, context and JSON encoding."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            token = _bearer(request.headers.get("authorization"))
+            actor = ANONYMOUS
+            if token is not None:
+                try:
+                    actor = await authenticate(
+                        token, ip=_client_ip(scope), user_agent=request.headers.get("user-agent", "")
+                    )
+                except UserFacingError as error:
+                    # A bad token is refused outright rather than silently treated as anonymous.
+                    body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
+                    response = Response(
+                        orjson.dumps(body),
+                        status_code=401,
+                        media_type="application/json",
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    )
+                    await response(scope, receive, send)
+                    return
+            if actor is ANONYMOUS:
+                actor = Actor(ip=_client_ip(scope), user_agent=request.headers.get("user-agent", ""))
+            scope.setdefault("state", {})["actor"] = actor
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        actor = request.scope.get("state", {}).get("actor", ANONYMOUS)
+        return Context(request=request, response=response, actor=actor)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization")
+        token = _bearer(raw) if isinstance(raw, str) else None
+        scope = context.request.scope
+        if token is None:
+            context.actor = Actor(ip=_client_ip(scope))
+            return None
+        try:
+            context.actor = await authenticate(token, ip=_client_ip(scope))
+        except UserFacingError as error:
+            raise ConnectionRejectionError({"code": error.code.value}) from None
+        return None
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class RequestContext:
+    """Request id (accepted from X-Request-ID if sane, else made), one log line, HTTP metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                route = scope["path"] if scope["path"] in _ROUTES else "other"
+                HTTP_REQUESTS.labels(route, str(status)).inc()
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+
+
+_ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(_: Request) -> Response:
+    """Ready when every configured dependency answers."""
+    rt = runtime.current()
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Any) -> None:
+        try:
+            await asyncio.wait_for(probe(), timeout=2)
+            checks[name] = "ok"
+        except Exception as exc:  # report, don't raise: this endpoint is for the load balancer
+            checks[name] = f"error: {type(exc).__name__}"
+
+    await check("database", lambda: connections.get("default").execute_query("SELECT 1"))
+    if rt.redis is not None:
+        await check("redis", rt.redis.ping)
+    if rt.settings.broker_url is not None:
+        await check("broker", lambda: asyncio.to_thread(_ping_broker, rt.broker))
+    ok = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+def _ping_broker(broker: Any) -> None:
+    if hasattr(broker, "client"):  # RedisBroker
+        broker.client.ping()
+    elif hasattr(broker, "connection"):  # RabbitmqBroker: opening the (thread-local) connection is the probe
+        _ = broker.connection
+
+
+async def metrics(_: Request) -> Response:
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several uvicorn processes: aggregate their files
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    graphql = GraphQLView(
+        build_schema(settings),
+        graphql_ide="graphiql" if settings.debug else None,
+        allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
+        keep_alive=True,
+        keep_alive_interval=20,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        connection_init_wait_timeout=timedelta(seconds=10),
+        max_subscriptions_per_connection=50,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # The embedded default migrates itself; on PostgreSQL `kameng migrate` runs once per deploy.
+        await runtime.start(settings, apply_migrations=settings.is_sqlite)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Starlette(
+        debug=settings.debug,
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,1 @@
+"""Kameng: the cross-cutting pieces (settings, database, Redis, security, logging, CLI)."""

@@ -1,0 +1,34 @@
+"""Rate limits (login throttling, lookups, posting) on the ``limits`` library.
+
+Redis-backed when ``REDIS_URL`` is set, so that every API process counts together;
+in memory on the embedded default.
+"""
+
+from __future__ import annotations
+
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None, namespace: str) -> None:
+        storage: Storage
+        if redis_url:
+            uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+            storage = RedisStorage(uri, implementation="redispy", key_prefix=f"{namespace}:rl")
+        else:
+            storage = MemoryStorage()
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def hit(self, limit: str, *identifiers: str) -> bool:
+        """Count one attempt; False when the limit is already used up."""
+        return await self._limiter.hit(parse(limit), *identifiers)
+
+    async def allowed(self, limit: str, *identifiers: str) -> bool:
+        """Whether one more attempt would pass, without counting it."""
+        return await self._limiter.test(parse(limit), *identifiers)
+
+    async def reset(self, limit: str, *identifiers: str) -> None:
+        await self._limiter.clear(parse(limit), *identifiers)

@@ -1,0 +1,155 @@
+"""One typed settings object, read from the environment.
+
+With no environment at all Kameng runs on the embedded default: a SQLite file, in-process
+pub/sub, rate limits and jobs, and a secret generated once into the data directory. With
+``KAMENG_ENV=production`` nothing is generated: a missing secret stops start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """Start-up refused because the configuration is unsafe or incomplete."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAMENG_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    debug: bool = False
+    data_dir: Path = Path("var")
+
+    # The three URLs keep their conventional, unprefixed names.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "KAMENG_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "KAMENG_REDIS_URL")
+    )
+    broker_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("BROKER_URL", "KAMENG_BROKER_URL")
+    )
+    # Prefix of every Redis key, channel and broker queue namespace this deployment owns;
+    # tests set a random one so that they share the services without touching each other.
+    namespace: str = "kameng"
+
+    secret_key: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    # GraphQL hardening, enforced before execution.
+    max_query_depth: int = Field(default=12, ge=2)
+    max_query_tokens: int = Field(default=2000, ge=50)
+    max_aliases: int = Field(default=30, ge=1)
+    introspection: bool = True
+    page_size_max: int = Field(default=100, ge=1, le=100)
+
+    # Login throttling (limits' notation: "N/period").
+    login_limit_per_account: str = "5/minute"
+    login_limit_per_ip: str = "30/minute"
+
+    # Jobs and outbox.
+    worker_threads: int = Field(default=4, ge=1)
+    # Consume jobs inside the API process. Default: only when no broker is configured.
+    inprocess_worker: bool | None = None
+    outbox_sweep_seconds: float = Field(default=1.0, gt=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_services(self) -> Settings:
+        if self.env == "production" and not self.database_url:
+            raise ConfigurationError(
+                "KAMENG_ENV=production needs DATABASE_URL (a PostgreSQL URL); "
+                "the SQLite file is for the embedded default only."
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: jobs run in the API process."""
+        return self.broker_url is None
+
+    @property
+    def run_inprocess_worker(self) -> bool:
+        return self.embedded if self.inprocess_worker is None else self.inprocess_worker
+
+    @property
+    def database_dsn(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{self.data_dir / 'kameng.sqlite3'}?busy_timeout=10000"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_dsn.startswith("sqlite")
+
+    def signing_secret(self) -> str:
+        """The JWT signing secret: configured, or generated once on the embedded default."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            value = self.secret_key.get_secret_value()
+            if len(value) < 32:
+                raise ConfigurationError("KAMENG_SECRET_KEY must be at least 32 characters long.")
+            return value
+        if self.env == "production":
+            raise ConfigurationError(
+                "KAMENG_SECRET_KEY is not set. In production every secret comes from the "
+                "environment; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return _local_secret(self.data_dir / "secret_key")
+
+
+def _local_secret(path: Path) -> str:
+    """Read the generated secret, creating it (mode 0600) the first time."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its secret
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def env_names() -> set[str]:
+    """Every environment variable the settings read (docker-compose is checked against it)."""
+    names: set[str] = set()
+    prefix = Settings.model_config.get("env_prefix", "")
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def configure(settings: Settings | None) -> None:
+    """Replace the process-wide settings (tests; None re-reads the environment)."""
+    global _settings
+    _settings = settings

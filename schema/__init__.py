@@ -1,0 +1,42 @@
+"""The one graph: roots assembled from the per-domain modules."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from kameng.settings import Settings, get_settings
+from schema.accounts import AccountMutations, AccountQueries, User
+from schema.extensions import build_extensions
+from schema.notifications import Notification, NotificationMutations, NotificationSubscriptions
+
+
+@strawberry.type
+class Query(AccountQueries):
+    node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
+    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
+
+
+@strawberry.type
+class Mutation(AccountMutations, NotificationMutations):
+    pass
+
+
+@strawberry.type
+class Subscription(NotificationSubscriptions):
+    pass
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or get_settings()
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[User, Notification],
+        extensions=build_extensions(settings),
+    )
+
+
+def print_sdl() -> str:
+    return build_schema(Settings()).as_str() + "\n"

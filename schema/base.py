@@ -1,0 +1,94 @@
+"""Shared GraphQL shapes: UserError and its codes, Relay connections, mutation payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from resolvers.errors import ErrorCode as ErrorCodeValue
+from resolvers.errors import UserFacingError
+from resolvers.pagination import Page
+from schema.context import Info
+
+ErrorCode = strawberry.enum(ErrorCodeValue, name="ErrorCode", description="Stable codes of expected failures.")
+T = TypeVar("T")
+P = TypeVar("P")
+
+
+@strawberry.type(description="An expected failure: nothing was changed.")
+class UserError:
+    code: ErrorCode
+    field: str | None
+    message: str
+
+    @classmethod
+    def of(cls, error: UserFacingError) -> UserError:
+        return cls(code=error.code, field=error.field, message=error.message)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    _page: strawberry.Private[Page[Any]]
+
+    @strawberry.field(description="Counted only when asked for.")
+    async def total_count(self) -> int:
+        return await self._page.total.count() if self._page.total is not None else len(self.edges)
+
+    @classmethod
+    def of(cls, page: Page[Any], convert: Callable[[Any], T]) -> Connection[T]:
+        edges = [Edge(cursor=c, node=convert(item)) for c, item in zip(page.cursors, page.items, strict=True)]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=page.has_previous,
+                start_cursor=page.cursors[0] if page.cursors else None,
+                end_cursor=page.cursors[-1] if page.cursors else None,
+            ),
+            _page=page,
+        )
+
+
+async def run_mutation(payload: Callable[..., P], action: Awaitable[dict[str, Any]]) -> P:
+    """Run a use case; an expected failure becomes the payload's ``errors`` (other fields null)."""
+    try:
+        fields = await action
+    except UserFacingError as error:
+        return payload(errors=[UserError.of(error)])
+    return payload(errors=[], **fields)
+
+
+def decode_id(global_id: relay.GlobalID | str, expected: str, field: str) -> int:
+    """The database key inside a global ID of the expected type, or INVALID_INPUT."""
+    from resolvers.errors import invalid
+
+    try:
+        gid = global_id if isinstance(global_id, relay.GlobalID) else relay.GlobalID.from_id(global_id)
+        if gid.type_name != expected:
+            raise ValueError
+        return int(gid.node_id)
+    except (ValueError, TypeError):
+        raise invalid(field, f"Expected the ID of a {expected}.") from None
+
+
+def viewer_only(info: Info, user_id: int) -> bool:
+    return info.context.actor.user_id == user_id

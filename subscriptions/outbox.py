@@ -1,0 +1,76 @@
+"""The transactional outbox: side effects are rows written with the state change.
+
+Use cases write state and outbox rows inside ``atomic()``; when it commits, the relay
+(workers/relay.py) is woken to publish them. A rolled-back transaction leaves no row, so
+nothing is sent for it; a crash after commit leaves the row pending, and the relay's
+periodic sweep sends it. Nothing here talks to Redis or the broker.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from models.outbox import OutboxEntry, OutboxKind
+
+_on_commit: list[Callable[[], None]] = []
+_emitted: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("outbox_emitted", default=None)
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """Register a callback run after a transaction that wrote outbox rows commits."""
+    if callback not in _on_commit:
+        _on_commit.append(callback)
+
+
+def clear_commit_hooks() -> None:
+    _on_commit.clear()
+
+
+@asynccontextmanager
+async def atomic() -> AsyncIterator[Any]:
+    """A database transaction whose outbox rows are relayed once it commits.
+
+    Nested use joins the outer transaction; the relay is woken by the outermost one.
+    """
+    outer = _emitted.get()
+    if outer is not None:
+        async with in_transaction() as connection:
+            yield connection
+        return
+    token = _emitted.set([])
+    try:
+        async with in_transaction() as connection:
+            yield connection
+        wrote = bool(_emitted.get())
+    finally:
+        _emitted.reset(token)
+    if wrote:
+        for callback in _on_commit:
+            callback()
+
+
+async def _write(kind: OutboxKind, topic: str, payload: dict[str, Any]) -> OutboxEntry:
+    emitted = _emitted.get()
+    if emitted is None:
+        raise RuntimeError("outbox rows are written inside atomic(), with the state they describe")
+    entry = await OutboxEntry.create(kind=kind, topic=topic, payload=payload)
+    emitted.append(entry.id)
+    return entry
+
+
+async def emit(topic: str, data: dict[str, Any]) -> OutboxEntry:
+    """Publish ``data`` on the event bus topic ``topic`` once the transaction commits."""
+    return await _write(OutboxKind.EVENT, topic, data)
+
+
+async def enqueue(actor_name: str, **kwargs: Any) -> OutboxEntry:
+    """Send a dramatiq message to ``actor_name`` once the transaction commits.
+
+    The message id is derived from the outbox row, so a re-sent row is recognisable.
+    """
+    return await _write(OutboxKind.JOB, actor_name, kwargs)

@@ -1,0 +1,108 @@
+"""The outbox relay: publishes committed outbox rows to the event bus and the broker.
+
+Every process that writes outbox rows runs one: it is woken right after a commit (the fast
+path) and also sweeps on a timer, which is how rows left behind by a crash still leave.
+Rows are published in id order under one cluster-wide lock (a PostgreSQL advisory lock;
+on SQLite there is one process), so events of a topic arrive in the order they were
+written. Delivery is at least once: a relay that dies after sending and before stamping
+sends the row again, with the same message id, and consumers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import dramatiq
+from tortoise.transactions import in_transaction
+
+from kameng.settings import Settings
+from models.outbox import OutboxEntry, OutboxKind
+from subscriptions.bus import EventBus
+from workers.broker import message_id_for, send
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+_ADVISORY_LOCK_KEY = 0x6B616D656E67  # "kameng"
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, bus: EventBus, broker: dramatiq.Broker) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._broker = broker
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._local_lock = asyncio.Lock()
+
+    def kick(self) -> None:
+        """Wake the relay (safe from any thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._loop = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_sweep_seconds)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay: batch failed; retrying on the next sweep")
+                await asyncio.sleep(0.5)
+
+    async def drain(self) -> int:
+        """Publish every pending row; returns how many were sent."""
+        total = 0
+        while True:
+            sent = await self._relay_batch()
+            total += sent
+            if sent < BATCH:
+                return total
+
+    async def _relay_batch(self) -> int:
+        async with self._local_lock, in_transaction() as connection:
+            if not self._settings.is_sqlite:
+                await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [_ADVISORY_LOCK_KEY])
+            rows = await OutboxEntry.filter(published_at=None).order_by("id").limit(BATCH)
+            if not rows:
+                return 0
+            for row in rows:
+                await self._publish(row)
+            await OutboxEntry.filter(id__in=[row.id for row in rows]).update(published_at=datetime.now(UTC))
+            return len(rows)
+
+    async def _publish(self, row: OutboxEntry) -> None:
+        if row.kind == OutboxKind.EVENT:
+            await self._bus.publish(row.topic, {**row.payload, "_outbox": row.id})
+        else:
+            message_id = message_id_for(row.id, self._settings.namespace)
+            # Broker clients (pika, redis-py sync) block: keep them off the event loop.
+            await asyncio.to_thread(send, self._broker, row.topic, row.payload, message_id)
