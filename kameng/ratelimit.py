@@ -25,10 +25,3 @@ class RateLimiter:
     async def hit(self, limit: str, *identifiers: str) -> bool:
         """Count one attempt; False when the limit is already used up."""
         return await self._limiter.hit(parse(limit), *identifiers)
-
-    async def allowed(self, limit: str, *identifiers: str) -> bool:
-        """Whether one more attempt would pass, without counting it."""
-        return await self._limiter.test(parse(limit), *identifiers)
-
-    async def reset(self, limit: str, *identifiers: str) -> None:
-        await self._limiter.clear(parse(limit), *identifiers)

@@ -50,11 +50,11 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=2000, ge=50)
     max_aliases: int = Field(default=30, ge=1)
     introspection: bool = True
-    page_size_max: int = Field(default=100, ge=1, le=100)
 
     # Login throttling (limits' notation: "N/period").
     login_limit_per_account: str = "5/minute"
     login_limit_per_ip: str = "30/minute"
+    register_limit_per_ip: str = "20/hour"
 
     # Jobs and outbox.
     worker_threads: int = Field(default=4, ge=1)

@@ -31,7 +31,6 @@ from subscriptions import outbox
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 NICKNAME_MAX = 40
-REGISTER_LIMIT_PER_IP = "20/hour"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +87,17 @@ async def create_user(email: str, password: str, nickname: str, role: Role = Rol
 
 async def register(actor: Actor, *, email: str, password: str, nickname: str) -> SignedIn:
     limiter = runtime.current().limiter
-    if actor.ip and not await limiter.hit(REGISTER_LIMIT_PER_IP, "register", actor.ip):
+    if not await limiter.hit(get_settings().register_limit_per_ip, "register", actor.ip or "-"):
         raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many sign-ups from this address; try later.")
     user = await create_user(email, password, nickname)
     return await _open_session(user, actor, first=True)
 
 
 async def login(actor: Actor, *, email: str, password: str) -> SignedIn:
-    """Check the password; throttled per account and per address, counted before checking.
+    """Check the password; throttled per account and per address.
 
-    Every attempt is counted first (so concurrent guesses cannot slip past the limit);
-    a successful sign-in clears the account's counter.
+    Every attempt is counted before the password is checked, successful ones included, so
+    that concurrent guesses cannot slip past the limit while the first ones are verified.
     """
     settings = get_settings()
     limiter = runtime.current().limiter
@@ -111,7 +110,6 @@ async def login(actor: Actor, *, email: str, password: str) -> SignedIn:
     user = await User.filter(email=account_key).first()
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
         raise UserFacingError(ErrorCode.INVALID_CREDENTIALS, "The email or password is not right.")
-    await limiter.reset(settings.login_limit_per_account, "login:account", account_key)
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         await user.save(update_fields=["password_hash"])

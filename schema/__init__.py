@@ -11,10 +11,15 @@ from schema.extensions import build_extensions
 from schema.notifications import Notification, NotificationMutations, NotificationSubscriptions
 
 
-@strawberry.type
-class Query(AccountQueries):
-    node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
-    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
+def _query_root() -> type:
+    # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
+    # built from them, so a second schema (tests, benchmarks) needs fields of its own.
+    @strawberry.type(name="Query")
+    class Query(AccountQueries):
+        node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
+        nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
+
+    return Query
 
 
 @strawberry.type
@@ -30,7 +35,7 @@ class Subscription(NotificationSubscriptions):
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     return strawberry.Schema(
-        query=Query,
+        query=_query_root(),
         mutation=Mutation,
         subscription=Subscription,
         types=[User, Notification],

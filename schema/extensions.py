@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import structlog
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationDefinitionNode
 from graphql.validation import ValidationRule
 from strawberry.extensions import (
@@ -48,40 +48,48 @@ class MaskUnexpectedErrors(SchemaExtension):
     debug = False
 
     def _process(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        processed = []
+        # The same error can appear in both the result and the pre-execution errors: handle
+        # (and log) each once.
         for error in errors:
-            original = error.original_error
-            if original is None or isinstance(original, GraphQLError):
-                processed.append(error)  # syntax, validation, limits: the client's own doing
-                continue
-            if isinstance(original, UserFacingError):
-                processed.append(
-                    GraphQLError(
-                        original.message, error.nodes, error.source, error.positions, error.path,
-                        original_error=None, extensions={"code": original.code.value},
-                    )
-                )
-                continue
-            log.error("graphql.unexpected_error", path=error.path, exc_info=original)
-            message = str(error.message) if self.debug else "Unexpected error."
-            processed.append(
-                GraphQLError(
-                    message, error.nodes, error.source, error.positions, error.path,
-                    original_error=None, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-                )
+            if id(error) not in self._done:
+                self._done[id(error)] = self._mask(error)
+        return [self._done[id(error)] for error in errors]
+
+    def _mask(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error  # syntax, validation, limits: the client's own doing, said plainly
+        if isinstance(original, UserFacingError):
+            return GraphQLError(
+                original.message, error.nodes, error.source, error.positions, error.path,
+                original_error=None, extensions={"code": original.code.value},
             )
-        return processed
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        log.error("graphql.unexpected_error", path=error.path, exc_info=original)
+        message = str(error.message) if self.debug else "Unexpected error."
+        return GraphQLError(
+            message, error.nodes, error.source, error.positions, error.path,
+            original_error=None, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done: dict[int, GraphQLError] = {}
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if isinstance(result, GraphQLExecutionResult) or hasattr(result, "errors"):
-            if result is not None and result.errors:
-                result.errors = self._process(result.errors)
+        if result is not None and getattr(result, "errors", None):
+            result.errors = self._process(result.errors)
         pre = self.execution_context.pre_execution_errors
         if pre:
             self.execution_context.pre_execution_errors = self._process(pre)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each event of a subscription, before it reaches the client."""
+        if getattr(result, "errors", None):
+            result.errors = self._process(result.errors)
+        yield None
 
 
 class Metrics(SchemaExtension):

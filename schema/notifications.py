@@ -14,7 +14,6 @@ from kameng import runtime
 from models.notifications import Notification as NotificationModel
 from resolvers import notifications
 from resolvers.auth import require
-from resolvers.errors import UserFacingError
 from schema.base import UserError, decode_id, run_mutation
 from schema.context import Info
 
@@ -89,11 +88,8 @@ class NotificationSubscriptions:
     async def notification_received(
         self, info: Info, after: relay.GlobalID | None = None
     ) -> AsyncGenerator[Notification, None]:
-        actor = info.context.actor
-        try:
-            user = require(actor)
-            last = decode_id(after, "Notification", "after") if after is not None else None
-        except UserFacingError as error:
-            raise PermissionError(f"{error.code}: {error.message}") from None
+        # A UserFacingError raised here reaches the client as an error with its code.
+        user = require(info.context.actor)
+        last = decode_id(after, "Notification", "after") if after is not None else None
         async for note in notifications.stream(runtime.current().bus, user.id, after=last):
             yield Notification.from_model(note)

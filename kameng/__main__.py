@@ -1,0 +1,3 @@
+from kameng.cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""Accounts over HTTP: register, login, viewer, tokens, throttling, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from models.accounts import AuthSession, User
+from tests.conftest import LOGIN, REGISTER, Client
+
+VIEWER = "{ viewer { id email nickname role tier } }"
+
+
+async def test_register_login_viewer(client: Client) -> None:
+    registered = await client.register(nickname="Ann")
+    assert registered["user"]["email"] == registered["email"]  # the new user sees their own email
+    client.token = None
+    assert (await client.gql(VIEWER))["viewer"] is None
+    signed_in = await client.login(registered["email"], registered["password"])
+    assert signed_in["errors"] == []
+    viewer = (await client.gql(VIEWER))["viewer"]
+    assert viewer == {
+        "id": registered["user"]["id"],
+        "email": registered["email"],
+        "nickname": "Ann",
+        "role": "BUYER",
+        "tier": "NORMAL",
+    }
+
+
+async def test_email_is_normalised_and_unique(client: Client, make_client) -> None:  # type: ignore[no-untyped-def]
+    local = uuid.uuid4().hex[:10]
+    await client.register(email=f"{local}@Example.com")
+    other = make_client()
+    data = await other.gql(REGISTER, {"input": {"email": f"{local}@example.com", "password": "x" * 12, "nickname": "Bob"}})
+    assert [e["code"] for e in data["register"]["errors"]] == ["EMAIL_TAKEN"]
+    assert data["register"]["accessToken"] is None
+
+
+async def test_concurrent_registrations_of_one_email_create_one_account(make_client) -> None:  # type: ignore[no-untyped-def]
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    variables = {"input": {"email": email, "password": "correct horse battery", "nickname": "Racer"}}
+    results = await asyncio.gather(*(make_client().gql(REGISTER, variables) for _ in range(10)))
+    codes = [[e["code"] for e in r["register"]["errors"]] for r in results]
+    assert codes.count([]) == 1
+    assert all(c in ([], ["EMAIL_TAKEN"]) for c in codes)
+    assert await User.filter(email=email).count() == 1
+
+
+BAD_REGISTRATIONS = [
+    ({"email": "not-an-email", "password": "correct horse", "nickname": "Ann"}, "email"),
+    ({"email": "", "password": "correct horse", "nickname": "Ann"}, "email"),
+    ({"email": "a@b", "password": "correct horse", "nickname": "Ann"}, "email"),
+    ({"email": "{u}@example.com", "password": "short", "nickname": "Ann"}, "password"),
+    ({"email": "{u}@example.com", "password": "x" * 129, "nickname": "Ann"}, "password"),
+    ({"email": "{u}@example.com", "password": "{u}@example.com", "nickname": "Ann"}, "password"),
+    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "A"}, "nickname"),
+    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "   "}, "nickname"),
+    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "x" * 41}, "nickname"),
+    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "bad\u0000name"}, "nickname"),
+]
+
+
+async def test_bad_registrations_return_user_errors_and_change_nothing(client: Client) -> None:
+    users_before = await User.all().count()
+    for fields, field in BAD_REGISTRATIONS:
+        u = uuid.uuid4().hex[:10]
+        variables = {"input": {k: v.replace("{u}", u) for k, v in fields.items()}}
+        payload = (await client.gql(REGISTER, variables))["register"]
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", field)], fields
+        assert payload["accessToken"] is None and payload["user"] is None
+    assert await User.all().count() == users_before
+
+
+async def test_wrong_password_is_invalid_credentials_then_rate_limited(client: Client, make_client) -> None:  # type: ignore[no-untyped-def]
+    account = await client.register()
+    codes = []
+    for _ in range(7):
+        attacker = make_client()  # a different address each time: the per-account limit holds
+        payload = (await attacker.gql(LOGIN, {"input": {"email": account["email"], "password": "wrong password"}}))["login"]
+        codes.append(payload["errors"][0]["code"])
+    assert codes[:5] == ["INVALID_CREDENTIALS"] * 5
+    assert codes[5:] == ["RATE_LIMITED"] * 2
+    # Even the right password is refused while the account is throttled.
+    payload = await make_client().login(account["email"], account["password"])
+    assert payload["errors"][0]["code"] == "RATE_LIMITED"
+
+
+async def test_login_is_throttled_per_address(stack, make_client) -> None:  # type: ignore[no-untyped-def]
+    from kameng import runtime
+
+    limiter = runtime.current().limiter
+    ip = "198.51.100.77"
+    # The test settings allow 1000/minute per address: use it up directly, then try once more.
+    for _ in range(1000):
+        await limiter.hit(stack.settings.login_limit_per_ip, "login:ip", ip)
+    attacker = make_client(ip)
+    payload = (await attacker.gql(LOGIN, {"input": {"email": "nobody@example.com", "password": "whatever1"}}))["login"]
+    assert payload["errors"][0]["code"] == "RATE_LIMITED"
+
+
+async def test_unknown_email_and_wrong_password_look_the_same(client: Client) -> None:
+    account = await client.register()
+    wrong = (await client.gql(LOGIN, {"input": {"email": account["email"], "password": "nope-nope"}}))["login"]
+    unknown = (await client.gql(LOGIN, {"input": {"email": "ghost@example.com", "password": "nope-nope"}}))["login"]
+    assert wrong["errors"] == unknown["errors"]
+
+
+def _unauthenticated(response) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 401, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_forged_token_is_refused(client: Client) -> None:
+    await client.register()
+    claims = jwt.decode(client.token, options={"verify_signature": False})
+    forged = jwt.encode(claims, "not-the-secret-" * 4, algorithm="HS256")
+    _unauthenticated(await client.post(VIEWER, token=forged))
+    unsigned = jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
+    _unauthenticated(await client.post(VIEWER, token=unsigned))
+    _unauthenticated(await client.post(VIEWER, token="garbage"))
+
+
+async def test_expired_token_is_refused(stack, client: Client) -> None:  # type: ignore[no-untyped-def]
+    await client.register()
+    claims = jwt.decode(client.token, options={"verify_signature": False})
+    past = datetime.now(UTC) - timedelta(hours=1)
+    claims.update(iat=past - timedelta(minutes=15), exp=past)
+    expired = jwt.encode(claims, stack.settings.signing_secret(), algorithm="HS256")
+    _unauthenticated(await client.post(VIEWER, token=expired))
+
+
+LOGOUT = "mutation($input: LogoutInput!) { logout(input: $input) { errors { code } sessionsEnded } }"
+REFRESH = """mutation($input: RefreshTokenInput!) { refreshToken(input: $input) {
+  errors { code field } accessToken refreshToken user { id } } }"""
+
+
+async def test_logout_revokes_the_access_token(client: Client) -> None:
+    await client.register()
+    token = client.token
+    payload = (await client.gql(LOGOUT, {"input": {}}))["logout"]
+    assert payload == {"errors": [], "sessionsEnded": 1}
+    _unauthenticated(await client.post(VIEWER, token=token))
+    refreshed = (await client.gql(REFRESH, {"input": {"refreshToken": client.refresh}}, token=""))["refreshToken"]
+    assert refreshed["errors"][0]["code"] == "UNAUTHENTICATED"
+
+
+async def test_logout_requires_a_session(client: Client) -> None:
+    payload = (await client.gql(LOGOUT, {"input": {"everywhere": True}}))["logout"]
+    assert payload == {"errors": [{"code": "UNAUTHENTICATED"}], "sessionsEnded": None}
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_session(client: Client) -> None:
+    await client.register()
+    first_refresh = client.refresh
+    client.token = None
+    rotated = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
+    assert rotated["errors"] == [] and rotated["refreshToken"] != first_refresh
+    assert (await client.gql(VIEWER, token=rotated["accessToken"]))["viewer"] is not None
+    # The old refresh token again: it was copied, so the whole session ends.
+    replay = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
+    assert replay["errors"][0]["code"] == "UNAUTHENTICATED"
+    _unauthenticated(await client.post(VIEWER, token=rotated["accessToken"]))
+    again = (await client.gql(REFRESH, {"input": {"refreshToken": rotated["refreshToken"]}}))["refreshToken"]
+    assert again["errors"][0]["code"] == "UNAUTHENTICATED"
+
+
+async def test_concurrent_refreshes_of_one_token_yield_at_most_one_session(client: Client) -> None:
+    await client.register()
+    token = client.refresh
+    client.token = None
+    results = await asyncio.gather(*(client.gql(REFRESH, {"input": {"refreshToken": token}}) for _ in range(8)))
+    successes = [r for r in results if not r["refreshToken"]["errors"]]
+    assert len(successes) <= 1
+
+
+async def test_malformed_refresh_tokens(client: Client) -> None:
+    for bad in ["", "x", "not-a-uuid.secret", f"{uuid.uuid4()}.secret"]:
+        payload = (await client.gql(REFRESH, {"input": {"refreshToken": bad}}))["refreshToken"]
+        assert payload["errors"] == [{"code": "UNAUTHENTICATED", "field": "refreshToken"}]
+
+
+async def test_logout_everywhere(client: Client) -> None:
+    account = await client.register()
+    await client.login(account["email"], account["password"])
+    user_id = (await User.get(email=account["email"])).id
+    payload = (await client.gql(LOGOUT, {"input": {"everywhere": True}}))["logout"]
+    assert payload["sessionsEnded"] == 2
+    assert await AuthSession.filter(user_id=user_id, revoked_at=None).count() == 0

@@ -1,0 +1,126 @@
+"""Project-level checks: the committed SDL, migrations, settings and the command line."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kameng.settings import ConfigurationError, Settings, env_names
+from schema import print_sdl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_schema_graphql_is_up_to_date() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == print_sdl(), "schema.graphql is stale: run `uv run kameng schema > schema.graphql`"
+
+
+def test_contract_names_exist() -> None:
+    sdl = print_sdl()
+    for name in [
+        "interface Node", "viewer: User", "register(input: RegisterInput!): RegisterPayload!",
+        "login(input: LoginInput!): LoginPayload!", "refreshToken(input: RefreshTokenInput!): RefreshTokenPayload!",
+        "notificationReceived", "type UserError", "code: ErrorCode!", "node(", "nodes(",
+    ]:
+        assert name in sdl, name
+    for code in ["INVALID_INPUT", "NOT_FOUND", "UNAUTHENTICATED", "FORBIDDEN", "INVALID_CREDENTIALS", "EMAIL_TAKEN",
+                 "RATE_LIMITED", "SOLD_OUT", "INSUFFICIENT_STOCK", "INSUFFICIENT_BALANCE", "INVALID_STATE",
+                 "COUPON_INVALID", "DUPLICATE"]:
+        assert f"  {code}\n" in sdl, code
+
+
+async def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """`tortoise makemigrations` would write nothing: the committed migrations are complete."""
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    from kameng.db import tortoise_config
+
+    config = tortoise_config(Settings(data_dir=tmp_path, secret_key="s" * 40))
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config)
+        detector = MigrationAutodetector(ctx.apps, config["apps"])
+        writers = await detector.changes()
+    assert writers == [], "models changed without a migration: run `uv run tortoise makemigrations`"
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    settings = Settings(env="production", database_url="postgres://x@localhost/x", data_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="KAMENG_SECRET_KEY"):
+        settings.signing_secret()
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        Settings(env="production", database_url="postgres://x@localhost/x", secret_key="short").signing_secret()
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        Settings(env="production", secret_key="s" * 40)
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_embedded_secret_is_generated_once_and_private(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).signing_secret()
+    second = Settings(data_dir=tmp_path).signing_secret()
+    assert first == second and len(first) >= 32
+    mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
+    assert mode == 0o600
+    assert Settings(data_dir=tmp_path / "other").signing_secret() != first
+
+
+def test_debug_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("KAMENG_") or name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL"):
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert settings.debug is False and settings.embedded and settings.is_sqlite
+    monkeypatch.setenv("KAMENG_DEBUG", "true")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    monkeypatch.setenv("REDIS_URL", "redis://h:6379/0")
+    settings = Settings()
+    assert settings.debug is True and settings.database_dsn == "postgres://u@h/db" and settings.redis_url
+
+
+def test_env_names_cover_the_documented_variables() -> None:
+    names = env_names()
+    for name in ["DATABASE_URL", "REDIS_URL", "BROKER_URL", "KAMENG_SECRET_KEY", "KAMENG_ENV", "KAMENG_DEBUG",
+                 "KAMENG_NAMESPACE", "KAMENG_MAX_QUERY_DEPTH", "KAMENG_INTROSPECTION"]:
+        assert name in names, name
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in sorted(names) if name not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMENG_") and k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")}
+    env["KAMENG_DATA_DIR"] = str(tmp_path)
+    return subprocess.run([sys.executable, "-m", "kameng", *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+
+
+def test_cli_createuser_and_schema(tmp_path: Path) -> None:
+    made = _cli(tmp_path, "createuser", "--email", "Admin@Example.com", "--password", "correct horse", "--role", "admin")
+    assert made.returncode == 0, made.stderr
+    assert "ADMIN" in made.stdout
+    again = _cli(tmp_path, "createuser", "--email", "admin@example.com", "--password", "correct horse")
+    assert again.returncode != 0 and "EMAIL_TAKEN" in again.stderr
+    bad_role = _cli(tmp_path, "createuser", "--email", "x@example.com", "--password", "correct horse", "--role", "king")
+    assert bad_role.returncode != 0 and "unknown role" in bad_role.stderr
+    printed = _cli(tmp_path, "schema")
+    assert printed.returncode == 0 and printed.stdout == print_sdl()
+
+
+def test_cli_refuses_unsafe_configurations(tmp_path: Path) -> None:
+    env_prod = _cli(tmp_path, "--help")
+    assert env_prod.returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "kameng", "migrate"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("KAMENG_")}, "KAMENG_ENV": "production",
+             "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "KAMENG_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2 and "KAMENG_SECRET_KEY" in result.stderr
+    worker = _cli(tmp_path, "worker")
+    assert worker.returncode == 2 and "BROKER_URL" in worker.stderr
+    CliRunner()  # typer's runner is importable: the CLI is a typer app
