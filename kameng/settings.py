@@ -7,9 +7,12 @@ pub/sub, rate limits and jobs, and a secret generated once into the data directo
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -42,6 +45,12 @@ class Settings(BaseSettings):
     namespace: str = "kameng"
 
     secret_key: SecretStr | None = None
+    # Card-key encryption: "kid1:<base64 32 bytes>,kid2:..." and which kid seals new keys.
+    # Old kids stay listed to decrypt what they sealed (rotation). The fingerprint key
+    # (HMAC for dedupe) must never change once keys are imported.
+    card_key_keys: SecretStr | None = None
+    card_key_active: str | None = None
+    fingerprint_key: SecretStr | None = None
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
@@ -61,6 +70,17 @@ class Settings(BaseSettings):
     # Consume jobs inside the API process. Default: only when no broker is configured.
     inprocess_worker: bool | None = None
     outbox_sweep_seconds: float = Field(default=1.0, gt=0)
+
+    # Commerce.
+    order_reservation_seconds: int = Field(default=15 * 60, ge=10)
+    late_payment_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    auto_complete_days: float = Field(default=3, gt=0)
+    platform_fee_rate: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
+    order_lookup_limit: str = "10/minute"
+    # Payment provider "kpay": HMAC-SHA256 secret, and where buyers are sent to pay.
+    kpay_secret: SecretStr | None = None
+    kpay_url: str = "http://127.0.0.1:8100"
+    supplier_timeout_seconds: float = Field(default=5.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -108,14 +128,44 @@ class Settings(BaseSettings):
         return _local_secret(self.data_dir / "secret_key")
 
 
-def _local_secret(path: Path) -> str:
+    def card_keyring(self) -> tuple[str, dict[str, bytes]]:
+        """(active key id, {key id: 32-byte AES key}) for card-key secrets."""
+        raw = self.card_key_keys.get_secret_value() if self.card_key_keys else ""
+        if not raw:
+            if self.env == "production":
+                raise ConfigurationError("KAMENG_CARD_KEY_KEYS is not set (\"kid:<base64 32 bytes>\").")
+            raw = "local:" + _local_secret(self.data_dir / "card_key_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+        ring: dict[str, bytes] = {}
+        for item in raw.split(","):
+            kid, _, encoded = item.strip().partition(":")
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                key = b""
+            if not kid or len(key) != 32:
+                raise ConfigurationError(f"KAMENG_CARD_KEY_KEYS: key {kid!r} must be base64 of 32 bytes.")
+            ring[kid] = key
+        active = self.card_key_active or next(iter(ring))
+        if active not in ring:
+            raise ConfigurationError(f"KAMENG_CARD_KEY_ACTIVE={active!r} is not in KAMENG_CARD_KEY_KEYS.")
+        return active, ring
+
+    def fingerprint_secret(self) -> bytes:
+        if self.fingerprint_key is not None and self.fingerprint_key.get_secret_value():
+            return self.fingerprint_key.get_secret_value().encode()
+        if self.env == "production":
+            raise ConfigurationError("KAMENG_FINGERPRINT_KEY is not set.")
+        return _local_secret(self.data_dir / "fingerprint_key").encode()
+
+
+def _local_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:
     """Read the generated secret, creating it (mode 0600) the first time."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    value = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use its secret

@@ -7,4 +7,9 @@ MODEL_MODULES = [
     "models.accounts",
     "models.notifications",
     "models.outbox",
+    "models.catalog",
+    "models.inventory",
+    "models.orders",
+    "models.ledger",
+    "models.payments",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -27,6 +28,12 @@ class UserError:
     @classmethod
     def of(cls, error: UserFacingError) -> UserError:
         return cls(code=error.code, field=error.field, message=error.message)
+
+
+@strawberry.type(description="An amount of money. `amount` is a decimal string such as \"10.00\".")
+class Money:
+    amount: Decimal
+    currency: str
 
 
 @strawberry.type

@@ -68,9 +68,8 @@ async def emit(topic: str, data: dict[str, Any]) -> OutboxEntry:
     return await _write(OutboxKind.EVENT, topic, data)
 
 
-async def enqueue(actor_name: str, **kwargs: Any) -> OutboxEntry:
-    """Send a dramatiq message to ``actor_name`` once the transaction commits.
-
-    The message id is derived from the outbox row, so a re-sent row is recognisable.
-    """
-    return await _write(OutboxKind.JOB, actor_name, kwargs)
+async def enqueue(actor_name: str, *, delay_ms: int | None = None, **kwargs: Any) -> OutboxEntry:
+    """Send a dramatiq message to ``actor_name`` once the transaction commits (after
+    ``delay_ms`` if given). The message id is derived from the outbox row, so a re-sent row
+    is recognisable."""
+    return await _write(OutboxKind.JOB, actor_name, {"kwargs": kwargs, "delay_ms": delay_ms})

@@ -52,7 +52,9 @@ def message_id_for(outbox_id: int, namespace: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kameng:{namespace}:outbox:{outbox_id}"))
 
 
-def send(broker: dramatiq.Broker, actor_name: str, kwargs: dict[str, Any], message_id: str) -> None:
+def send(
+    broker: dramatiq.Broker, actor_name: str, kwargs: dict[str, Any], message_id: str, delay_ms: int | None = None
+) -> None:
     actor = broker.get_actor(actor_name)
     message = actor.message_with_options(kwargs=kwargs).copy(message_id=message_id)
-    broker.enqueue(message)
+    broker.enqueue(message, delay=delay_ms)

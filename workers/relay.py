@@ -105,4 +105,7 @@ class OutboxRelay:
         else:
             message_id = message_id_for(row.id, self._settings.namespace)
             # Broker clients (pika, redis-py sync) block: keep them off the event loop.
-            await asyncio.to_thread(send, self._broker, row.topic, row.payload, message_id)
+            payload = row.payload
+            await asyncio.to_thread(
+                send, self._broker, row.topic, payload["kwargs"], message_id, payload.get("delay_ms")
+            )

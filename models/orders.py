@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    DELIVERING = "DELIVERING"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    REFUNDED = "REFUNDED"
+
+
+#: The one state machine: which status may follow which. Nothing else decides.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING_PAYMENT: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
+    # A late payment inside the grace window revives a cancelled (expired) order.
+    OrderStatus.CANCELLED: frozenset({OrderStatus.PAID}),
+    OrderStatus.PAID: frozenset({OrderStatus.DELIVERING, OrderStatus.FAILED, OrderStatus.REFUNDED}),
+    OrderStatus.DELIVERING: frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED}),
+    OrderStatus.DELIVERED: frozenset({OrderStatus.COMPLETED, OrderStatus.REFUNDED}),
+    OrderStatus.FAILED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.COMPLETED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
+}
+
+#: Statuses in which the buyer's money sits in escrow.
+ESCROWED = frozenset({OrderStatus.PAID, OrderStatus.DELIVERING, OrderStatus.DELIVERED, OrderStatus.FAILED})
+
+
+def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+class Order(Model):
+    id = fields.BigIntField(primary_key=True)
+    order_no = fields.CharField(max_length=32, unique=True)
+    buyer: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "kameng.User", related_name="orders", null=True, on_delete=fields.RESTRICT
+    )
+    product: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "kameng.Product", related_name="orders", on_delete=fields.RESTRICT
+    )
+    merchant: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "kameng.Merchant", related_name="orders", on_delete=fields.RESTRICT
+    )
+    quantity = fields.IntField()
+    unit_price = fields.DecimalField(max_digits=12, decimal_places=2)
+    total = fields.DecimalField(max_digits=12, decimal_places=2)
+    currency = fields.CharField(max_length=3, default="CNY")
+    status = fields.CharEnumField(OrderStatus, max_length=20, default=OrderStatus.PENDING_PAYMENT)
+    # Scope "u:<buyer id>" or "g:<contact email>": the same key in a scope is the same order.
+    idempotency_scope = fields.CharField(max_length=280)
+    idempotency_key = fields.CharField(max_length=80)
+    contact_email = fields.CharField(max_length=254, default="")
+    query_password_hash = fields.CharField(max_length=255, default="")
+    topup_account = fields.CharField(max_length=120, default="")
+    from_post_id = fields.BigIntField(null=True)
+    expires_at = fields.DatetimeField()  # unpaid after this: cancelled, stock released
+    paid_at = fields.DatetimeField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+    delivery_due_at = fields.DatetimeField(null=True)  # MANUAL: the merchant's deadline
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "orders"
+        unique_together = (("idempotency_scope", "idempotency_key"),)
+        indexes = (("buyer_id", "id"), ("status", "expires_at"), ("status", "delivered_at"), ("merchant_id", "id"))
+
+
+class OrderEvent(Model):
+    """One transition of an order: when, to what, by whom, why."""
+
+    id = fields.BigIntField(primary_key=True)
+    order: fields.ForeignKeyRelation[Order] = fields.ForeignKeyField(
+        "kameng.Order", related_name="events", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(OrderStatus, max_length=20)
+    actor = fields.CharField(max_length=40, default="system")  # "user:<id>", "system", "gateway:<name>"
+    note = fields.CharField(max_length=300, default="")
+    at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "order_event"
+        indexes = (("order_id", "id"),)

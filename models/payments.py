@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class PaymentMethod(StrEnum):
+    WALLET = "WALLET"
+    EXTERNAL = "EXTERNAL"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    REFUNDED_LATE = "REFUNDED_LATE"  # arrived after the grace window: credited to the wallet
+
+
+class Payment(Model):
+    id = fields.BigIntField(primary_key=True)
+    order: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "kameng.Order", related_name="payments", on_delete=fields.RESTRICT
+    )
+    method = fields.CharEnumField(PaymentMethod, max_length=16)
+    provider = fields.CharField(max_length=32, default="")
+    amount = fields.DecimalField(max_digits=12, decimal_places=2)
+    currency = fields.CharField(max_length=3, default="CNY")
+    status = fields.CharEnumField(PaymentStatus, max_length=16, default=PaymentStatus.PENDING)
+    provider_txn_id = fields.CharField(max_length=80, null=True)
+    pay_url = fields.CharField(max_length=500, default="")
+    # The first callback's answer, returned again to every replay.
+    callback_response = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    paid_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "payment"
+        unique_together = (("provider", "provider_txn_id"),)
+        indexes = (("order_id",),)

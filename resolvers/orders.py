@@ -1,0 +1,304 @@
+"""Orders: creation with stock reservation, the one place that moves an order between
+statuses, cancellation, expiry, confirmation, lookup and visibility."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from kameng import runtime
+from kameng.security import hash_password, verify_password
+from kameng.settings import get_settings
+from models.catalog import DeliveryKind, MerchantStatus, Product, ProductStatus
+from models.inventory import CardKey, CardKeyStatus
+from models.orders import Order, OrderEvent, OrderStatus, can_transition
+from resolvers import notifications, pricing
+from resolvers.accounts import normalise_email
+from resolvers.auth import Actor, allowed
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+from subscriptions import outbox
+
+IDEMPOTENCY_KEY_MAX = 80
+LOOKUP_PASSWORD_MIN = 6
+
+
+def topic_for(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
+def new_order_no() -> str:
+    # Sortable by day, unguessable within it: K20261122-8H3K9QX2ZP
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return f"K{datetime.now(UTC):%Y%m%d}-" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+# -- the state machine's one door ------------------------------------------------------
+
+
+async def transition(
+    order: Order,
+    target: OrderStatus,
+    *,
+    actor: str = "system",
+    note: str = "",
+    **changes: Any,
+) -> bool:
+    """Move ``order`` to ``target`` if it is still in the status we read; record the event.
+
+    Must run inside ``outbox.atomic()``. The update is conditional on the current status, so
+    of two concurrent attempts exactly one wins; the loser gets False and changes nothing.
+    ``order`` is updated in place on success.
+    """
+    current = order.status
+    if not can_transition(current, target):
+        return False
+    updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
+    if updated != 1:
+        return False
+    order.status = target
+    for name, value in changes.items():
+        setattr(order, name, value)
+    event = await OrderEvent.create(order_id=order.id, status=target, actor=actor, note=note[:300])
+    await outbox.emit(
+        topic_for(order.id),
+        {"order": order.id, "event": event.id, "status": target.value, "at": event.at.isoformat(), "note": event.note},
+    )
+    if order.buyer_id is not None and target in _NOTIFY:
+        title = _NOTIFY[target].format(no=order.order_no)
+        await notifications.notify(
+            order.buyer_id, f"ORDER_{target.value}", title, note, {"orderId": order.id},
+            dedupe_key=f"order:{order.id}:{target.value}:{event.id}",
+        )
+    return True
+
+
+_NOTIFY = {
+    OrderStatus.PAID: "Payment received for order {no}",
+    OrderStatus.DELIVERED: "Order {no} has been delivered",
+    OrderStatus.FAILED: "Order {no} could not be delivered",
+    OrderStatus.REFUNDED: "Order {no} was refunded",
+    OrderStatus.COMPLETED: "Order {no} is complete",
+}
+
+
+# -- creation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    product_id: int
+    quantity: int
+    idempotency_key: str
+    contact_email: str | None = None
+    query_password: str | None = None
+    topup_account: str | None = None
+
+
+async def create_order(actor: Actor, request: NewOrder) -> Order:
+    """Create an order and reserve its stock until it expires, or return the order that the
+    same idempotency key already made."""
+    key = request.idempotency_key.strip()
+    if not 8 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise invalid("idempotencyKey", f"The idempotency key must be 8 to {IDEMPOTENCY_KEY_MAX} characters.")
+    contact_email = ""
+    password_hash = ""
+    if actor.user is None:
+        if not request.contact_email or not request.query_password:
+            raise invalid("contactEmail", "Guests give a contact email and a query password.")
+        contact_email = normalise_email(request.contact_email, "contactEmail")
+        if len(request.query_password) < LOOKUP_PASSWORD_MIN:
+            raise invalid("queryPassword", f"The query password needs at least {LOOKUP_PASSWORD_MIN} characters.")
+        scope = f"g:{contact_email}"
+    else:
+        scope = f"u:{actor.user.id}"
+        if request.contact_email:
+            contact_email = normalise_email(request.contact_email, "contactEmail")
+
+    existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
+    if existing is not None:
+        return _same_request(existing, request)
+
+    product = await Product.filter(id=request.product_id).select_related("merchant").first()
+    if product is None or product.status != ProductStatus.ACTIVE:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
+    if product.merchant.status != MerchantStatus.ACTIVE:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This shop is not selling at the moment.", "productId")
+    if not product.min_quantity <= request.quantity <= product.max_quantity:
+        raise invalid("quantity", f"Order between {product.min_quantity} and {product.max_quantity}.")
+    topup_account = (request.topup_account or "").strip()
+    if product.delivery_kind == DeliveryKind.DIRECT_TOPUP and not 1 <= len(topup_account) <= 120:
+        raise invalid("topupAccount", "Give the account to top up (at most 120 characters).")
+    if request.query_password:
+        password_hash = hash_password(request.query_password)
+
+    unit_price = pricing.unit_price(product, request.quantity)
+    settings = get_settings()
+    now = datetime.now(UTC)
+    try:
+        async with outbox.atomic():
+            order = await Order.create(
+                order_no=new_order_no(),
+                buyer_id=actor.user_id,
+                product_id=product.id,
+                merchant_id=product.merchant_id,
+                quantity=request.quantity,
+                unit_price=unit_price,
+                total=pricing.line_total(unit_price, request.quantity),
+                currency=product.currency,
+                idempotency_scope=scope,
+                idempotency_key=key,
+                contact_email=contact_email,
+                query_password_hash=password_hash,
+                topup_account=topup_account,
+                expires_at=now + timedelta(seconds=settings.order_reservation_seconds),
+            )
+            await _reserve_stock(order, product)
+            event = await OrderEvent.create(order_id=order.id, status=order.status, actor=_actor(actor), note="created")
+            await outbox.emit(
+                topic_for(order.id),
+                {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
+            )
+            await outbox.enqueue(
+                "expire_order", delay_ms=settings.order_reservation_seconds * 1000 + 500, order_id=order.id
+            )
+    except IntegrityError:
+        # The same idempotency key, concurrently: the other request made the order.
+        existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
+        if existing is None:
+            raise
+        return _same_request(existing, request)
+    return order
+
+
+def _same_request(order: Order, request: NewOrder) -> Order:
+    if order.product_id != request.product_id or order.quantity != request.quantity:
+        raise UserFacingError(
+            ErrorCode.DUPLICATE, "This idempotency key was used for a different order.", "idempotencyKey"
+        )
+    return order
+
+
+async def _reserve_stock(order: Order, product: Product) -> None:
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        taken = await take_keys(product.id, order.id, order.quantity, CardKeyStatus.RESERVED)
+        if taken < order.quantity:
+            if taken == 0 and not await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).exists():
+                raise UserFacingError(ErrorCode.SOLD_OUT, "Sold out.", "productId")
+            raise UserFacingError(ErrorCode.INSUFFICIENT_STOCK, "Not enough stock for this quantity.", "quantity")
+    elif product.stock_limit is not None:
+        updated = await Product.filter(id=product.id, stock_limit__gte=order.quantity).update(
+            stock_limit=F("stock_limit") - order.quantity
+        )
+        if updated != 1:
+            code = ErrorCode.SOLD_OUT if product.stock_limit <= 0 else ErrorCode.INSUFFICIENT_STOCK
+            raise UserFacingError(code, "Not enough stock for this quantity.", "quantity")
+
+
+async def take_keys(product_id: int, order_id: int, quantity: int, status: CardKeyStatus) -> int:
+    """Bind up to ``quantity`` available keys of a product to an order; returns how many.
+
+    On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so concurrent buyers
+    take different keys without waiting; everywhere, the update is conditional on the key
+    still being available and its affected-row count is what counts.
+    """
+    candidates = (
+        CardKey.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE)
+        .order_by("id")
+        .limit(quantity)
+        .select_for_update(skip_locked=True)
+    )
+    ids = [row[0] for row in await candidates.values_list("id")]
+    if not ids:
+        return 0
+    changes: dict[str, Any] = {"status": status, "order_id": order_id}
+    if status == CardKeyStatus.SOLD:
+        changes["sold_at"] = datetime.now(UTC)
+    return await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
+
+
+async def release_stock(order: Order) -> None:
+    """Give back what an unpaid order held (its reserved keys, or its stock units)."""
+    released = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+        status=CardKeyStatus.AVAILABLE, order_id=None
+    )
+    if released == 0:
+        product = await Product.get(id=order.product_id)
+        if product.delivery_kind != DeliveryKind.CARD_KEY and product.stock_limit is not None:
+            await Product.filter(id=product.id).update(stock_limit=F("stock_limit") + order.quantity)
+
+
+def _actor(actor: Actor) -> str:
+    return f"user:{actor.user.id}" if actor.user is not None else "guest"
+
+
+# -- buyer actions and timers ----------------------------------------------------------
+
+
+async def cancel_order(actor: Actor, order_id: int) -> Order:
+    order = await visible_order(actor, order_id)
+    if order is None or not _is_buyer(actor, order):
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    async with outbox.atomic():
+        if not await transition(order, OrderStatus.CANCELLED, actor=_actor(actor), note="cancelled by the buyer"):
+            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be cancelled.")
+        await release_stock(order)
+    return order
+
+
+async def expire_order(order_id: int) -> bool:
+    """Cancel an unpaid order whose reservation ran out and release its stock (idempotent)."""
+    order = await Order.filter(id=order_id).first()
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT or order.expires_at > datetime.now(UTC):
+        return False
+    async with outbox.atomic():
+        if not await transition(order, OrderStatus.CANCELLED, note="payment time ran out"):
+            return False
+        await release_stock(order)
+    return True
+
+
+async def expired_unpaid(limit: int = 500) -> list[int]:
+    now = datetime.now(UTC)
+    rows = await Order.filter(status=OrderStatus.PENDING_PAYMENT, expires_at__lte=now).limit(limit).values_list("id")
+    return [row[0] for row in rows]
+
+
+# -- who may see an order --------------------------------------------------------------
+
+
+def _is_buyer(actor: Actor, order: Order) -> bool:
+    return actor.user is not None and order.buyer_id == actor.user.id
+
+
+async def visible_order(actor: Actor, order_id: int) -> Order | None:
+    """The order, if the actor is its buyer, its merchant's owner, or staff; else None."""
+    order = await Order.filter(id=order_id).select_related("merchant").first()
+    if order is None or actor.user is None:
+        return None
+    if _is_buyer(actor, order) or allowed(actor, owner_id=order.merchant.owner_id):
+        return order
+    return None
+
+
+def is_buyer(actor: Actor, order: Order) -> bool:
+    return _is_buyer(actor, order)
+
+
+async def lookup(actor: Actor, order_no: str, password: str) -> Order | None:
+    """Guest lookup by order number and query password, rate-limited against guessing."""
+    limiter = runtime.current().limiter
+    limit = get_settings().order_lookup_limit
+    ip_ok = await limiter.hit(limit, "lookup:ip", actor.ip or "-")
+    no_ok = await limiter.hit(limit, "lookup:order", order_no.strip()[:32])
+    if not (ip_ok and no_ok):
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many lookups; wait a minute and try again.")
+    order = await Order.filter(order_no=order_no.strip()[:32]).first()
+    if not verify_password(order.query_password_hash if order and order.query_password_hash else None, password):
+        return None
+    return order
+
