@@ -75,7 +75,10 @@ async def start(
         return _current
     settings = settings or get_settings()
     configure(settings)
-    settings.signing_secret()  # refuse to start without a secret, before anything else
+    # Refuse to start without the secrets, before anything else.
+    settings.signing_secret()
+    settings.card_keyring()
+    settings.fingerprint_secret()
 
     if apply_migrations:
         await db.migrate(settings)

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # Consume jobs inside the API process. Default: only when no broker is configured.
     inprocess_worker: bool | None = None
     outbox_sweep_seconds: float = Field(default=1.0, gt=0)
+    # How often worker processes look for expired, stuck, overdue and completable orders.
+    sweep_seconds: float = Field(default=5.0, gt=0)
 
     # Commerce.
     order_reservation_seconds: int = Field(default=15 * 60, ge=10)

@@ -13,7 +13,7 @@ class CardKeyStatus(StrEnum):
 
 
 class CardKey(Model):
-    """A card secret (卡密), encrypted at rest; deduplicated by an HMAC fingerprint."""
+    """A card secret (卡密), encrypted at rest and deduplicated by an HMAC fingerprint."""
 
     id = fields.BigIntField(primary_key=True)
     product: fields.ForeignKeyRelation = fields.ForeignKeyField(

@@ -21,6 +21,8 @@ class Actor:
     session_id: uuid.UUID | None = None
     ip: str = ""
     user_agent: str = ""
+    # A guest who proved an order's lookup credentials acts as that one order's buyer.
+    guest_order_id: int | None = None
 
     @property
     def user_id(self) -> int | None:

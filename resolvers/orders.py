@@ -19,8 +19,9 @@ from models.inventory import CardKey, CardKeyStatus
 from models.orders import Order, OrderEvent, OrderStatus, can_transition
 from resolvers import notifications, pricing
 from resolvers.accounts import normalise_email
-from resolvers.auth import Actor, allowed
+from resolvers.auth import Actor, allowed, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
+from resolvers.pagination import Page, paginate
 from subscriptions import outbox
 
 IDEMPOTENCY_KEY_MAX = 80
@@ -57,6 +58,7 @@ async def transition(
     current = order.status
     if not can_transition(current, target):
         return False
+    changes["updated_at"] = datetime.now(UTC)  # queryset updates do not touch auto_now fields
     updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
     if updated != 1:
         return False
@@ -272,7 +274,9 @@ async def expired_unpaid(limit: int = 500) -> list[int]:
 
 
 def _is_buyer(actor: Actor, order: Order) -> bool:
-    return actor.user is not None and order.buyer_id == actor.user.id
+    if actor.user is not None:
+        return order.buyer_id == actor.user.id
+    return order.buyer_id is None and actor.guest_order_id == order.id
 
 
 async def visible_order(actor: Actor, order_id: int) -> Order | None:
@@ -302,3 +306,39 @@ async def lookup(actor: Actor, order_no: str, password: str) -> Order | None:
         return None
     return order
 
+
+
+async def fulfill_order(actor: Actor, order_id: int, note: str) -> Order:
+    """A MANUAL order delivered by hand: its merchant (or staff) marks it delivered."""
+    order = await Order.filter(id=order_id).select_related("merchant", "product").first()
+    if order is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    require(actor, owner_id=order.merchant.owner_id)
+    if order.product.delivery_kind != DeliveryKind.MANUAL:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "Only MANUAL orders are fulfilled by hand.", "orderId")
+    if len(note) > 300:
+        raise invalid("note", "The note has at most 300 characters.")
+    async with outbox.atomic():
+        if not await transition(
+            order, OrderStatus.DELIVERED, actor=_actor(actor), note=note or "delivered by the merchant",
+            delivered_at=datetime.now(UTC),
+        ):
+            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be fulfilled.")
+        await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+    return order
+
+
+async def list_for_buyer(actor: Actor, *, status: OrderStatus | None = None, **page: Any) -> Page[Order]:
+    user = require(actor)
+    queryset = Order.filter(buyer_id=user.id)
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    return await paginate(queryset, **page)
+
+
+async def events_of(order_ids: list[int]) -> list[list[OrderEvent]]:
+    """Batch load for DataLoaders: every order's events, oldest first, in one query."""
+    grouped: dict[int, list[OrderEvent]] = {i: [] for i in order_ids}
+    for event in await OrderEvent.filter(order_id__in=order_ids).order_by("id"):
+        grouped[event.order_id].append(event)
+    return [grouped[i] for i in order_ids]

@@ -13,7 +13,8 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from models.accounts import User
-from resolvers import accounts
+from models.orders import OrderEvent
+from resolvers import accounts, orders
 from resolvers.auth import ANONYMOUS, Actor
 
 
@@ -24,6 +25,10 @@ class Loaders:
     def user(self) -> DataLoader[int, User | None]:
         return DataLoader(accounts.get_users)
 
+    @cached_property
+    def order_events(self) -> DataLoader[int, list[OrderEvent]]:
+        return DataLoader(orders.events_of)
+
 
 @dataclass
 class Context:
@@ -32,6 +37,8 @@ class Context:
     actor: Actor = ANONYMOUS
     loaders: Loaders = field(default_factory=Loaders)
     connection_params: dict[str, Any] | None = None
+    # Set when this request proved a guest order's lookup credentials (orderLookup, createOrder).
+    guest_order_id: int | None = None
 
 
 Info = strawberry.Info[Context, None]

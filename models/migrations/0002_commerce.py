@@ -99,7 +99,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'product', 'app': 'kameng', 'indexes': [Index(fields=['status', 'id']), Index(fields=['merchant_id', 'id'])], 'pk_attr': 'id'},
+            options={'table': 'product', 'app': 'kameng', 'indexes': [Index(fields=['status', 'id']), Index(fields=['merchant_id', 'id']), Index(fields=['status', 'price', 'id']), Index(fields=['status', 'sold_count', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -145,7 +145,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('sold_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'card_key', 'app': 'kameng', 'unique_together': (('product_id', 'fingerprint'),), 'indexes': [Index(fields=['product_id', 'status', 'id']), Index(fields=['order_id'])], 'pk_attr': 'id', 'table_description': 'A card secret (卡密), encrypted at rest; deduplicated by an HMAC fingerprint.'},
+            options={'table': 'card_key', 'app': 'kameng', 'unique_together': (('product_id', 'fingerprint'),), 'indexes': [Index(fields=['product_id', 'status', 'id']), Index(fields=['order_id'])], 'pk_attr': 'id', 'table_description': 'A card secret (卡密), encrypted at rest and deduplicated by an HMAC fingerprint.'},
             bases=['Model'],
         ),
         ops.CreateModel(
