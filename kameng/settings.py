@@ -15,7 +15,7 @@ from pathlib import Path
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     outbox_sweep_seconds: float = Field(default=1.0, gt=0)
     # How often worker processes look for expired, stuck, overdue and completable orders.
     sweep_seconds: float = Field(default=5.0, gt=0)
+    # A paid order whose delivery has not moved for this long gets its job sent again.
+    stuck_delivery_seconds: float = Field(default=30.0, gt=0)
 
     # Commerce.
     order_reservation_seconds: int = Field(default=15 * 60, ge=10)
@@ -86,6 +88,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("database_url", "redis_url", "broker_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _production_needs_services(self) -> Settings:

@@ -86,16 +86,20 @@ async def stream(bus: EventBus, user_id: int, *, after: int | None = None) -> As
     falls between the two.
     """
     async with bus.subscribe(topic_for(user_id)) as events:
-        last = after
+        # Ids already sent, to drop duplicates (backlog vs live, at-least-once relay). Not an
+        # id comparison: ids are given before commit, so they may commit out of order.
+        sent: dict[int, None] = {}
         if after is not None:
             for note in await Notification.filter(user_id=user_id, id__gt=after).order_by("id").limit(RESUME_MAX):
-                last = note.id
+                sent[note.id] = None
                 yield note
         async for event in events:
             note_id = int(event.data["notification"])
-            if last is not None and note_id <= last:
+            if note_id in sent or (after is not None and note_id <= after):
                 continue
             note = await Notification.filter(id=note_id, user_id=user_id).first()
             if note is not None:
-                last = note.id
+                sent[note.id] = None
+                if len(sent) > RESUME_MAX * 10:
+                    del sent[next(iter(sent))]
                 yield note

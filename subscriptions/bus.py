@@ -85,6 +85,10 @@ class EventBus:
         """Stored events of ``topic`` with an id greater than ``after``, oldest first."""
         raise NotImplementedError
 
+    async def last_id(self, topic: str) -> str:
+        """The id of the newest stored event of ``topic`` ("0-0" if none)."""
+        raise NotImplementedError
+
     async def start(self) -> None:
         pass
 
@@ -122,6 +126,11 @@ class Subscription:
         self._listener = _Listener()
 
     async def __aenter__(self) -> Subscription:
+        if self._last is None:
+            # Start from the newest stored event, read before listening: whatever follows it
+            # is ours. The first read of the stream (below) covers what was published while
+            # the listener was being set up, and a lag or a reconnect is repaired the same way.
+            self._last = await self._bus.last_id(self._topic)
         listeners = self._bus._listeners
         first = self._topic not in listeners
         listeners.setdefault(self._topic, set()).add(self._listener)
@@ -148,10 +157,9 @@ class Subscription:
 
     async def _events(self) -> AsyncIterator[Event]:
         listener = self._listener
-        if self._last is not None:
-            for event in await self._bus.replay(self._topic, self._last):
-                self._last = event.id
-                yield event
+        for event in await self._bus.replay(self._topic, self._last):
+            self._last = event.id
+            yield event
         while True:
             event = await listener.queue.get()
             if listener.lagged:
@@ -159,13 +167,13 @@ class Subscription:
                 listener.lagged = False
                 while not listener.queue.empty():
                     listener.queue.get_nowait()
-                for missed in await self._bus.replay(self._topic, self._last) if self._last else []:
+                for missed in await self._bus.replay(self._topic, self._last):
                     self._last = missed.id
                     yield missed
                 continue
             if event is _WAKE:
                 continue
-            if self._last is not None and id_key(event.id) <= id_key(self._last):
+            if id_key(event.id) <= id_key(self._last):
                 continue
             self._last = event.id
             yield event
@@ -191,6 +199,10 @@ class MemoryBus(EventBus):
         self._streams.setdefault(topic, deque(maxlen=self._cap)).append(event)
         self._dispatch(event)
         return event.id
+
+    async def last_id(self, topic: str) -> str:
+        stream = self._streams.get(topic)
+        return stream[-1].id if stream else "0-0"
 
     async def replay(self, topic: str, after: str) -> list[Event]:
         bound = id_key(after)
@@ -237,6 +249,10 @@ class RedisBus(EventBus):
             args=[self._cap, STREAM_TTL_SECONDS, payload],
         )
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def last_id(self, topic: str) -> str:
+        rows = await self._redis.xrevrange(self._stream(topic), max="+", min="-", count=1)
+        return _str(rows[0][0]) if rows else "0-0"
 
     async def replay(self, topic: str, after: str) -> list[Event]:
         rows = await self._redis.xrange(self._stream(topic), min=f"({after}", max="+")

@@ -16,6 +16,7 @@ import logging
 from datetime import UTC, datetime
 
 import dramatiq
+from dramatiq.errors import ActorNotFound
 from tortoise.transactions import in_transaction
 
 from kameng.settings import Settings
@@ -88,16 +89,29 @@ class OutboxRelay:
                 return total
 
     async def _relay_batch(self) -> int:
+        failure: Exception | None = None
         async with self._local_lock, in_transaction() as connection:
             if not self._settings.is_sqlite:
                 await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [_ADVISORY_LOCK_KEY])
             rows = await OutboxEntry.filter(published_at=None).order_by("id").limit(BATCH)
-            if not rows:
-                return 0
+            done: list[int] = []
             for row in rows:
-                await self._publish(row)
-            await OutboxEntry.filter(id__in=[row.id for row in rows]).update(published_at=datetime.now(UTC))
-            return len(rows)
+                try:
+                    await self._publish(row)
+                except ActorNotFound:
+                    # Can never succeed (a job no process declares): log it and move on, rather
+                    # than block every later row behind it.
+                    log.error("outbox relay: row %s names unknown job %r; dropped", row.id, row.topic)
+                except Exception as exc:  # the bus or broker is down: keep order, retry later
+                    failure = exc
+                    break
+                done.append(row.id)
+            if done:
+                # Stamp what left, so that a retry does not send it again.
+                await OutboxEntry.filter(id__in=done).update(published_at=datetime.now(UTC))
+        if failure is not None:
+            raise failure
+        return len(done)
 
     async def _publish(self, row: OutboxEntry) -> None:
         if row.kind == OutboxKind.EVENT:
