@@ -35,6 +35,7 @@ from kameng.observability import HTTP_REQUESTS, configure_logging
 from kameng.settings import Settings, get_settings
 from resolvers.auth import ANONYMOUS, Actor, authenticate
 from resolvers.errors import UserFacingError
+from resolvers.payments import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from schema.context import Context
 
@@ -144,7 +145,7 @@ class RequestContext:
                 )
 
 
-_ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}
+_ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/payments/kpay/callback"}
 
 
 async def healthz(_: Request) -> Response:
@@ -177,6 +178,17 @@ def _ping_broker(broker: Any) -> None:
         broker.client.ping()
     elif hasattr(broker, "connection"):  # RabbitmqBroker: opening the (thread-local) connection is the probe
         _ = broker.connection
+
+
+async def payment_callback(request: Request) -> Response:
+    """A payment provider's callback (form-encoded); resolvers/payments decides what it proves."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > CALLBACK_MAX_BYTES:
+            return JSONResponse({"ok": False, "error": "callback too large"}, status_code=413)
+    answer = await handle_callback(request.path_params["provider"], body)
+    return Response(answer.body, status_code=answer.status_code, media_type="application/json")
 
 
 async def metrics(_: Request) -> Response:
@@ -220,6 +232,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/payments/{provider}/callback", payment_callback, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -98,7 +99,7 @@ def worker(
     loop_thread = EventLoopThread(log)
     loop_thread.start(timeout=5)
     set_event_loop_thread(loop_thread)
-    loop_thread.run_coroutine(runtime.start(settings, broker=broker, run_worker=False))
+    loop_thread.run_coroutine(runtime.start(settings, broker=broker, run_worker=False, sweeps=True))
 
     consumer = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
     consumer.start()
@@ -158,6 +159,120 @@ def schema() -> None:
     from schema import print_sdl
 
     typer.echo(print_sdl(), nl=False)
+
+
+@cli.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="The kpay HMAC secret (default KAMENG_KPAY_SECRET).", show_default=False)
+    ] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Send callbacks here instead of each pay link's notify_url.")
+    ] = None,
+) -> None:
+    """Run the kpay payment gateway simulator (point KAMENG_KPAY_URL at it)."""
+    import uvicorn
+
+    from kameng.simulator import create_simulator
+
+    if secret is None:
+        configured = get_settings().kpay_secret
+        secret = configured.get_secret_value() if configured is not None else None
+    try:
+        app = create_simulator(secret or "", callback_url)
+    except ValueError as exc:
+        raise _fail(f"simulator: {exc} (--secret or KAMENG_KPAY_SECRET)") from None
+    typer.echo(f"kpay simulator on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+keys_cli = typer.Typer(no_args_is_help=True, help="Card keys (卡密) of CARD_KEY products.")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _product_id(value: str) -> int:
+    """A product's number, or its global ID as the API shows it."""
+    if value.isdigit():
+        return int(value)
+    from strawberry.relay import GlobalID
+
+    try:
+        gid = GlobalID.from_id(value)
+        if gid.type_name == "Product" and gid.node_id.isdigit():
+            return int(gid.node_id)
+    except Exception:  # not a global ID at all
+        pass
+    raise _fail(f"--product {value!r}: give the product's number or its global ID")
+
+
+def read_key_file(path: Path, *, skip_header: bool = False) -> list[str]:
+    """The raw keys of a file: one per line, or the first column of each row of a .csv."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: drop a BOM
+        if path.suffix.lower() == ".csv":
+            keys = [row[0] if row else "" for row in csv.reader(handle)]
+        else:
+            keys = [line.rstrip("\r\n") for line in handle]
+    return keys[1:] if skip_header else keys
+
+
+@keys_cli.command("import")
+def import_keys(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Text (one key per line) or .csv (first column).")],
+    product: Annotated[str, typer.Option("--product", help="The CARD_KEY product: its number or global ID.")],
+    chunk_size: Annotated[int, typer.Option(min=1, max=5000, help="Keys per transaction.")] = 1000,
+    skip_header: Annotated[bool, typer.Option(help="The first line (row) is a header.")] = False,
+) -> None:
+    """Import card keys into a product: trimmed, blanks dropped, duplicates skipped.
+
+    Runs as the operator (no ownership check), in short transactions of --chunk-size keys so that a large file never holds the API up.
+
+    Re-running a file imports only what is missing.
+    """
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from resolvers.errors import UserFacingError
+    from resolvers.inventory import ImportResult, import_card_keys
+
+    product_id = _product_id(product)
+    try:
+        keys = read_key_file(file, skip_header=skip_header)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail(f"{file}: cannot read it as UTF-8 text or CSV ({exc})") from None
+
+    bar = Progress(
+        TextColumn("importing keys"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )  # fmt: skip
+    task = bar.add_task("import", total=None)
+    elapsed = 0.0
+
+    async def work() -> ImportResult:
+        nonlocal elapsed
+        started = time.perf_counter()
+        result = await import_card_keys(
+            None, product_id, keys, limit=None, chunk_size=chunk_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        return result
+
+    try:
+        with bar:
+            result = _with_db(work)
+    except UserFacingError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    rate = (result.imported + result.duplicates) / elapsed if elapsed > 0 else 0.0
+    typer.echo(
+        f"imported {result.imported}, duplicates {result.duplicates}, blank {result.blank} "
+        f"in {elapsed:.2f} s ({rate:.0f} keys/s)"
+    )
 
 
 def main() -> None:

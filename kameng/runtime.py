@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
@@ -21,8 +22,10 @@ from kameng.redis import connect
 from kameng.settings import Settings, configure, get_settings
 from subscriptions import outbox
 from subscriptions.bus import EventBus, MemoryBus, RedisBus
-from workers.broker import build_broker
-from workers.relay import OutboxRelay
+
+if TYPE_CHECKING:
+    from workers.relay import OutboxRelay
+    from workers.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class Runtime:
     broker: dramatiq.Broker
     relay: OutboxRelay
     worker: dramatiq.Worker | None = None
+    scheduler: Scheduler | None = None
 
 
 _current: Runtime | None = None
@@ -68,8 +72,15 @@ async def start(
     broker: dramatiq.Broker | None = None,
     apply_migrations: bool = False,
     run_worker: bool | None = None,
+    sweeps: bool | None = None,
 ) -> Runtime:
     """Start this process's runtime on the running loop (idempotent per process)."""
+    # Imported here: use cases import this module for `current()`, and the workers import
+    # the use cases.
+    from workers.broker import build_broker
+    from workers.relay import OutboxRelay
+    from workers.scheduler import Scheduler
+
     global _current
     if _current is not None:
         return _current
@@ -95,11 +106,16 @@ async def start(
 
     runtime = Runtime(settings, redis, bus, limiter, broker, relay)
     _current = runtime
-    if settings.run_inprocess_worker if run_worker is None else run_worker:
+    consume = settings.run_inprocess_worker if run_worker is None else run_worker
+    if consume:
         if get_event_loop_thread() is None:
             set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]
         runtime.worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=100)
         runtime.worker.start()
+    # Processes that consume jobs also sweep for what timers, crashes and lost messages left.
+    if consume if sweeps is None else sweeps:
+        runtime.scheduler = Scheduler(settings.sweep_seconds)
+        runtime.scheduler.start()
     relay.kick()  # whatever an earlier run left pending
     return runtime
 
@@ -109,6 +125,8 @@ async def stop() -> None:
     runtime = _current
     if runtime is None:
         return
+    if runtime.scheduler is not None:
+        await runtime.scheduler.stop()
     if runtime.worker is not None:
         # stop() joins worker threads that may be waiting on this loop: never block it.
         await asyncio.to_thread(runtime.worker.stop)

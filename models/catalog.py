@@ -85,4 +85,10 @@ class Product(Model):
 
     class Meta:
         table = "product"
-        indexes = (("status", "id"), ("merchant_id", "id"))
+        # Keyset pagination: newest (id), by price, best selling (see resolvers/catalog.py).
+        indexes = (
+            ("status", "id"),
+            ("merchant_id", "id"),
+            ("status", "price", "id"),
+            ("status", "sold_count", "id"),
+        )

@@ -76,8 +76,9 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
                 posting = await Posting.create(reason=reason, reference=reference, memo=memo[:300])
         except IntegrityError:
             return False
-        # A fixed order (debits first, then by code), so concurrent postings lock rows alike.
-        for code, amount in sorted(legs, key=lambda leg: (leg[1] > 0, leg[0])):
+        # One global order (by code), so concurrent postings lock account rows alike and
+        # cannot deadlock each other.
+        for code, amount in sorted(legs, key=lambda leg: leg[0]):
             acct = accounts[code]
             query = Account.filter(id=acct.id)
             if amount < 0 and not acct.allow_negative:

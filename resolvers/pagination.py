@@ -2,16 +2,23 @@
 
 Cursors hold the sort key of an item (e.g. its id), not an offset, so a page boundary does
 not move when rows are inserted in front of it. ``first``/``last`` are capped at 100.
+
+``paginate`` orders by id. ``paginate_by`` orders by another column with the id as the tie
+breaker, and its cursors carry both (plus the column's name, so that a cursor of one sort
+is refused by another).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
 import orjson
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from resolvers.errors import invalid
@@ -83,6 +90,107 @@ async def paginate(
     return Page(
         items=rows,
         cursors=cursors,
+        has_next=more if not backwards else before is not None,
+        has_previous=more if backwards else after is not None,
+        total=queryset,
+    )
+
+
+# -- ordering by another column ---------------------------------------------------------
+
+
+def _page_size(first: int | None, last: int | None) -> tuple[bool, int]:
+    """(backwards, size) of a request, or INVALID_INPUT (the same rules as ``paginate``)."""
+    if first is not None and last is not None:
+        raise invalid("first", "Pass either first or last, not both.")
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and not 0 <= size <= MAX_PAGE:
+            raise invalid(name, f"{name} must be between 0 and {MAX_PAGE}.")
+    if last is not None:
+        return True, last
+    return False, first if first is not None else DEFAULT_PAGE
+
+
+def _json_value(value: Any) -> Any:
+    # Decimals travel as strings: a float would lose the fen.
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def parse_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def parse_decimal(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise ValueError from None
+    if not parsed.is_finite():
+        raise ValueError
+    return parsed
+
+
+def encode_key_cursor(key: str, value: Any, row_id: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([key, _json_value(value), row_id])).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str, key: str, parse: Callable[[Any], Any], field: str) -> tuple[Any, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        name, raw, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        if name != key or not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError
+        return parse(raw), row_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise invalid(field, "The cursor is not one this API handed out for this order.") from None
+
+
+def _beyond(key: str, value: Any, row_id: int, *, greater: bool) -> Q:
+    """Rows strictly after (value, id) in ascending order (``greater``) or descending order."""
+    op = "gt" if greater else "lt"
+    return Q(**{f"{key}__{op}": value}) | Q(**{key: value, f"id__{op}": row_id})
+
+
+async def paginate_by(
+    queryset: QuerySet[Any],
+    key: str,
+    *,
+    descending: bool,
+    parse: Callable[[Any], Any] = parse_int,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Page[Any]:
+    """One page of ``queryset`` ordered by (``key``, id), both ascending or both descending.
+
+    A keyset cursor: the page after (v, i) is "key beyond v, or key = v and id beyond i", so
+    rows inserted anywhere never shift a boundary. ``key`` must be a non-null column.
+    ``parse`` turns a cursor's JSON value back into a column value (raising ValueError).
+    """
+    backwards, size = _page_size(first, last)
+    filtered = queryset
+    if after is not None:
+        value, row_id = decode_key_cursor(after, key, parse, "after")
+        filtered = filtered.filter(_beyond(key, value, row_id, greater=not descending))
+    if before is not None:
+        value, row_id = decode_key_cursor(before, key, parse, "before")
+        filtered = filtered.filter(_beyond(key, value, row_id, greater=descending))
+
+    forward = [f"-{key}", "-id"] if descending else [key, "id"]
+    reverse = [key, "id"] if descending else [f"-{key}", "-id"]
+    rows = list(await filtered.order_by(*(reverse if backwards else forward)).limit(size + 1))
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    return Page(
+        items=rows,
+        cursors=[encode_key_cursor(key, getattr(row, key), row.id) for row in rows],
         has_next=more if not backwards else before is not None,
         has_previous=more if backwards else after is not None,
         total=queryset,

@@ -7,15 +7,18 @@ from strawberry import relay
 
 from kameng.settings import Settings, get_settings
 from schema.accounts import AccountMutations, AccountQueries, User
+from schema.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
 from schema.extensions import build_extensions
 from schema.notifications import Notification, NotificationMutations, NotificationSubscriptions
+from schema.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
+from schema.payments import Payment, PaymentMutations
 
 
 def _query_root() -> type:
     # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
-    class Query(AccountQueries):
+    class Query(AccountQueries, CatalogQueries, OrderQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
 
@@ -23,12 +26,12 @@ def _query_root() -> type:
 
 
 @strawberry.type
-class Mutation(AccountMutations, NotificationMutations):
+class Mutation(AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations):
     pass
 
 
 @strawberry.type
-class Subscription(NotificationSubscriptions):
+class Subscription(NotificationSubscriptions, OrderSubscriptions):
     pass
 
 
@@ -38,7 +41,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=_query_root(),
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Notification],
+        types=[User, Notification, Merchant, Product, Category, Order, Payment],
         extensions=build_extensions(settings),
     )
 

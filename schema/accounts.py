@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -17,6 +17,10 @@ from resolvers.auth import Actor, allowed
 from schema.base import Connection, UserError, run_mutation
 from schema.context import Info
 from schema.notifications import Notification
+from schema.orders import Order, OrderStatus, viewer_orders
+
+if TYPE_CHECKING:
+    from schema.payments import Wallet
 
 Role = strawberry.enum(RoleValue, name="Role")
 Tier = strawberry.enum(TierValue, name="Tier", description="Membership tier.")
@@ -56,6 +60,22 @@ class User(relay.Node):
         if info.context.actor.user_id != self.id:
             return None
         return await notifications.unread_count(info.context.actor)
+
+    @strawberry.field(description="The user's wallet: to the user themself and to staff; null otherwise.")
+    async def wallet(self, info: Info) -> Annotated[Wallet, strawberry.lazy("schema.payments")] | None:
+        from schema.payments import wallet_of
+
+        return await wallet_of(info, self.id)
+
+    @strawberry.field(description="The viewer's own orders, newest first; null for other users.")
+    async def orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: OrderStatus | None = None,
+    ) -> Connection[Order] | None:
+        return await viewer_orders(info, self.id, first, after, status)
 
     _email: strawberry.Private[str]
 

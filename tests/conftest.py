@@ -31,7 +31,7 @@ import httpx
 import pytest
 import uvicorn
 
-from kameng import runtime
+from kameng import crypto, runtime
 from kameng.settings import Settings, configure
 
 PG_ADMIN = os.environ.get("KAMENG_TEST_POSTGRES")
@@ -131,6 +131,7 @@ def make_settings(namespace: str, data_dir: Path, **overrides: Any) -> Settings:
         "namespace": namespace,
         "data_dir": data_dir,
         "secret_key": uuid.uuid4().hex + uuid.uuid4().hex,
+        "kpay_secret": "test-" + uuid.uuid4().hex,
         "inprocess_worker": True,
         "outbox_sweep_seconds": 0.2,
         "log_level": "WARNING",
@@ -154,6 +155,7 @@ async def stack() -> AsyncIterator[Stack]:
                 database_url = await exits.enter_async_context(postgres_database(PG_ADMIN, namespace))
             settings = make_settings(namespace, Path(tmp), database_url=database_url)
             configure(settings)
+            crypto.reset()
             if not settings.is_sqlite:
                 from kameng import db
 

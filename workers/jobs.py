@@ -39,4 +39,5 @@ def job(*, queue: str = "default", **options: Any) -> Callable[[JobFn], JobFn]:
 
 def load_all() -> None:
     """Import every module that declares jobs."""
+    import workers.delivery  # noqa: F401
     import workers.notifications  # noqa: F401

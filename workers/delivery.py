@@ -1,0 +1,205 @@
+"""Delivery: a paid order becomes a delivered one, exactly once.
+
+``deliver_order`` is sent through the outbox by the payment's own transaction, and may run
+more than once (at-least-once brokers, the stuck-order sweep, a worker killed mid-way): each
+step is conditional on the order's status, and the keys are bound in the same transaction
+that marks the order DELIVERED, so a re-run delivers the same keys, never more.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from tortoise.expressions import F
+
+from kameng.settings import get_settings
+from models.catalog import DeliveryKind, Merchant, Product
+from models.inventory import CardKey, CardKeyStatus
+from models.orders import Order, OrderStatus
+from resolvers import notifications, orders, payments
+from subscriptions import outbox
+from workers.jobs import job
+
+log = logging.getLogger(__name__)
+
+
+class NotEnoughKeys(Exception):
+    pass
+
+
+class SupplierRefused(Exception):
+    """The supplier answered that this top-up cannot be done: no point retrying."""
+
+
+class SupplierUnavailable(Exception):
+    """Timeout, connection error or 5xx: retried with backoff."""
+
+
+@job(queue="delivery", max_retries=6, min_backoff=1_000, max_backoff=60_000, on_retry_exhausted="delivery_gave_up")
+async def deliver_order(order_id: int) -> None:
+    order = await Order.filter(id=order_id).first()
+    if order is None:
+        return
+    if order.status == OrderStatus.PAID:
+        async with outbox.atomic():
+            await orders.transition(order, OrderStatus.DELIVERING, note="delivery started")
+        order = await Order.get(id=order_id)
+    if order.status != OrderStatus.DELIVERING:
+        return  # delivered, failed or refunded already: nothing to do again
+    product = await Product.get(id=order.product_id)
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        await _deliver_card_keys(order)
+    elif product.delivery_kind == DeliveryKind.DIRECT_TOPUP:
+        await _deliver_topup(order, product)
+    else:
+        await _await_manual(order, product)
+
+
+async def _deliver_card_keys(order: Order) -> None:
+    try:
+        async with outbox.atomic():
+            # Keys reserved at checkout become sold; a revived (late-paid) order takes fresh ones.
+            now = datetime.now(UTC)
+            await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+                status=CardKeyStatus.SOLD, sold_at=now
+            )
+            sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
+            if sold < order.quantity:
+                sold += await orders.take_keys(order.product_id, order.id, order.quantity - sold, CardKeyStatus.SOLD)
+            if sold != order.quantity:
+                raise NotEnoughKeys(f"order {order.id}: {sold} of {order.quantity} keys")
+            if not await orders.transition(order, OrderStatus.DELIVERED, note="card keys delivered", delivered_at=now):
+                return  # someone else finished it; this transaction's key changes roll back
+            await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+    except NotEnoughKeys as exc:
+        log.warning("delivery: %s", exc)
+        await fail_and_refund(order.id, "out of stock at delivery")
+
+
+async def _deliver_topup(order: Order, product: Product) -> None:
+    merchant = await Merchant.get(id=order.merchant_id)
+    try:
+        receipt = await call_supplier(merchant.supplier_url, order, product)
+    except SupplierRefused as exc:
+        await fail_and_refund(order.id, f"supplier refused: {exc}"[:300])
+        return
+    # SupplierUnavailable propagates: dramatiq retries with backoff, then delivery_gave_up.
+    async with outbox.atomic():
+        if await orders.transition(
+            order, OrderStatus.DELIVERED, note=f"topped up (supplier ref {receipt})"[:300], delivered_at=datetime.now(UTC)
+        ):
+            await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+
+
+async def call_supplier(url: str, order: Order, product: Product) -> str:
+    """POST the top-up to the merchant's supplier; the order number is the idempotency key,
+    so a retried call after a lost answer does not top up twice."""
+    if not url:
+        raise SupplierRefused("the merchant has no supplier configured")
+    body = {
+        "reference": order.order_no,
+        "account": order.topup_account,
+        "product": str(product.id),
+        "quantity": order.quantity,
+        "amount": str(order.total),
+    }
+    timeout = get_settings().supplier_timeout_seconds
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.post(url, json=body, headers={"Idempotency-Key": order.order_no})
+    except httpx.HTTPError as exc:
+        raise SupplierUnavailable(f"{type(exc).__name__}: {exc}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise SupplierUnavailable(f"HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise SupplierRefused(f"HTTP {response.status_code}: {response.text[:200]}")
+    try:
+        data: Any = response.json()
+    except ValueError:
+        raise SupplierUnavailable("the supplier's answer is not JSON") from None
+    if not isinstance(data, dict) or data.get("status") != "ok":
+        raise SupplierRefused(str(data)[:200])
+    return str(data.get("supplierRef", ""))[:80]
+
+
+async def _await_manual(order: Order, product: Product) -> None:
+    """MANUAL products: the merchant fulfils by hand before the deadline (fulfillOrder)."""
+    if order.delivery_due_at is not None:
+        return
+    due = datetime.now(UTC) + timedelta(minutes=product.delivery_promise_minutes)
+    async with outbox.atomic():
+        updated = await Order.filter(id=order.id, delivery_due_at=None).update(delivery_due_at=due)
+        if updated:
+            merchant = await Merchant.get(id=order.merchant_id)
+            await notifications.notify(
+                merchant.owner_id, "ORDER_TO_FULFIL", f"Order {order.order_no} awaits manual delivery",
+                f"Deliver before {due:%Y-%m-%d %H:%M} UTC.", {"orderId": order.id},
+                dedupe_key=f"order:{order.id}:to-fulfil",
+            )
+
+
+async def fail_and_refund(order_id: int, note: str) -> None:
+    """Mark the order FAILED and give the buyer's money back (each step idempotent)."""
+    order = await Order.get(id=order_id)
+    if order.status in (OrderStatus.PAID, OrderStatus.DELIVERING):
+        async with outbox.atomic():
+            await orders.transition(order, OrderStatus.FAILED, note=note)
+        order = await Order.get(id=order_id)
+    if order.status == OrderStatus.FAILED:
+        await payments.refund_order(order, note="automatic refund: " + note)
+
+
+@job(queue="delivery", max_retries=20)
+async def delivery_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Called by dramatiq when deliver_order has used up its retries."""
+    order_id = int(message_data.get("kwargs", {}).get("order_id", 0))
+    if order_id:
+        await fail_and_refund(order_id, "delivery failed after retries")
+
+
+@job(queue="default", max_retries=5)
+async def expire_order(order_id: int) -> None:
+    await orders.expire_order(order_id)
+
+
+# -- sweeps: what a timer, a crash or a lost message left behind -------------------------
+
+async def sweep_expired() -> int:
+    expired = 0
+    for order_id in await orders.expired_unpaid():
+        expired += await orders.expire_order(order_id)
+    return expired
+
+
+async def sweep_stuck_deliveries() -> int:
+    """Paid orders whose delivery has not moved for a while get their job sent again."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=get_settings().stuck_delivery_seconds)
+    stuck = await Order.filter(
+        status__in=[OrderStatus.PAID, OrderStatus.DELIVERING], updated_at__lte=cutoff, delivery_due_at=None
+    ).limit(500).values_list("id", flat=True)
+    for order_id in stuck:
+        async with outbox.atomic():
+            # Touch the order so that the next sweep gives this job its time again.
+            await Order.filter(id=order_id).update(updated_at=datetime.now(UTC))
+            await outbox.enqueue("deliver_order", order_id=order_id)
+    return len(stuck)
+
+
+async def sweep_overdue_manual() -> int:
+    now = datetime.now(UTC)
+    overdue = await Order.filter(status=OrderStatus.DELIVERING, delivery_due_at__lte=now).limit(500).values_list(
+        "id", flat=True
+    )
+    for order_id in overdue:
+        await fail_and_refund(order_id, "the merchant did not deliver in time")
+    return len(overdue)
+
+
+async def sweep_auto_complete() -> int:
+    return await payments.complete_delivered_orders()
+
+
+SWEEPS = (sweep_expired, sweep_stuck_deliveries, sweep_overdue_manual, sweep_auto_complete)
