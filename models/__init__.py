@@ -12,4 +12,8 @@ MODEL_MODULES = [
     "models.orders",
     "models.ledger",
     "models.payments",
+    "models.community",
+    "models.points",
+    "models.coupons",
+    "models.tasks",
 ]

@@ -31,6 +31,9 @@ class User(Model):
     role = fields.CharEnumField(Role, max_length=16, default=Role.BUYER)
     tier = fields.CharEnumField(Tier, max_length=16, default=Tier.NORMAL)
     is_active = fields.BooleanField(default=True)
+    follower_count = fields.IntField(default=0)
+    # Feeds are fanned out only to recently active users (refreshed at most hourly).
+    last_active_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

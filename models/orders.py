@@ -61,7 +61,14 @@ class Order(Model):
     contact_email = fields.CharField(max_length=254, default="")
     query_password_hash = fields.CharField(max_length=255, default="")
     topup_account = fields.CharField(max_length=120, default="")
-    from_post_id = fields.BigIntField(null=True)
+    from_post_id = fields.BigIntField(null=True)  # the post the order was placed from (creators)
+    # The pricing engine's breakdown (resolvers/pricing.py): list price x quantity with the
+    # wholesale tier is `unit_price * quantity`; then tier, coupon and points discounts.
+    tier_discount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
+    coupon_discount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
+    user_coupon_id = fields.BigIntField(null=True)
+    points_used = fields.IntField(default=0)
+    points_discount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
     expires_at = fields.DatetimeField()  # unpaid after this: cancelled, stock released
     paid_at = fields.DatetimeField(null=True)
     delivered_at = fields.DatetimeField(null=True)

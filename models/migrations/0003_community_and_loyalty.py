@@ -1,0 +1,283 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from models.community import ContentStatus, FollowKind, PostKind
+from models.coupons import CouponKind, CouponScope, UserCouponStatus
+from models.tasks import TaskPeriod
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('kameng', '0002_commerce')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='CheckIn',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='check_ins', on_delete=OnDelete.CASCADE)),
+                ('day', fields.DateField()),
+                ('streak', fields.IntField()),
+                ('points', fields.IntField()),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'check_in', 'app': 'kameng', 'unique_together': (('user_id', 'day'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Coupon',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('code', fields.CharField(unique=True, max_length=40)),
+                ('title', fields.CharField(max_length=80)),
+                ('kind', fields.CharEnumField(description='FIXED: FIXED\nPERCENT: PERCENT\nTHRESHOLD: THRESHOLD', enum_type=CouponKind, max_length=16)),
+                ('value', fields.DecimalField(max_digits=12, decimal_places=2)),
+                ('min_spend', fields.DecimalField(default=0, max_digits=12, decimal_places=2)),
+                ('scope', fields.CharEnumField(default=CouponScope.PLATFORM, description='PLATFORM: PLATFORM\nMERCHANT: MERCHANT\nCATEGORY: CATEGORY\nPRODUCT: PRODUCT', enum_type=CouponScope, max_length=16)),
+                ('scope_id', fields.BigIntField(null=True)),
+                ('valid_from', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('valid_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('total_quantity', fields.IntField(null=True)),
+                ('issued_count', fields.IntField(default=0)),
+                ('per_user_limit', fields.IntField(default=1)),
+                ('new_users_only', fields.BooleanField(default=False)),
+                ('points_price', fields.IntField(null=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'coupon', 'app': 'kameng', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Follow',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('follower', fields.ForeignKeyField('kameng.User', source_field='follower_id', db_constraint=True, to_field='id', related_name='following', on_delete=OnDelete.CASCADE)),
+                ('kind', fields.CharEnumField(description='USER: USER\nMERCHANT: MERCHANT\nPRODUCT: PRODUCT\nTOPIC: TOPIC', enum_type=FollowKind, max_length=16)),
+                ('target_id', fields.BigIntField()),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'follow', 'app': 'kameng', 'unique_together': (('follower_id', 'kind', 'target_id'),), 'indexes': [Index(fields=['kind', 'target_id', 'follower_id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ModerationAction',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('moderator', fields.ForeignKeyField('kameng.User', source_field='moderator_id', null=True, db_constraint=True, to_field='id', related_name='moderation_actions', on_delete=OnDelete.SET_NULL)),
+                ('target_kind', fields.CharField(max_length=16)),
+                ('target_id', fields.BigIntField()),
+                ('action', fields.CharField(max_length=16)),
+                ('reason', fields.CharField(default='', max_length=300)),
+                ('at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'moderation_action', 'app': 'kameng', 'indexes': [Index(fields=['target_kind', 'target_id'])], 'pk_attr': 'id', 'table_description': 'Audit trail: every hide, restore and release, by whom and why.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PointsBalance',
+            fields=[
+                ('user', fields.OneToOneField('kameng.User', source_field='user_id', primary_key=True, db_index=True, db_constraint=True, to_field='id', related_name='points_balance', on_delete=OnDelete.CASCADE)),
+                ('balance', fields.IntField(default=0)),
+                ('earned_total', fields.IntField(default=0)),
+            ],
+            options={'table': 'points_balance', 'app': 'kameng', 'pk_attr': 'user_id', 'table_description': "The cached sum of a user's entries, updated with each entry under a non-negative check."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PointsEntry',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='points_entries', on_delete=OnDelete.CASCADE)),
+                ('amount', fields.IntField()),
+                ('rule', fields.CharField(max_length=40)),
+                ('reference', fields.CharField(max_length=120)),
+                ('memo', fields.CharField(default='', max_length=200)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'points_entry', 'app': 'kameng', 'unique_together': (('user_id', 'rule', 'reference'),), 'indexes': [Index(fields=['user_id', 'id']), Index(fields=['user_id', 'rule', 'created_at'])], 'pk_attr': 'id', 'table_description': 'Append-only: one award or spend, unique per (rule, reference) so nothing counts twice.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Post',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('author', fields.ForeignKeyField('kameng.User', source_field='author_id', db_constraint=True, to_field='id', related_name='posts', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(description='REVIEW: REVIEW\nSHOWCASE: SHOWCASE\nGUIDE: GUIDE\nQUESTION: QUESTION\nDEMAND: DEMAND', enum_type=PostKind, max_length=16)),
+                ('title', fields.CharField(max_length=120)),
+                ('body', fields.TextField(unique=False)),
+                ('body_html', fields.TextField(unique=False)),
+                ('product', fields.ForeignKeyField('kameng.Product', source_field='product_id', null=True, db_constraint=True, to_field='id', related_name='posts', on_delete=OnDelete.SET_NULL)),
+                ('order', fields.ForeignKeyField('kameng.Order', source_field='order_id', null=True, db_constraint=True, to_field='id', related_name='posts', on_delete=OnDelete.SET_NULL)),
+                ('rating', fields.SmallIntField(null=True)),
+                ('verified_purchase', fields.BooleanField(default=False)),
+                ('accepted_comment_id', fields.BigIntField(null=True)),
+                ('fulfilled_by_product_id', fields.BigIntField(null=True)),
+                ('like_count', fields.IntField(default=0)),
+                ('comment_count', fields.IntField(default=0)),
+                ('hot_rank', fields.FloatField(default=0.0, db_index=True)),
+                ('status', fields.CharEnumField(default=ContentStatus.VISIBLE, description='VISIBLE: VISIBLE\nHELD: HELD\nHIDDEN: HIDDEN\nDELETED: DELETED', enum_type=ContentStatus, max_length=16)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('edited_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'post', 'app': 'kameng', 'indexes': [Index(fields=['status', 'id']), Index(fields=['author_id', 'id']), Index(fields=['product_id', 'id']), Index(fields=['status', 'hot_rank', 'id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Comment',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('post', fields.ForeignKeyField('kameng.Post', source_field='post_id', db_constraint=True, to_field='id', related_name='comments', on_delete=OnDelete.CASCADE)),
+                ('author', fields.ForeignKeyField('kameng.User', source_field='author_id', db_constraint=True, to_field='id', related_name='comments', on_delete=OnDelete.RESTRICT)),
+                ('parent', fields.ForeignKeyField('kameng.Comment', source_field='parent_id', null=True, db_constraint=True, to_field='id', related_name='replies', on_delete=OnDelete.CASCADE)),
+                ('path', fields.CharField(default='', max_length=255)),
+                ('depth', fields.SmallIntField(default=0)),
+                ('body', fields.TextField(unique=False)),
+                ('body_html', fields.TextField(unique=False)),
+                ('product', fields.ForeignKeyField('kameng.Product', source_field='product_id', null=True, db_constraint=True, to_field='id', related_name='demand_answers', on_delete=OnDelete.SET_NULL)),
+                ('like_count', fields.IntField(default=0)),
+                ('status', fields.CharEnumField(default=ContentStatus.VISIBLE, description='VISIBLE: VISIBLE\nHELD: HELD\nHIDDEN: HIDDEN\nDELETED: DELETED', enum_type=ContentStatus, max_length=16)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'comment', 'app': 'kameng', 'indexes': [Index(fields=['post_id', 'path']), Index(fields=['post_id', 'id']), Index(fields=['author_id', 'id'])], 'pk_attr': 'id', 'table_description': "A reply in a thread, stored as a materialized path: a comment's path is its parent's"},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='CommentLike',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='comment_likes', on_delete=OnDelete.CASCADE)),
+                ('comment', fields.ForeignKeyField('kameng.Comment', source_field='comment_id', db_constraint=True, to_field='id', related_name='likes', on_delete=OnDelete.CASCADE)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'comment_like', 'app': 'kameng', 'unique_together': (('user_id', 'comment_id'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PostLike',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='post_likes', on_delete=OnDelete.CASCADE)),
+                ('post', fields.ForeignKeyField('kameng.Post', source_field='post_id', db_constraint=True, to_field='id', related_name='likes', on_delete=OnDelete.CASCADE)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'post_like', 'app': 'kameng', 'unique_together': (('user_id', 'post_id'),), 'indexes': [Index(fields=['post_id', 'user_id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Report',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('reporter', fields.ForeignKeyField('kameng.User', source_field='reporter_id', db_constraint=True, to_field='id', related_name='reports', on_delete=OnDelete.CASCADE)),
+                ('target_kind', fields.CharField(max_length=16)),
+                ('target_id', fields.BigIntField()),
+                ('reason', fields.CharField(max_length=300)),
+                ('open', fields.BooleanField(default=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'report', 'app': 'kameng', 'unique_together': (('reporter_id', 'target_kind', 'target_id'),), 'indexes': [Index(fields=['open', 'id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Task',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('code', fields.CharField(unique=True, max_length=40)),
+                ('title', fields.CharField(max_length=80)),
+                ('period', fields.CharEnumField(description='DAILY: DAILY\nONCE: ONCE', enum_type=TaskPeriod, max_length=8)),
+                ('event', fields.CharField(max_length=40)),
+                ('target', fields.IntField(default=1)),
+                ('reward_points', fields.IntField(default=0)),
+                ('reward_coupon_id', fields.BigIntField(null=True)),
+                ('active', fields.BooleanField(default=True)),
+            ],
+            options={'table': 'task', 'app': 'kameng', 'pk_attr': 'id', 'table_description': 'A task of the task center: reach ``target`` occurrences of ``event`` in a period.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TaskProgress',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('task', fields.ForeignKeyField('kameng.Task', source_field='task_id', db_constraint=True, to_field='id', related_name='progress', on_delete=OnDelete.CASCADE)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='task_progress', on_delete=OnDelete.CASCADE)),
+                ('period_key', fields.CharField(max_length=16)),
+                ('progress', fields.IntField(default=0)),
+                ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'task_progress', 'app': 'kameng', 'unique_together': (('task_id', 'user_id', 'period_key'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Topic',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('slug', fields.CharField(unique=True, max_length=60)),
+                ('name', fields.CharField(max_length=60)),
+                ('product', fields.ForeignKeyField('kameng.Product', source_field='product_id', null=True, db_constraint=True, to_field='id', related_name='circles', on_delete=OnDelete.CASCADE)),
+                ('post_count', fields.IntField(default=0)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'topic', 'app': 'kameng', 'pk_attr': 'id', 'table_description': "A tag. A topic with a product is that product's purchaser circle."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PostTopic',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('post', fields.ForeignKeyField('kameng.Post', source_field='post_id', db_constraint=True, to_field='id', related_name='topic_links', on_delete=OnDelete.CASCADE)),
+                ('topic', fields.ForeignKeyField('kameng.Topic', source_field='topic_id', db_constraint=True, to_field='id', related_name='post_links', on_delete=OnDelete.CASCADE)),
+            ],
+            options={'table': 'post_topic', 'app': 'kameng', 'unique_together': (('post_id', 'topic_id'),), 'indexes': [Index(fields=['topic_id', 'post_id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='UserCoupon',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('coupon', fields.ForeignKeyField('kameng.Coupon', source_field='coupon_id', db_constraint=True, to_field='id', related_name='holders', on_delete=OnDelete.CASCADE)),
+                ('user', fields.ForeignKeyField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='coupons', on_delete=OnDelete.CASCADE)),
+                ('status', fields.CharEnumField(default=UserCouponStatus.AVAILABLE, description='AVAILABLE: AVAILABLE\nLOCKED: LOCKED\nUSED: USED', enum_type=UserCouponStatus, max_length=16)),
+                ('order_id', fields.BigIntField(null=True)),
+                ('source', fields.CharField(default='claim', max_length=40)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'user_coupon', 'app': 'kameng', 'indexes': [Index(fields=['user_id', 'status']), Index(fields=['coupon_id', 'user_id']), Index(fields=['order_id'])], 'pk_attr': 'id', 'table_description': 'One coupon held by one user. It is locked by an unpaid order and returns when that'},
+            bases=['Model'],
+        ),
+        ops.AddField(
+            model_name='Order',
+            name='coupon_discount',
+            field=fields.DecimalField(default=0, max_digits=12, decimal_places=2),
+        ),
+        ops.AddField(
+            model_name='Order',
+            name='points_discount',
+            field=fields.DecimalField(default=0, max_digits=12, decimal_places=2),
+        ),
+        ops.AddField(
+            model_name='Order',
+            name='points_used',
+            field=fields.IntField(default=0),
+        ),
+        ops.AddField(
+            model_name='Order',
+            name='tier_discount',
+            field=fields.DecimalField(default=0, max_digits=12, decimal_places=2),
+        ),
+        ops.AddField(
+            model_name='Order',
+            name='user_coupon_id',
+            field=fields.BigIntField(null=True),
+        ),
+        ops.AddField(
+            model_name='User',
+            name='follower_count',
+            field=fields.IntField(default=0),
+        ),
+        ops.AddField(
+            model_name='User',
+            name='last_active_at',
+            field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
+    ]
