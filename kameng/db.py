@@ -20,7 +20,7 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": settings.database_dsn},
+        "connections": {"default": _with_pool_size(settings.database_dsn, settings.db_pool_size)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,
@@ -39,6 +39,13 @@ def __getattr__(name: str) -> Any:
     if name == "TORTOISE_ORM":
         return tortoise_config()
     raise AttributeError(name)
+
+
+def _with_pool_size(dsn: str, size: int) -> str:
+    """PostgreSQL URLs get a pool of ``size`` connections unless the URL sets ``maxsize``."""
+    if not dsn.startswith(("postgres://", "postgresql://", "asyncpg://")) or "maxsize=" in dsn:
+        return dsn
+    return f"{dsn}{'&' if '?' in dsn else '?'}maxsize={size}"
 
 
 async def init_db(settings: Settings | None = None) -> None:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, validation_alias=AliasChoices("BROKER_URL", "KAMENG_BROKER_URL")
     )
+    # Connections per process to PostgreSQL (payments, deliveries and subscriptions share them).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     # Prefix of every Redis key, channel and broker queue namespace this deployment owns;
     # tests set a random one so that they share the services without touching each other.
     namespace: str = "kameng"
@@ -85,6 +87,53 @@ class Settings(BaseSettings):
     kpay_secret: SecretStr | None = None
     kpay_url: str = "http://127.0.0.1:8100"
     supplier_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Loyalty: points, check-in, tiers, creators (resolvers/points.py, tiers.py, creators.py).
+    # The calendar day of check-ins, daily tasks and daily caps is the day in this timezone.
+    loyalty_timezone: str = "Asia/Shanghai"
+    points_per_yuan_paid: int = Field(default=1, ge=0)  # purchase points per 1.00 paid
+    points_check_in: int = Field(default=5, ge=0)
+    points_check_in_streak_bonus: int = Field(default=1, ge=0)  # per consecutive day after the first
+    points_check_in_streak_bonus_max: int = Field(default=10, ge=0)
+    points_showcase: int = Field(default=20, ge=0)
+    points_review: int = Field(default=10, ge=0)
+    points_like_received: int = Field(default=1, ge=0)
+    points_like_daily_cap: int = Field(default=20, ge=0)  # likes that earn points per day
+    points_answer_accepted: int = Field(default=15, ge=0)
+    points_demand_fulfilled: int = Field(default=30, ge=0)
+    points_creator_order: int = Field(default=10, ge=0)  # to a post's author per completed order
+    # Points as part payment: this many points are worth 1.00, for at most this share of an order.
+    points_per_yuan_value: int = Field(default=100, ge=1)
+    points_max_order_share: Decimal = Field(default=Decimal("0.20"), ge=0, le=Decimal("0.9"))
+    # Tiers from the rolling 12 months: paid spend OR points earned reaching a threshold.
+    tier_silver_spend: Decimal = Field(default=Decimal("500.00"), ge=0)
+    tier_gold_spend: Decimal = Field(default=Decimal("2000.00"), ge=0)
+    tier_silver_points: int = Field(default=3000, ge=0)
+    tier_gold_points: int = Field(default=12000, ge=0)
+    tier_sweep_seconds: float = Field(default=3600.0, gt=0)
+    # Creators: their share of the platform fee of an order placed from their post.
+    creator_fee_share: Decimal = Field(default=Decimal("0.20"), ge=0, le=1)
+
+    # Community: posting limits per user ("N/period"), stricter for accounts younger than
+    # new_account_hours. Staff are not limited.
+    post_limit: str = "10/hour"
+    post_limit_new_account: str = "2/hour"
+    comment_limit: str = "60/hour"
+    comment_limit_new_account: str = "10/hour"
+    new_account_hours: float = Field(default=24, ge=0)
+    # Sensitive-word filter: "word:action" pairs (action: block, mask or hold), separated by
+    # commas or newlines, matched case-insensitively in titles and bodies. The file, if set,
+    # holds more pairs, one a line ("#" starts a comment).
+    sensitive_words: str = ""
+    sensitive_words_file: Path | None = None
+
+    # Community feeds.
+    # FOLLOWING feeds are fanned out (Redis) only to users active within this many days.
+    feed_active_days: float = Field(default=7, gt=0)
+    # Posts kept per cached FOLLOWING feed; older pages are read from the database.
+    feed_max_posts: int = Field(default=800, ge=20)
+    # How often job-consuming processes recompute the HOT rank of the last 7 days' posts.
+    hot_rank_refresh_seconds: float = Field(default=300, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

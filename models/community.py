@@ -113,12 +113,21 @@ class Comment(Model):
         "kameng.Product", related_name="demand_answers", null=True, on_delete=fields.SET_NULL
     )  # DEMAND posts: the product a merchant offers
     like_count = fields.IntField(default=0)
+    # Reddit-style hot score, fixed at creation and moved only by likes (no decay job needed):
+    # log10(max(likes, 1)) + seconds since 2024-01-01 / 45000.
+    hot_rank = fields.FloatField(default=0.0)
     status = fields.CharEnumField(ContentStatus, max_length=16, default=ContentStatus.VISIBLE)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "comment"
-        indexes = (("post_id", "path"), ("post_id", "id"), ("author_id", "id"))
+        indexes = (
+            ("post_id", "path"),
+            ("post_id", "id"),
+            ("author_id", "id"),
+            ("post_id", "like_count", "id"),
+            ("post_id", "hot_rank", "id"),
+        )
 
 
 class PostLike(Model):

@@ -27,8 +27,9 @@ class PointsEntry(Model):
 class PointsBalance(Model):
     """The cached sum of a user's entries, updated with each entry under a non-negative check."""
 
+    id = fields.BigIntField(primary_key=True)
     user: fields.OneToOneRelation = fields.OneToOneField(
-        "kameng.User", related_name="points_balance", primary_key=True, on_delete=fields.CASCADE
+        "kameng.User", related_name="points_balance", on_delete=fields.CASCADE
     )
     balance = fields.IntField(default=0)
     earned_total = fields.IntField(default=0)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Q
 
 from kameng.security import InvalidToken, decode_access_token
 from kameng.settings import get_settings
@@ -86,4 +88,23 @@ async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Act
     )
     if session is None or not session.user.is_active:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The session has ended; sign in again.")
+    await _touch(session.user)
     return Actor(user=session.user, session_id=session.id, ip=ip, user_agent=user_agent)
+
+
+#: Activity is recorded at most this often per user (feeds fan out to recently active users).
+ACTIVITY_RESOLUTION = timedelta(hours=1)
+
+
+async def _touch(user: User) -> None:
+    """Record activity, at most hourly: a conditional UPDATE, so concurrent requests write once.
+
+    The loaded ``user`` keeps its previous value on purpose: the FOLLOWING feed reads it to
+    see that a user is back from inactivity and their cached feed needs a rebuild. Sign-up
+    counts as activity (``last_active_at`` null: ``created_at``), so the first hour costs none.
+    """
+    now = datetime.now(UTC)
+    stale = now - ACTIVITY_RESOLUTION
+    if (user.last_active_at or user.created_at) >= stale:
+        return
+    await User.filter(Q(last_active_at__lt=stale) | Q(last_active_at=None), id=user.id).update(last_active_at=now)

@@ -18,7 +18,7 @@ def fee(order: Order) -> Decimal:
 async def hold(order: Order, source: str, *, reference: str | None = None) -> bool:
     """Move the order total from ``source`` (a wallet or a gateway) into escrow."""
     return await ledger.post(
-        "order.pay", reference or str(order.id), [(source, -order.total), (ledger.ESCROW, order.total)],
+        "order.pay", reference or str(order.id), [(source, -order.total), (ledger.escrow(order.id), order.total)],
         memo=f"payment of order {order.order_no}",
     )
 
@@ -30,7 +30,7 @@ async def settle(order: Order) -> bool:
         "order.settle",
         str(order.id),
         [
-            (ledger.ESCROW, -order.total),
+            (ledger.escrow(order.id), -order.total),
             (ledger.merchant_balance(order.merchant_id), order.total - platform),
             (ledger.PLATFORM_FEES, platform),
         ],
@@ -46,6 +46,6 @@ def refund_destination(order: Order, paid_from: str) -> str:
 async def refund(order: Order, destination: str) -> bool:
     """Return the escrowed total to ``destination``."""
     return await ledger.post(
-        "order.refund", str(order.id), [(ledger.ESCROW, -order.total), (destination, order.total)],
+        "order.refund", str(order.id), [(ledger.escrow(order.id), -order.total), (destination, order.total)],
         memo=f"refund of order {order.order_no}",
     )

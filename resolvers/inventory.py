@@ -3,13 +3,15 @@ audited reveal of a delivered order's secrets.
 
 Secrets are sealed with AES-GCM (kameng.crypto) bound to their product, and deduplicated by
 an HMAC fingerprint under the unique index (product_id, fingerprint): the database decides
-what is new, so counts stay exact when imports of overlapping batches run at once.
+what is new (INSERT ... ON CONFLICT DO NOTHING, counted), so counts stay exact when imports
+of overlapping batches run at once. Imports go in chunks of 1,000 keys, each its own short
+transaction, so that a large import never holds the API's writers up for long.
 """
 
 from __future__ import annotations
 
 import asyncio
-import unicodedata
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +37,9 @@ MAX_KEY_LENGTH = 500
 CHUNK_SIZE = 1_000
 #: 6 parameters per key: 5,000 keys stay below PostgreSQL's 32,767 parameters per statement.
 MAX_CHUNK_SIZE = 5_000
+
+#: Control characters (Unicode category Cc) other than tab; a regex, as this runs per key.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 #: ``progress(done, total)`` after each chunk: keys handled so far, of how many.
 Progress = Callable[[int, int], None]
@@ -64,7 +69,7 @@ def clean_keys(raw: Iterable[str], *, limit: int | None = None) -> tuple[list[st
             continue
         if len(key) > MAX_KEY_LENGTH:
             raise invalid("keys", f"Key {position} is longer than {MAX_KEY_LENGTH} characters.")
-        if any(unicodedata.category(ch) == "Cc" and ch != "\t" for ch in key):
+        if _CONTROL.search(key):
             raise invalid("keys", f"Key {position} contains control characters.")
         keys.append(key)
     return keys, blank
@@ -130,18 +135,11 @@ async def _insert_chunk(product_id: int, items: Sequence[tuple[str, str]], box: 
     """Insert (fingerprint, secret) pairs that are new for the product, in the given order
     (keys are sold oldest first); return how many were new.
 
-    Keys already stored are skipped up front (one indexed query) so a re-run seals and sends
-    only what is missing; the INSERT's ON CONFLICT still has the last word for keys that a
-    concurrent import stores in between.
+    No separate "which of these exist?" query first: the INSERT's ON CONFLICT answers that
+    exactly and uses the unique index, where a 1,000-value IN list on a table that just grew
+    (no planner statistics yet) made PostgreSQL scan the product's keys (measured 2 s per
+    chunk, 13x slower overall).
     """
-    stored = set(
-        await CardKey.filter(product_id=product_id, fingerprint__in=[f for f, _ in items]).values_list(
-            "fingerprint", flat=True
-        )
-    )
-    items = [(f, s) for f, s in items if f not in stored]
-    if not items:
-        return 0
     created_at = CardKey._meta.fields_map["created_at"].to_db_value(datetime.now(UTC), CardKey)
     rows = []
     for fingerprint, secret in items:  # sealed before the transaction: it stays short

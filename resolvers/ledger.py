@@ -18,7 +18,6 @@ from models.ledger import Account, Entry, Posting
 from resolvers.errors import ErrorCode, UserFacingError
 
 CENT = Decimal("0.01")
-ESCROW = "escrow"
 PLATFORM_FEES = "platform:fees"
 ADJUSTMENTS = "platform:adjustments"
 #: Accounts that stand for the outside world or the platform's books, which may be negative.
@@ -35,6 +34,12 @@ def merchant_balance(merchant_id: int) -> str:
 
 def merchant_deposit(merchant_id: int) -> str:
     return f"deposit:{merchant_id}"
+
+
+def escrow(order_id: int) -> str:
+    """Each order's escrow is an account of its own: payments do not queue on one hot row,
+    and an order's escrow can never go below zero."""
+    return f"escrow:{order_id}"
 
 
 def gateway(provider: str) -> str:

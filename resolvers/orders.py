@@ -17,7 +17,7 @@ from kameng.settings import get_settings
 from models.catalog import DeliveryKind, MerchantStatus, Product, ProductStatus
 from models.inventory import CardKey, CardKeyStatus
 from models.orders import Order, OrderEvent, OrderStatus, can_transition
-from resolvers import notifications, pricing
+from resolvers import coupons, creators, notifications, points, pricing
 from resolvers.accounts import normalise_email
 from resolvers.auth import Actor, allowed, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -70,6 +70,7 @@ async def transition(
         topic_for(order.id),
         {"order": order.id, "event": event.id, "status": target.value, "at": event.at.isoformat(), "note": event.note},
     )
+    await _loyalty(order, target)
     if order.buyer_id is not None and target in _NOTIFY:
         title = _NOTIFY[target].format(no=order.order_no)
         await notifications.notify(
@@ -77,6 +78,24 @@ async def transition(
             dedupe_key=f"order:{order.id}:{target.value}:{event.id}",
         )
     return True
+
+
+async def _loyalty(order: Order, target: OrderStatus) -> None:
+    """In the transition's transaction: the coupon an order holds is USED once it is paid and
+    goes back to its owner, with the points it spent, when the order is cancelled, expires or
+    is refunded; completion and refund are loyalty events (workers/loyalty.py)."""
+    if order.buyer_id is None:
+        return
+    if target == OrderStatus.PAID:
+        await coupons.mark_used(order)
+    elif target in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        await coupons.give_back(order)
+        if order.points_used:
+            await points.give_back_for_order(order.buyer_id, order.id)
+    if target in (OrderStatus.COMPLETED, OrderStatus.REFUNDED):
+        await outbox.enqueue(
+            "loyalty_event", user_id=order.buyer_id, event=f"ORDER_{target.value}", reference=f"order:{order.id}"
+        )
 
 
 _NOTIFY = {
@@ -99,6 +118,9 @@ class NewOrder:
     contact_email: str | None = None
     query_password: str | None = None
     topup_account: str | None = None
+    coupon_code: str | None = None
+    points_to_use: int = 0
+    from_post_id: int | None = None
 
 
 async def create_order(actor: Actor, request: NewOrder) -> Order:
@@ -135,10 +157,18 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     topup_account = (request.topup_account or "").strip()
     if product.delivery_kind == DeliveryKind.DIRECT_TOPUP and not 1 <= len(topup_account) <= 120:
         raise invalid("topupAccount", "Give the account to top up (at most 120 characters).")
+    if request.from_post_id is not None:
+        await creators.visible_post(request.from_post_id)
+    # The one pricing engine: what priceQuote shows is what is charged.
+    priced = await pricing.price(
+        actor,
+        pricing.PriceRequest(product.id, request.quantity, request.coupon_code, request.points_to_use),
+        product=product,
+    )
+    quote = priced.quote
     if request.query_password:
         password_hash = hash_password(request.query_password)
 
-    unit_price = pricing.unit_price(product, request.quantity)
     settings = get_settings()
     now = datetime.now(UTC)
     try:
@@ -149,8 +179,14 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 product_id=product.id,
                 merchant_id=product.merchant_id,
                 quantity=request.quantity,
-                unit_price=unit_price,
-                total=pricing.line_total(unit_price, request.quantity),
+                unit_price=quote.unit_price,
+                tier_discount=quote.tier_discount,
+                coupon_discount=quote.coupon_discount,
+                user_coupon_id=priced.user_coupon.id if priced.user_coupon is not None else None,
+                points_used=quote.points_used,
+                points_discount=quote.points_discount,
+                total=quote.total,
+                from_post_id=request.from_post_id,
                 currency=product.currency,
                 idempotency_scope=scope,
                 idempotency_key=key,
@@ -160,6 +196,10 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 expires_at=now + timedelta(seconds=settings.order_reservation_seconds),
             )
             await _reserve_stock(order, product)
+            if priced.user_coupon is not None:
+                await coupons.lock_for_order(priced.user_coupon.id, order.id)
+            if quote.points_used and actor.user is not None:
+                await points.spend_for_order(actor.user.id, order.id, quote.points_used)
             event = await OrderEvent.create(order_id=order.id, status=order.status, actor=_actor(actor), note="created")
             await outbox.emit(
                 topic_for(order.id),
@@ -214,7 +254,8 @@ async def take_keys(product_id: int, order_id: int, quantity: int, status: CardK
         .limit(quantity)
         .select_for_update(skip_locked=True)
     )
-    ids = [row[0] for row in await candidates.values_list("id")]
+    # Model rows, not values_list(): Tortoise drops FOR UPDATE from values queries.
+    ids = [key.id for key in await candidates.only("id")]
     if not ids:
         return 0
     changes: dict[str, Any] = {"status": status, "order_id": order_id}

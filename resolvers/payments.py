@@ -308,7 +308,10 @@ async def _late_but_in_time(order: Order, now: datetime) -> bool:
 
 async def _revive(order: Order, actor: str, now: datetime) -> bool:
     """Take the order's stock again, all of it or none, and make it PAID; a savepoint undoes
-    a partial take."""
+    a partial take. An order that used a coupon or points is not revived: they went back to
+    the buyer when it expired, so its late payment is returned instead."""
+    if order.user_coupon_id is not None or order.points_used:
+        return False
     product = await Product.get(id=order.product_id)
     try:
         async with in_transaction():

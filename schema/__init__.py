@@ -8,7 +8,11 @@ from strawberry import relay
 from kameng.settings import Settings, get_settings
 from schema.accounts import AccountMutations, AccountQueries, User
 from schema.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
+from schema.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
+from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
+from schema.feeds import FeedQueries, FeedSubscriptions, FollowMutations
+from schema.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
 from schema.notifications import Notification, NotificationMutations, NotificationSubscriptions
 from schema.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
 from schema.payments import Payment, PaymentMutations
@@ -18,7 +22,7 @@ def _query_root() -> type:
     # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
-    class Query(AccountQueries, CatalogQueries, OrderQueries):
+    class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
 
@@ -26,12 +30,16 @@ def _query_root() -> type:
 
 
 @strawberry.type
-class Mutation(AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations):
+class Mutation(
+    AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
+    LoyaltyMutations,
+    CommunityMutations,
+):
     pass
 
 
 @strawberry.type
-class Subscription(NotificationSubscriptions, OrderSubscriptions):
+class Subscription(NotificationSubscriptions, OrderSubscriptions, FeedSubscriptions):
     pass
 
 
@@ -41,8 +49,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=_query_root(),
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Notification, Merchant, Product, Category, Order, Payment],
+        types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic],
         extensions=build_extensions(settings),
+        execution_context_class=FastLeafExecutionContext,
     )
 
 

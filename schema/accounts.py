@@ -16,6 +16,17 @@ from resolvers import accounts, notifications
 from resolvers.auth import Actor, allowed
 from schema.base import Connection, UserError, run_mutation
 from schema.context import Info
+from schema.loyalty import (
+    CreatorStats,
+    Points,
+    Task,
+    UserCoupon,
+    UserCouponStatus,
+    coupons_of,
+    creator_stats_of,
+    points_of,
+    tasks_of,
+)
 from schema.notifications import Notification
 from schema.orders import Order, OrderStatus, viewer_orders
 
@@ -77,7 +88,38 @@ class User(relay.Node):
     ) -> Connection[Order] | None:
         return await viewer_orders(info, self.id, first, after, status)
 
+    @strawberry.field(description="The user's points: to the user themself and to staff; null otherwise.")
+    async def points(self, info: Info) -> Points | None:
+        return await points_of(info, self.id)
+
+    @strawberry.field(description="The user's coupons, newest first: to the user themself and to staff.")
+    async def coupons(
+        self,
+        info: Info,
+        status: UserCouponStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[UserCoupon] | None:
+        return await coupons_of(info, self.id, status, first, after)
+
+    @strawberry.field(description="The task center and the user's progress: to the user themself and to staff.")
+    async def tasks(self, info: Info) -> list[Task] | None:
+        return await tasks_of(info, self.id)
+
+    @strawberry.field(description="Orders placed from the user's posts: to the user themself and to staff.")
+    async def creator_stats(self, info: Info) -> CreatorStats | None:
+        return await creator_stats_of(info, self.id)
+
+    @strawberry.field(description="How many users follow this user.")
+    def follower_count(self) -> int:
+        return self._follower_count
+
+    @strawberry.field(description="How many users, merchants, products and topics this user follows.")
+    async def following_count(self, info: Info) -> int:
+        return await info.context.loaders.following_count.load(self.id)
+
     _email: strawberry.Private[str]
+    _follower_count: strawberry.Private[int] = 0
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
@@ -88,6 +130,7 @@ class User(relay.Node):
             tier=user.tier,
             created_at=user.created_at,
             _email=user.email,
+            _follower_count=user.follower_count,
         )
 
     @classmethod

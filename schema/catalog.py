@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -28,6 +28,9 @@ from resolvers.catalog import ProductSort as ProductSortValue
 from schema.accounts import User
 from schema.base import Connection, Money, UserError, decode_id, run_mutation
 from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.community import Post, PostKind, Topic
 
 MerchantStatus = strawberry.enum(MerchantStatusValue, name="MerchantStatus")
 DeliveryKind = strawberry.enum(
@@ -148,6 +151,28 @@ class Product(relay.Node):
             return None
         category = await info.context.loaders.category.load(self._model.category_id)
         return Category.from_model(category) if category is not None else None
+
+    @strawberry.field(description="Visible posts about this product (reviews, showcases, ...), newest first.")
+    async def posts(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        kind: Annotated[PostKind, strawberry.lazy("schema.community")] | None = None,
+    ) -> Connection[Annotated[Post, strawberry.lazy("schema.community")]]:
+        from schema.community import product_posts
+
+        return await product_posts(info, self.id, first, after, kind)
+
+    @strawberry.field(description="How many users have a delivered or completed order of this product.")
+    async def buyer_count(self, info: Info) -> int:
+        return await info.context.loaders.buyer_count.load(self.id)
+
+    @strawberry.field(description="The purchaser circle: a topic where buyers of this product talk.")
+    async def circle(self, info: Info) -> Annotated[Topic, strawberry.lazy("schema.community")] | None:
+        from schema.community import product_circle
+
+        return await product_circle(info, self.id)
 
     @classmethod
     def from_model(cls, product: ProductModel) -> Product:

@@ -16,7 +16,9 @@ from strawberry.dataloader import DataLoader
 from models.accounts import User
 from models.catalog import Category, Merchant, Product
 from models.orders import OrderEvent
-from resolvers import accounts, catalog, inventory, orders
+from resolvers import accounts, catalog, follows, inventory, orders
+from resolvers import community as community_loads
+from resolvers import moderation as moderation_loads
 from resolvers.auth import ANONYMOUS, Actor
 
 
@@ -44,6 +46,11 @@ class Loaders:
         return DataLoader(catalog.get_categories)
 
     @cached_property
+    def following_count(self) -> DataLoader[int, int]:
+        """How many follows each user has: one grouped COUNT per batch."""
+        return DataLoader(follows.following_counts)
+
+    @cached_property
     def card_key_stock(self) -> DataLoader[int, int]:
         """Available card keys per product: one grouped COUNT per batch."""
         return DataLoader(inventory.available_counts)
@@ -52,6 +59,49 @@ class Loaders:
     def account_balance(self) -> DataLoader[str, Decimal]:
         """Ledger balances by account code (``deposit:<id>``, ``merchant:<id>``, ``wallet:<id>``)."""
         return DataLoader(catalog.account_balances)
+
+    # -- community: posts, comments, like state, topics, circles (resolvers/community.py)
+
+    @cached_property
+    def post(self) -> DataLoader[int, Any]:
+        return DataLoader(community_loads.get_posts)
+
+    @cached_property
+    def comment(self) -> DataLoader[int, Any]:
+        return DataLoader(community_loads.get_comments)
+
+    @cached_property
+    def topic(self) -> DataLoader[int, Any]:
+        return DataLoader(community_loads.get_topics)
+
+    @cached_property
+    def post_topics(self) -> DataLoader[int, list[Any]]:
+        return DataLoader(community_loads.topics_of_posts)
+
+    @cached_property
+    def post_liked(self) -> DataLoader[tuple[int, int], bool]:
+        """Keyed by (viewer id, post id)."""
+        return DataLoader(community_loads.posts_liked)
+
+    @cached_property
+    def comment_liked(self) -> DataLoader[tuple[int, int], bool]:
+        """Keyed by (viewer id, comment id)."""
+        return DataLoader(community_loads.comments_liked)
+
+    @cached_property
+    def buyer_count(self) -> DataLoader[int, int]:
+        """Distinct buyers with a delivered or completed order, per product."""
+        return DataLoader(community_loads.buyer_counts)
+
+    @cached_property
+    def circle(self) -> DataLoader[int, Any]:
+        """A product's purchaser-circle topic, created on first use."""
+        return DataLoader(community_loads.circles)
+
+    @cached_property
+    def open_reports(self) -> DataLoader[tuple[str, int], int]:
+        """Open reports per (POST|COMMENT, id)."""
+        return DataLoader(moderation_loads.open_report_counts)
 
 
 @dataclass

@@ -2,28 +2,29 @@
 
 Extensions are passed as classes or factories, never shared instances (Strawberry >=0.316),
 and validation rules are built once, so the validation cache can recognise them.
+
+``PreparedDocuments`` does in one extension what MaxTokensLimiter + ParserCache +
+AddValidationRules + ValidationCache (+ DisableIntrospection) did in five: its caches are keyed
+on the query text rather than on the parsed document (whose deep hash the stock validation
+cache computes on every request), and it needs two hooks instead of five (issue 2).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
-from graphql import GraphQLError, OperationDefinitionNode
-from graphql.validation import ValidationRule
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, parse
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationRule
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.schema import validate_document
 
 from kameng.observability import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, operation_label
 from kameng.settings import Settings
@@ -108,21 +109,92 @@ class Metrics(SchemaExtension):
         GRAPHQL_LATENCY.labels(name).observe(time.perf_counter() - started)
 
 
+class DocumentCache:
+    """Parsed documents and validation errors by query text, shared by the requests of one
+    ``build_extensions`` call (the extension instances themselves are per request).
+
+    Bounded LRU. A parse failure is not cached (as with ParserCache). Validation results are
+    keyed on (schema, query text, rules): the token limit is fixed per cache, so the query text
+    determines the document, and the rules are the tuple built once in ``build_extensions``.
+    """
+
+    def __init__(self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int, maxsize: int = 512) -> None:
+        self.rules, self.max_tokens, self.maxsize = rules, max_tokens, maxsize
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._errors: OrderedDict[tuple[Any, ...], list[GraphQLError]] = OrderedDict()
+
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        cache[key] = value
+        while len(cache) > self.maxsize:
+            cache.popitem(last=False)
+
+    def document(self, query: str) -> DocumentNode:
+        document = self._documents.get(query)
+        if document is None:
+            document = parse(query, max_tokens=self.max_tokens)  # GraphQLError on syntax or too many tokens
+            self._remember(self._documents, query, document)
+        else:
+            with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
+                self._documents.move_to_end(query)
+        return document
+
+    def errors(
+        self, schema: GraphQLSchema, query: str, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        key = (schema, query, rules)
+        errors = self._errors.get(key)
+        if errors is None:
+            errors = validate_document(schema, document, rules)
+            self._remember(self._errors, key, errors)
+        else:
+            with contextlib.suppress(KeyError):
+                self._errors.move_to_end(key)
+        return errors
+
+
+class PreparedDocuments(SchemaExtension):
+    """Token limit, parse cache, Kameng's validation rules and validation cache in one.
+
+    on_parse: the document for the query text, parsed with the token limit (graphql-core's
+    "Document contains more than N tokens" error) or taken from the cache. on_validate: the
+    rules (Strawberry's defaults + Kameng's) are set on the execution context, and the errors
+    for (schema, query text, rules) are validated once and then taken from the cache.
+    If something else provided the document, it is left alone and validated uncached by
+    Strawberry with the same rules.
+    """
+
+    def __init__(self, cache: DocumentCache) -> None:
+        super().__init__()
+        self.cache = cache
+        self._ours = False
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.cache.max_tokens
+        if context.graphql_document is None and context.query:
+            context.graphql_document = self.cache.document(context.query)
+            self._ours = True
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = rules = context.validation_rules + self.cache.rules
+        if self._ours and context.pre_execution_errors is None:
+            assert context.query is not None and context.graphql_document is not None
+            context.pre_execution_errors = self.cache.errors(
+                context.schema._schema, context.query, context.graphql_document, rules
+            )
+        yield
+
+
 def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     rules: list[type[ValidationRule]] = [
         SingleOperation,
         depth_validator(settings.max_query_depth, None),
         alias_validator(settings.max_aliases),
     ]
-    masking = type("MaskUnexpectedErrors", (MaskUnexpectedErrors,), {"debug": settings.debug})
-    extensions: list[Callable[[], SchemaExtension]] = [
-        masking,
-        Metrics,
-        functools.partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        functools.partial(ParserCache, maxsize=512),
-        functools.partial(AddValidationRules, rules),
-        functools.partial(ValidationCache, maxsize=512),
-    ]
     if not settings.introspection:
-        extensions.append(DisableIntrospection)
-    return extensions
+        rules.append(NoSchemaIntrospectionCustomRule)
+    documents = DocumentCache(tuple(rules), settings.max_query_tokens, maxsize=512)
+    masking = type("MaskUnexpectedErrors", (MaskUnexpectedErrors,), {"debug": settings.debug})
+    return [masking, Metrics, functools.partial(PreparedDocuments, documents)]

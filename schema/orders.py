@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -22,6 +23,7 @@ from schema.context import Info
 
 if TYPE_CHECKING:
     from schema.catalog import Merchant, Product
+    from schema.loyalty import PriceLine
 
 OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
 
@@ -73,6 +75,39 @@ class Order(relay.Node):
         rows = await info.context.loaders.order_events.load(self.id)
         return [OrderEvent(status=e.status, at=e.at, note=e.note) for e in rows]
 
+    @strawberry.field(description="unitPrice x quantity, before member, coupon and points discounts.")
+    def subtotal(self) -> Money:
+        return Money(amount=(self._model.unit_price * self._model.quantity).quantize(Decimal("0.01")),
+                     currency=self._model.currency)
+
+    @strawberry.field(description="Member-tier discount.")
+    def tier_discount(self) -> Money:
+        return Money(amount=self._model.tier_discount, currency=self._model.currency)
+
+    @strawberry.field(description="Coupon discount.")
+    def coupon_discount(self) -> Money:
+        return Money(amount=self._model.coupon_discount, currency=self._model.currency)
+
+    @strawberry.field(description="Points paid with.")
+    def points_used(self) -> int:
+        return self._model.points_used
+
+    @strawberry.field(description="What the points were worth.")
+    def points_discount(self) -> Money:
+        return Money(amount=self._model.points_discount, currency=self._model.currency)
+
+    @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
+    def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.loyalty")]]:
+        from resolvers import pricing
+        from schema.loyalty import price_lines
+
+        return price_lines(pricing.order_lines(self._model), self._model.currency)
+
+    @strawberry.field(description="The post the order was placed from, if any.")
+    def from_post_id(self) -> strawberry.ID | None:
+        post = self._model.from_post_id
+        return strawberry.ID(str(relay.GlobalID("Post", str(post)))) if post is not None else None
+
     @strawberry.field(description="The account to top up (DIRECT_TOPUP), for the buyer and the merchant.")
     def topup_account(self) -> str:
         return self._model.topup_account
@@ -120,10 +155,14 @@ class Order(relay.Node):
 
 @strawberry.type
 class OrderStatusEvent:
-    order: Order
     status: OrderStatus
     at: datetime
     note: str
+    _order_id: strawberry.Private[int]
+
+    @strawberry.field(description="The order as it is now (read only when asked for).")
+    async def order(self, info: Info) -> Order:
+        return Order.from_model(await OrderModel.get(id=self._order_id))
 
 
 @strawberry.input
@@ -134,6 +173,9 @@ class CreateOrderInput:
     contact_email: str | None = None
     query_password: str | None = strawberry.field(default=None, description="Guests: to look the order up later.")
     topup_account: str | None = strawberry.field(default=None, description="DIRECT_TOPUP: the account to top up.")
+    coupon_code: str | None = strawberry.field(default=None, description="A coupon the buyer holds (claimCoupon).")
+    points_to_use: int = strawberry.field(default=0, description="Points as part payment (see priceQuote's maxPointsUsable).")
+    from_post_id: strawberry.ID | None = strawberry.field(default=None, description="The post the order is placed from: credits its author.")
 
 
 @strawberry.type
@@ -201,6 +243,9 @@ class OrderMutations:
                 contact_email=input.contact_email,
                 query_password=input.query_password,
                 topup_account=input.topup_account,
+                coupon_code=input.coupon_code,
+                points_to_use=input.points_to_use,
+                from_post_id=decode_id(input.from_post_id, "Post", "fromPostId") if input.from_post_id else None,
             )
             order = await orders.create_order(info.context.actor, request)
             if info.context.actor.user is None:
@@ -253,21 +298,22 @@ class OrderSubscriptions:
             last = await OrderEventModel.filter(order_id=key).order_by("-id").first()
             last_id = last.id if last is not None else 0
             yield OrderStatusEvent(
-                order=Order.from_model(current),
                 status=current.status,
                 at=last.at if last is not None else current.created_at,
                 note=last.note if last is not None else "",
+                _order_id=key,
             )
             async for event in events:
                 if int(event.data["event"]) <= last_id:
                     continue
                 last_id = int(event.data["event"])
-                current = await OrderModel.get(id=key)
+                # Everything a transition says travels in the event: no database read per
+                # subscriber unless the client asks for the order itself.
                 yield OrderStatusEvent(
-                    order=Order.from_model(current),
                     status=OrderStatusValue(event.data["status"]),
                     at=datetime.fromisoformat(event.data["at"]),
                     note=event.data["note"],
+                    _order_id=key,
                 )
 
 

@@ -85,6 +85,10 @@ class EventBus:
         """Stored events of ``topic`` with an id greater than ``after``, oldest first."""
         raise NotImplementedError
 
+    async def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Publish several events in order (one round trip where the backend allows)."""
+        return [await self.publish(topic, data) for topic, data in events]
+
     async def last_id(self, topic: str) -> str:
         """The id of the newest stored event of ``topic`` ("0-0" if none)."""
         raise NotImplementedError
@@ -253,6 +257,17 @@ class RedisBus(EventBus):
     async def last_id(self, topic: str) -> str:
         rows = await self._redis.xrevrange(self._stream(topic), max="+", min="-", count=1)
         return _str(rows[0][0]) if rows else "0-0"
+
+    async def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for topic, data in events:
+                await self._script(
+                    keys=[self._stream(topic), self._channel(topic)],
+                    args=[self._cap, STREAM_TTL_SECONDS, orjson.dumps(data)],
+                    client=pipe,
+                )
+            ids = await pipe.execute()
+        return [_str(event_id) for event_id in ids]
 
     async def replay(self, topic: str, after: str) -> list[Event]:
         rows = await self._redis.xrange(self._stream(topic), min=f"({after}", max="+")

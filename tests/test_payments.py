@@ -252,11 +252,11 @@ async def test_wallet_payment_with_insufficient_balance_changes_nothing(make_cli
     client, buyer = await signed_in(make_client)
     await fund(buyer, "9.99")
     order = await new_order(buyer)
-    before = await snapshot(order, accounts=(ledger.wallet(buyer.id), ledger.ESCROW))
+    before = await snapshot(order, accounts=(ledger.wallet(buyer.id), ledger.escrow(order.id)))
     payload = await pay(client, order, "WALLET")
     assert codes(payload) == ["INSUFFICIENT_BALANCE"]
     assert payload["order"] is None and payload["payment"] is None
-    assert await snapshot(order, accounts=(ledger.wallet(buyer.id), ledger.ESCROW)) == before
+    assert await snapshot(order, accounts=(ledger.wallet(buyer.id), ledger.escrow(order.id))) == before
     assert await status_of(order) == OrderStatus.PENDING_PAYMENT
     # The reservation still holds: topping up and paying again works.
     await fund(buyer, "0.01")
@@ -376,11 +376,11 @@ async def test_callback_replayed_ten_times_credits_once(
     assert stored.provider_txn_id == completed["txnId"] and stored.callback_response == first_answer
     assert await status_of(order) == OrderStatus.PAID
     gateway_before = await ledger.balance(ledger.gateway("kpay"))
-    before = await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.ESCROW, ledger.wallet(buyer.id)))
+    before = await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.escrow(order.id), ledger.wallet(buyer.id)))
 
     replays = [(await simulator.http.post("/callbacks/replay")).json() for _ in range(10)]
     assert all(r["statusCode"] == 200 and r["answer"] == first_answer for r in replays), replays
-    assert await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.ESCROW, ledger.wallet(buyer.id))) == before
+    assert await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.escrow(order.id), ledger.wallet(buyer.id))) == before
     assert await ledger.balance(ledger.gateway("kpay")) == gateway_before
     assert await Posting.filter(reason="order.pay", reference=str(order.id)).count() == 1
     assert await OrderEvent.filter(order_id=order.id, status=OrderStatus.PAID).count() == 1
@@ -404,7 +404,7 @@ async def test_forged_tampered_unknown_and_crossed_callbacks_change_nothing(
     pay_a, pay_b = await external_payment(client, a), await external_payment(client, b)
     key = secret(stack)
     genuine = signed(callback_params(pay_a, a, txn_id="TXN-A-1"), key)
-    accounts = (ledger.gateway("kpay"), ledger.ESCROW, ledger.wallet(buyer.id))
+    accounts = (ledger.gateway("kpay"), ledger.escrow(a.id), ledger.escrow(b.id), ledger.wallet(buyer.id))
     before = await snapshot(a, b, accounts=accounts)
 
     attempts: list[tuple[str, dict[str, str] | str, int]] = [
@@ -461,7 +461,7 @@ async def test_callbacks_are_refused_without_a_configured_secret(
     order = await new_order(buyer)
     payment = await external_payment(client, order)
     key = secret(stack)
-    before = await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.ESCROW))
+    before = await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.escrow(order.id)))
     for unset in (None, "", "too-short"):
         configured = SecretStr(unset) if unset is not None else None
         monkeypatch.setattr(settings_module, "_settings", stack.settings.model_copy(update={"kpay_secret": configured}))
@@ -472,7 +472,7 @@ async def test_callbacks_are_refused_without_a_configured_secret(
         another = await new_order(buyer)
         assert codes(await pay(client, another, "EXTERNAL")) == ["INVALID_STATE"]
     monkeypatch.undo()
-    assert await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.ESCROW)) == before
+    assert await snapshot(order, accounts=(ledger.gateway("kpay"), ledger.escrow(order.id))) == before
     assert (await send_callback(http, signed(callback_params(payment, order), key))).status_code == 200
     await assert_ledger_consistent()
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import dramatiq
 from dramatiq.errors import ActorNotFound
@@ -89,23 +90,22 @@ class OutboxRelay:
                 return total
 
     async def _relay_batch(self) -> int:
+        """Publish up to BATCH pending rows in id order, holding the cluster-wide lock only as
+        long as that takes: consecutive events go out in one Redis pipeline, consecutive jobs
+        in one hop to the broker's thread."""
         failure: Exception | None = None
+        done: list[int] = []
         async with self._local_lock, in_transaction() as connection:
             if not self._settings.is_sqlite:
                 await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [_ADVISORY_LOCK_KEY])
             rows = await OutboxEntry.filter(published_at=None).order_by("id").limit(BATCH)
-            done: list[int] = []
-            for row in rows:
+            for run in _runs(rows):
                 try:
-                    await self._publish(row)
-                except ActorNotFound:
-                    # Can never succeed (a job no process declares): log it and move on, rather
-                    # than block every later row behind it.
-                    log.error("outbox relay: row %s names unknown job %r; dropped", row.id, row.topic)
+                    await self._publish_run(run)
                 except Exception as exc:  # the bus or broker is down: keep order, retry later
                     failure = exc
                     break
-                done.append(row.id)
+                done.extend(row.id for row in run)
             if done:
                 # Stamp what left, so that a retry does not send it again.
                 await OutboxEntry.filter(id__in=done).update(published_at=datetime.now(UTC))
@@ -113,13 +113,34 @@ class OutboxRelay:
             raise failure
         return len(done)
 
-    async def _publish(self, row: OutboxEntry) -> None:
-        if row.kind == OutboxKind.EVENT:
-            await self._bus.publish(row.topic, {**row.payload, "_outbox": row.id})
+    async def _publish_run(self, run: list[OutboxEntry]) -> None:
+        if run[0].kind == OutboxKind.EVENT:
+            await self._bus.publish_many([(row.topic, {**row.payload, "_outbox": row.id}) for row in run])
+            return
+        jobs = [
+            (row.id, row.topic, row.payload["kwargs"], message_id_for(row.id, self._settings.namespace),
+             row.payload.get("delay_ms"))
+            for row in run
+        ]
+        # Broker clients (pika, redis-py sync) block: keep them off the event loop.
+        await asyncio.to_thread(self._send_jobs, jobs)
+
+    def _send_jobs(self, jobs: list[tuple[int, str, dict[str, Any], str, int | None]]) -> None:
+        for row_id, actor_name, kwargs, message_id, delay_ms in jobs:
+            try:
+                send(self._broker, actor_name, kwargs, message_id, delay_ms)
+            except ActorNotFound:
+                # Can never succeed (a job no process declares): log it and move on, rather
+                # than block every later row behind it.
+                log.error("outbox relay: row %s names unknown job %r; dropped", row_id, actor_name)
+
+
+def _runs(rows: list[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """Consecutive rows of the same kind, in order."""
+    runs: list[list[OutboxEntry]] = []
+    for row in rows:
+        if runs and runs[-1][0].kind == row.kind:
+            runs[-1].append(row)
         else:
-            message_id = message_id_for(row.id, self._settings.namespace)
-            # Broker clients (pika, redis-py sync) block: keep them off the event loop.
-            payload = row.payload
-            await asyncio.to_thread(
-                send, self._broker, row.topic, payload["kwargs"], message_id, payload.get("delay_ms")
-            )
+            runs.append([row])
+    return runs

@@ -10,7 +10,11 @@ import asyncio
 import contextlib
 import logging
 
-from workers.delivery import SWEEPS
+from workers.delivery import SWEEPS as DELIVERY_SWEEPS
+from workers.feeds import SWEEPS as FEED_SWEEPS
+from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
+
+SWEEPS = (*DELIVERY_SWEEPS, *FEED_SWEEPS, *LOYALTY_SWEEPS)
 
 log = logging.getLogger(__name__)
 

@@ -78,11 +78,12 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='PointsBalance',
             fields=[
-                ('user', fields.OneToOneField('kameng.User', source_field='user_id', primary_key=True, db_index=True, db_constraint=True, to_field='id', related_name='points_balance', on_delete=OnDelete.CASCADE)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.OneToOneField('kameng.User', source_field='user_id', db_constraint=True, to_field='id', related_name='points_balance', on_delete=OnDelete.CASCADE)),
                 ('balance', fields.IntField(default=0)),
                 ('earned_total', fields.IntField(default=0)),
             ],
-            options={'table': 'points_balance', 'app': 'kameng', 'pk_attr': 'user_id', 'table_description': "The cached sum of a user's entries, updated with each entry under a non-negative check."},
+            options={'table': 'points_balance', 'app': 'kameng', 'pk_attr': 'id', 'table_description': "The cached sum of a user's entries, updated with each entry under a non-negative check."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -137,10 +138,11 @@ class Migration(migrations.Migration):
                 ('body_html', fields.TextField(unique=False)),
                 ('product', fields.ForeignKeyField('kameng.Product', source_field='product_id', null=True, db_constraint=True, to_field='id', related_name='demand_answers', on_delete=OnDelete.SET_NULL)),
                 ('like_count', fields.IntField(default=0)),
+                ('hot_rank', fields.FloatField(default=0.0)),
                 ('status', fields.CharEnumField(default=ContentStatus.VISIBLE, description='VISIBLE: VISIBLE\nHELD: HELD\nHIDDEN: HIDDEN\nDELETED: DELETED', enum_type=ContentStatus, max_length=16)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'comment', 'app': 'kameng', 'indexes': [Index(fields=['post_id', 'path']), Index(fields=['post_id', 'id']), Index(fields=['author_id', 'id'])], 'pk_attr': 'id', 'table_description': "A reply in a thread, stored as a materialized path: a comment's path is its parent's"},
+            options={'table': 'comment', 'app': 'kameng', 'indexes': [Index(fields=['post_id', 'path']), Index(fields=['post_id', 'id']), Index(fields=['author_id', 'id']), Index(fields=['post_id', 'like_count', 'id']), Index(fields=['post_id', 'hot_rank', 'id'])], 'pk_attr': 'id', 'table_description': "A reply in a thread, stored as a materialized path: a comment's path is its parent's"},
             bases=['Model'],
         ),
         ops.CreateModel(

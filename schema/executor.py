@@ -1,0 +1,228 @@
+"""Execution context with a fast path for plain scalar fields (issue 2).
+
+Why: for a list of objects most fields are plain attributes -- ``title: str`` on a Strawberry
+type with no resolver. graphql-core still runs its general machinery for each of them: a
+``Path``, a resolve info (Strawberry's is a 15-field tuple), the middleware lookup, the
+argument check, ``complete_value`` with its type dispatch. For 20 objects with 6 fields that is
+about half of the request's CPU (bench/graphql_overhead.py: ~700 -> ~350 µs in process).
+
+What the fast path does: for each selection set, once per request, it decides which fields
+are *safe*; for those it reads the attribute and coerces it exactly as graphql-core would
+(``getattr(source, python_name)`` as Strawberry's default resolver does, then the type's
+``coerce_output_value``, as ``Executor.complete_leaf_value`` does). A field is safe when
+
+* its resolver is Strawberry's ``_get_basic_result`` (no resolver, no field extensions, so no
+  permission classes, no exception handlers) and the Strawberry field has no directives and
+  ``StrawberryConfig.default_resolver`` is ``getattr``;
+* its type is a scalar or an enum, nullable or non-null (no lists, no objects);
+* no node of the field has arguments or directives (so no ``@skip``/``@include`` either,
+  although graphql-core has already applied those when collecting fields), none carries
+  ``@defer`` usage or fragment variables, and no delivery group is active;
+* the request has no resolver middleware (no Strawberry extension with a ``resolve`` hook).
+
+Anything else goes through graphql-core's ``execute_field`` unchanged. On a safe field the
+value is read once; if it is not a plain completed value -- ``None``, ``Undefined``, an
+exception, an awaitable, or a value the scalar refuses -- it is handed, as read, to
+graphql-core's own completion (``complete_value`` / ``complete_awaitable_value`` /
+``handle_field_error``, as in ``execute_field``), so null checks, error messages, error
+paths and error propagation are graphql-core's. An exception raised by the attribute read is
+handled as a resolver's exception. Fields are processed in document order, so errors are
+collected in the same order as without the fast path.
+
+What it relies on (private APIs; pinned here: graphql-core 3.3.2, strawberry-graphql 0.341.2):
+
+* graphql-core ``Executor.execute_fields`` (overridden here: same signature, same loop, the
+  same handling of awaitables via ``graphql.pyutils.gather_with_cancel`` and
+  ``Executor.settle_in_background``), and the internals it calls: ``execute_field``,
+  ``build_resolve_info``, ``complete_value``, ``complete_awaitable_value``,
+  ``handle_field_error``, ``middleware_manager._middleware_resolvers``,
+  ``FieldDetails(node, defer_usage, fragment_variable_values)``; graphql-core memoises the
+  grouped field set of a selection per field list (``collect_subfields``), so every item of
+  a list comes with the same ``grouped_field_set`` object: plans are cached on its identity.
+* Strawberry: ``StrawberryGraphQLCoreExecutionContext`` (the base class, from
+  ``strawberry.schema.schema``), the ``"strawberry-definition"`` back-reference in
+  ``GraphQLField.extensions``, ``StrawberryField.is_basic_field`` / ``default_resolver`` /
+  ``python_name`` / ``directives``, and the name of the basic resolver
+  ``_get_basic_result`` that ``GraphQLCoreConverter.from_resolver`` installs.
+
+How it is guarded: tests/test_executor.py runs a corpus of queries (real schema with data,
+and a throwaway schema for nulls, errors, overflow, enums, awaitables, async resolvers and
+arguments) with this class and with Strawberry's stock one, and requires identical ``data``
+(key order included) and ``errors``; it also checks that the fast path is actually taken
+and that the pinned versions are the installed ones -- upgrading either library fails that
+test until this module has been re-read against the new internals.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLScalarType, Undefined
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# The versions whose internals this module was checked against (see the docstring).
+GRAPHQL_CORE_VERSION = "3.3.2"
+STRAWBERRY_VERSION = "0.341.2"
+
+# GraphQLField -> (attribute, coerce) or None; GraphQLField is unhashable, so keyed by id,
+# with a weak reference that both checks the identity and removes the entry with the field.
+_FIELD_PLANS: dict[int, tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any]] | None]] = {}
+_PLAIN = (str, int, float, bool)
+
+
+def _field_plan(field_def: Any) -> tuple[str, Callable[[Any], Any]] | None:
+    """(python attribute, coerce_output_value) if the field is safe, else None."""
+    key = id(field_def)
+    entry = _FIELD_PLANS.get(key)
+    if entry is not None and entry[0]() is field_def:
+        return entry[1]
+    plan = None
+    definition = (field_def.extensions or {}).get("strawberry-definition")
+    if (
+        definition is not None
+        and getattr(field_def.resolve, "__name__", "") == "_get_basic_result"
+        and getattr(definition, "is_basic_field", False)
+        and not getattr(definition, "directives", None)
+        and getattr(definition, "default_resolver", None) is getattr
+        and isinstance(getattr(definition, "python_name", None), str)
+    ):
+        leaf = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
+        if isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
+            plan = (definition.python_name, leaf.coerce_output_value)
+    _FIELD_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _FIELD_PLANS.pop(key, None)), plan)
+    return plan
+
+
+def _plain_nodes(field_details_list: Any) -> bool:
+    for details in field_details_list:
+        node = details.node
+        if node.arguments or node.directives or details.defer_usage is not None:
+            return False
+        if details.fragment_variable_values is not None:
+            return False
+    return True
+
+
+class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with plain scalar/enum attribute fields read directly."""
+
+    def _selection_plan(self, parent_type: Any, grouped_field_set: Any) -> list[Any] | None:
+        """Per field of the selection, in order: (name, details, (attribute, coerce) or None).
+        None when no field of the selection is safe."""
+        plans = self.__dict__.get("_kameng_selection_plans")
+        if plans is None:
+            manager = self.middleware_manager
+            if manager is not None and manager._middleware_resolvers is not None:
+                return None  # resolver middleware must see every field
+            plans = self.__dict__["_kameng_selection_plans"] = {}
+        key = (id(grouped_field_set), parent_type.name)
+        entry = plans.get(key)
+        if entry is None or entry[0] is not grouped_field_set:
+            fields = parent_type.fields
+            plan: list[Any] = []
+            any_fast = False
+            for response_name, field_details_list in grouped_field_set.items():
+                fast = None
+                field_def = fields.get(field_details_list[0].node.name.value)
+                if field_def is not None and _plain_nodes(field_details_list):
+                    fast = _field_plan(field_def)
+                any_fast = any_fast or fast is not None
+                plan.append((response_name, field_details_list, fast, field_def))
+            entry = (grouped_field_set, plan if any_fast else None)  # keeps the set alive: ids stay unique
+            plans[key] = entry
+        return entry[1]
+
+    def execute_fields(  # type: ignore[no-untyped-def]
+        self, parent_type, source_value, path, grouped_field_set, position_context
+    ):
+        plan = self._selection_plan(parent_type, grouped_field_set) if position_context is None else None
+        if plan is None:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        # graphql-core's Executor.execute_fields, with the fast read for safe fields.
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list, fast, field_def in plan:
+                if fast is not None:
+                    try:
+                        value = getattr(source_value, fast[0])
+                    except Exception as error:  # as the resolver's own exception
+                        value = error
+                    if type(value) in _PLAIN or not (
+                        value is None or value is Undefined or isinstance(value, Exception) or is_awaitable(value)
+                    ):
+                        try:
+                            coerced = fast[1](value)
+                        except Exception:
+                            coerced = None
+                        if coerced is not None and coerced is not Undefined:
+                            results[response_name] = coerced
+                            continue
+                    result = self._complete_read(
+                        field_def, parent_type, field_details_list, path, response_name, value, position_context
+                    )
+                else:
+                    result = self.execute_field(
+                        parent_type, source_value, field_details_list, self._path(path, response_name, parent_type),
+                        position_context,
+                    )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited_results = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited_results, strict=True))
+            return results
+
+        return get_results()
+
+    @staticmethod
+    def _path(path: Any, response_name: str, parent_type: Any) -> Any:
+        return Path(path, response_name, parent_type.name)
+
+    def _complete_read(  # type: ignore[no-untyped-def]
+        self, field_def, parent_type, field_details_list, path, response_name, result, position_context
+    ):
+        """The tail of graphql-core's Executor.execute_field, for a value already resolved."""
+        field_path = self._path(path, response_name, parent_type)
+        return_type = field_def.type
+        info = self.build_resolve_info(
+            field_def, [details.node for details in field_details_list], parent_type, field_path
+        )
+        try:
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, field_path, result, position_context
+                )
+            completed = self.complete_value(return_type, field_details_list, info, field_path, result, position_context)
+            if self.is_awaitable(completed):  # not for a leaf type; kept as in execute_field
+
+                async def await_completed() -> Any:
+                    try:
+                        return await completed
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, return_type, field_details_list, field_path)
+                        return None
+
+                return await_completed()
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, field_path)
+            return None
+        return completed
