@@ -154,6 +154,25 @@ def createuser(
 
 
 @cli.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="A small demo shop and community.")] = False,
+) -> None:
+    """Fill the database with demo data (a shop, products, keys, an order, posts)."""
+    from kameng.seed import seed_demo
+
+    if not demo:
+        raise _fail("nothing to seed: pass --demo")
+    settings = _settings()
+    made = asyncio.run(seed_demo(settings))
+    if made is None:
+        typer.echo("demo: already seeded")
+        return
+    typer.echo("demo: ready. Sign in with (passwords are random, shown once):")
+    for account in made:
+        typer.echo(f"  {account.role.value:<9} {account.email}  {account.password}")
+
+
+@cli.command()
 def schema() -> None:
     """Print the GraphQL SDL (CI compares it with schema.graphql)."""
     from schema import print_sdl

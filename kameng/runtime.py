@@ -73,6 +73,7 @@ async def start(
     apply_migrations: bool = False,
     run_worker: bool | None = None,
     sweeps: bool | None = None,
+    relay: bool = True,
 ) -> Runtime:
     """Start this process's runtime on the running loop (idempotent per process)."""
     # Imported here: use cases import this module for `current()`, and the workers import
@@ -100,11 +101,12 @@ async def start(
     await bus.start()
     limiter = RateLimiter(settings.redis_url, settings.namespace)
     broker = broker or build_broker(settings)
-    relay = OutboxRelay(settings, bus, broker)
-    outbox.on_commit(relay.kick)
-    relay.start()
+    outbox_relay = OutboxRelay(settings, bus, broker)
+    if relay:
+        outbox.on_commit(outbox_relay.kick)
+        outbox_relay.start()
 
-    runtime = Runtime(settings, redis, bus, limiter, broker, relay)
+    runtime = Runtime(settings, redis, bus, limiter, broker, outbox_relay)
     _current = runtime
     consume = settings.run_inprocess_worker if run_worker is None else run_worker
     if consume:
@@ -116,7 +118,7 @@ async def start(
     if consume if sweeps is None else sweeps:
         runtime.scheduler = Scheduler(settings.sweep_seconds)
         runtime.scheduler.start()
-    relay.kick()  # whatever an earlier run left pending
+    outbox_relay.kick()  # whatever an earlier run left pending
     return runtime
 
 

@@ -675,6 +675,12 @@ async def like_post(actor: Actor, post_id: int) -> Post:
             await Post.filter(id=post.id).update(like_count=F("like_count") + 1)
             if post.author_id != user.id:
                 await _loyalty("LIKE_RECEIVED", post.author_id, f"like:post:{post.id}:{user.id}")
+                likes = (await Post.get(id=post.id)).like_count
+                others = f" and {likes - 1} other{'s' if likes > 2 else ''}" if likes > 1 else ""
+                await notifications.notify_grouped(
+                    post.author_id, "LIKES", f"likes:post:{post.id}",
+                    f"{user.nickname}{others} liked “{post.title[:60]}”", data={"postId": post.id, "likeCount": likes},
+                )
     return await Post.get(id=post.id)
 
 

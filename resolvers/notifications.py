@@ -50,6 +50,25 @@ async def notify(
         return note
 
 
+async def notify_grouped(
+    user_id: int, kind: str, group: str, title: str, body: str = "", data: dict[str, Any] | None = None
+) -> Notification:
+    """One notification per ``group`` while it is unread (e.g. all likes of one post): a new
+    occurrence rewrites its text and data instead of adding another. Once read, the next
+    occurrence starts a new one."""
+    async with outbox.atomic():
+        current = await Notification.filter(dedupe_key=group, read_at=None).select_for_update().first()
+        if current is not None:
+            await Notification.filter(id=current.id).update(title=title, body=body, data=data or {})
+            return await Notification.get(id=current.id)
+        # A read one keeps its text but gives the group key to its successor.
+        await Notification.filter(dedupe_key=group).update(dedupe_key=None)
+        note = await notify(user_id, kind, title, body, data, dedupe_key=group)
+        if note is None:  # a concurrent occurrence created it first
+            return await Notification.get(dedupe_key=group)
+        return note
+
+
 async def list_for(actor: Actor, *, unread_only: bool = False, **page: Any) -> Page[Notification]:
     user = require(actor)
     queryset = Notification.filter(user_id=user.id)

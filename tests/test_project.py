@@ -139,3 +139,22 @@ def test_cli_refuses_unsafe_configurations(tmp_path: Path) -> None:
     worker = _cli(tmp_path, "worker")
     assert worker.returncode == 2 and "BROKER_URL" in worker.stderr
     CliRunner()  # typer's runner is importable: the CLI is a typer app
+
+
+def test_cli_seed_demo(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = _cli(tmp_path, "seed", "--demo")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "buyer@demo.example.com" in first.stdout
+    again = _cli(tmp_path, "seed", "--demo")
+    assert again.returncode == 0 and "already seeded" in again.stdout
+    with sqlite3.connect(tmp_path / "kameng.sqlite3") as db:
+        assert db.execute("SELECT status FROM orders").fetchall() == [("DELIVERED",)]
+        assert db.execute("SELECT count(*) FROM card_key WHERE status = 'AVAILABLE'").fetchone() == (19,)
+        assert db.execute("SELECT kind, verified_purchase FROM post ORDER BY id").fetchall() == [
+            ("SHOWCASE", 1), ("REVIEW", 1)]
+        assert db.execute("SELECT count(*) FROM comment").fetchone() == (1,)
+        # Left for `kameng serve` to relay: nothing was sent to a broker that died with the command.
+        assert db.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0] > 0
+    assert _cli(tmp_path, "seed").returncode == 2

@@ -40,6 +40,7 @@ class OutboxRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._local_lock = asyncio.Lock()
+        self._stopping = False
 
     def kick(self) -> None:
         """Wake the relay (safe from any thread)."""
@@ -61,16 +62,24 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A flag, not only cancel(): on Python 3.11 asyncio.wait_for can swallow a
+            # cancellation that lands as its timeout fires, and the loop would run on.
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         self._loop = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_sweep_seconds)
+                async with asyncio.timeout(self._settings.outbox_sweep_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.drain()
