@@ -291,8 +291,8 @@ async def _product_page(
 
 @strawberry.input(name="ProductFilter")
 class ProductFilterInput:
-    merchant_id: relay.GlobalID | None = None
-    category_id: relay.GlobalID | None = None
+    merchant_id: strawberry.ID | None = None
+    category_id: strawberry.ID | None = None
     delivery_kind: DeliveryKind | None = None
     search: str | None = strawberry.field(default=None, description="Words in the title (case-insensitive).")
     min_price: str | None = strawberry.field(default=None, description='A decimal string, e.g. "5.00".')
@@ -330,12 +330,12 @@ class CatalogQueries:
         return await _product_page(info, listing, sort, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="A product; null if it does not exist or is hidden from the viewer.")
-    async def product(self, info: Info, id: relay.GlobalID) -> Product | None:
+    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         (product,) = await _visible_products(info, [decode_id(id, "Product", "id")])
         return product
 
     @strawberry.field
-    async def merchant(self, info: Info, id: relay.GlobalID) -> Merchant | None:
+    async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
         merchant = await info.context.loaders.merchant.load(decode_id(id, "Merchant", "id"))
         return Merchant.from_model(merchant) if merchant is not None else None
 
@@ -363,7 +363,7 @@ class CreateMerchantPayload:
 
 @strawberry.input
 class SetMerchantStatusInput:
-    merchant_id: relay.GlobalID
+    merchant_id: strawberry.ID
     status: MerchantStatus
 
 
@@ -375,7 +375,7 @@ class SetMerchantStatusPayload:
 
 @strawberry.input
 class HoldMerchantDepositInput:
-    merchant_id: relay.GlobalID
+    merchant_id: strawberry.ID
     amount: str = strawberry.field(description='A decimal string, e.g. "500.00".')
     idempotency_key: str | None = strawberry.field(
         default=None, description="Retrying with the same key holds the money once (8 to 80 characters)."
@@ -392,7 +392,7 @@ class HoldMerchantDepositPayload:
 class CreateCategoryInput:
     name: str
     slug: str = strawberry.field(description='Lower-case letters and digits joined by hyphens, e.g. "game-cards".')
-    parent_id: relay.GlobalID | None = None
+    parent_id: strawberry.ID | None = None
 
 
 @strawberry.type
@@ -412,12 +412,12 @@ _UNSET: Any = strawberry.UNSET
 
 @strawberry.input
 class CreateProductInput:
-    merchant_id: relay.GlobalID
+    merchant_id: strawberry.ID
     title: str
     price: str = strawberry.field(description='A decimal string, e.g. "9.90": positive, at most two decimals.')
     delivery_kind: DeliveryKind
     description: str | None = _UNSET
-    category_id: relay.GlobalID | None = _UNSET
+    category_id: strawberry.ID | None = _UNSET
     wholesale_tiers: list[WholesaleTierInput] | None = _UNSET
     min_quantity: int | None = strawberry.field(default=_UNSET, description="Default 1.")
     max_quantity: int | None = strawberry.field(default=_UNSET, description="Default 100.")
@@ -430,14 +430,14 @@ class CreateProductInput:
 
 @strawberry.input(description="Fields left out keep their value; null clears categoryId and stockLimit.")
 class UpdateProductInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     title: str | None = _UNSET
     price: str | None = _UNSET
     delivery_kind: DeliveryKind | None = strawberry.field(
         default=_UNSET, description="Only while the product has no keys and no orders."
     )
     description: str | None = _UNSET
-    category_id: relay.GlobalID | None = _UNSET
+    category_id: strawberry.ID | None = _UNSET
     wholesale_tiers: list[WholesaleTierInput] | None = _UNSET
     min_quantity: int | None = _UNSET
     max_quantity: int | None = _UNSET
@@ -460,7 +460,7 @@ class UpdateProductPayload:
 
 @strawberry.input
 class ImportCardKeysInput:
-    product_id: relay.GlobalID
+    product_id: strawberry.ID
     keys: list[str] = strawberry.field(
         description="One secret each (at most 10,000 per request, 500 characters each); trimmed, "
         "blanks dropped, duplicates skipped."

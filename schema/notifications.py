@@ -52,7 +52,7 @@ class Notification(relay.Node):
 
 @strawberry.input
 class MarkNotificationsReadInput:
-    ids: list[relay.GlobalID] | None = strawberry.field(default=None, description="Default: all of them.")
+    ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Default: all of them.")
 
 
 @strawberry.type
@@ -86,7 +86,7 @@ class NotificationSubscriptions:
         )
     )
     async def notification_received(
-        self, info: Info, after: relay.GlobalID | None = None
+        self, info: Info, after: strawberry.ID | None = None
     ) -> AsyncGenerator[Notification, None]:
         # A UserFacingError raised here reaches the client as an error with its code.
         user = require(info.context.actor)

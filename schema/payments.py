@@ -83,7 +83,7 @@ class Payment(relay.Node):
 
 @strawberry.input
 class PayOrderInput:
-    order_id: relay.GlobalID
+    order_id: strawberry.ID
     method: PaymentMethod
     order_no: str | None = strawberry.field(default=None, description="Guest orders: the order number.")
     query_password: str | None = strawberry.field(default=None, description="Guest orders: the query password.")
@@ -98,7 +98,7 @@ class PayOrderPayload:
 
 @strawberry.input
 class ConfirmReceiptInput:
-    order_id: relay.GlobalID
+    order_id: strawberry.ID
 
 
 @strawberry.type
@@ -109,7 +109,7 @@ class ConfirmReceiptPayload:
 
 @strawberry.input
 class RefundOrderInput:
-    order_id: relay.GlobalID
+    order_id: strawberry.ID
     reason: str
 
 
@@ -121,7 +121,7 @@ class RefundOrderPayload:
 
 @strawberry.input
 class AdjustWalletInput:
-    user_id: relay.GlobalID
+    user_id: strawberry.ID
     amount: Decimal = strawberry.field(description="Negative for a correction; the wallet never goes below zero.")
     reason: str = strawberry.field(description="3 to 200 characters, kept with the posting.")
 

@@ -331,10 +331,10 @@ async def test_bad_product_input_changes_nothing(make_client) -> None:  # type: 
         payload = (await seller.gql(CREATE_PRODUCT, {"input": data}))["createProduct"]
         assert codes(payload) == [(code, field)], fields
         assert payload["product"] is None
-    # Not an ID at all: refused by the GraphQL layer before the mutation runs.
+    # Not an ID at all: a UserError like any other bad input.
     data = {"merchantId": "not a global id", "title": "Card", "price": "10.00", "deliveryKind": "CARD_KEY"}
-    response = (await seller.post(CREATE_PRODUCT, {"input": data})).json()
-    assert response["data"] is None and "GlobalID" in response["errors"][0]["message"]
+    payload = (await seller.gql(CREATE_PRODUCT, {"input": data}))["createProduct"]
+    assert codes(payload) == [("INVALID_INPUT", "merchantId")] and payload["product"] is None
     assert await Product.all().count() == before
 
 
