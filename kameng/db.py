@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
@@ -75,5 +74,3 @@ async def migrate(settings: Settings | None = None, *, quiet: bool = True) -> No
     async with TortoiseContext():
         await tortoise_migrate(config=tortoise_config(settings), progress=progress)
 
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"

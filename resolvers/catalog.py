@@ -97,10 +97,6 @@ async def get_categories(ids: list[int]) -> list[Category | None]:
     return [found.get(i) for i in ids]
 
 
-async def account_balances(codes: list[str]) -> list[Decimal]:
-    return await ledger.balances(codes)
-
-
 # -- visibility -------------------------------------------------------------------------
 
 

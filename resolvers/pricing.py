@@ -79,10 +79,6 @@ def unit_price(product: Product, quantity: int) -> Decimal:
     return wholesale_price(Decimal(product.price), parse_tiers(product.wholesale_tiers), quantity)
 
 
-def line_total(unit: Decimal, quantity: int) -> Decimal:
-    return (unit * quantity).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 # -- the engine ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ from strawberry import relay
 from resolvers.errors import ErrorCode as ErrorCodeValue
 from resolvers.errors import UserFacingError
 from resolvers.pagination import Page
-from schema.context import Info
 
 ErrorCode = strawberry.enum(ErrorCodeValue, name="ErrorCode", description="Stable codes of expected failures.")
 T = TypeVar("T")
@@ -95,7 +94,3 @@ def decode_id(global_id: relay.GlobalID | str, expected: str, field: str) -> int
         return int(gid.node_id)
     except (ValueError, TypeError):
         raise invalid(field, f"Expected the ID of a {expected}.") from None
-
-
-def viewer_only(info: Info, user_id: int) -> bool:
-    return info.context.actor.user_id == user_id

@@ -16,7 +16,7 @@ from strawberry.dataloader import DataLoader
 from models.accounts import User
 from models.catalog import Category, Merchant, Product
 from models.orders import OrderEvent
-from resolvers import accounts, catalog, follows, inventory, orders
+from resolvers import accounts, catalog, follows, inventory, ledger, orders
 from resolvers import community as community_loads
 from resolvers import moderation as moderation_loads
 from resolvers.auth import ANONYMOUS, Actor
@@ -58,7 +58,7 @@ class Loaders:
     @cached_property
     def account_balance(self) -> DataLoader[str, Decimal]:
         """Ledger balances by account code (``deposit:<id>``, ``merchant:<id>``, ``wallet:<id>``)."""
-        return DataLoader(catalog.account_balances)
+        return DataLoader(ledger.balances)
 
     # -- community: posts, comments, like state, topics, circles (resolvers/community.py)
 

@@ -146,11 +146,8 @@ class Order(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Order | None]:
-        found = []
-        for node_id in node_ids:
-            order = await orders.visible_order(info.context.actor, int(node_id))
-            found.append(cls.from_model(order) if order is not None else None)
-        return found
+        found = await orders.visible_orders(info.context.actor, [int(i) for i in node_ids])
+        return [cls.from_model(order) if order is not None else None for order in found]
 
 
 @strawberry.type
