@@ -16,104 +16,31 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from tortoise import connections
 
 from kameng import runtime
 from kameng.observability import HTTP_REQUESTS, configure_logging
 from kameng.settings import Settings, get_settings
-from resolvers.auth import ANONYMOUS, Actor, authenticate
-from resolvers.errors import UserFacingError
-from resolvers.payments import CALLBACK_MAX_BYTES, handle_callback
+from resolvers.commerce.payments import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
-from schema.context import Context
+from service import wiring
+from service.web.view import GraphQLView
 
 log = structlog.get_logger("kameng.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def _bearer(value: str | None) -> str | None:
-    if not value:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
-
-
-def _client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else ""
-
-
-class GraphQLView(GraphQL[Context, None]):
-    """Strawberry's ASGI view with Kameng's authentication, context and JSON encoding."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope, receive)
-            token = _bearer(request.headers.get("authorization"))
-            actor = ANONYMOUS
-            if token is not None:
-                try:
-                    actor = await authenticate(
-                        token, ip=_client_ip(scope), user_agent=request.headers.get("user-agent", "")
-                    )
-                except UserFacingError as error:
-                    # A bad token is refused outright rather than silently treated as anonymous.
-                    body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
-                    response = Response(
-                        orjson.dumps(body),
-                        status_code=401,
-                        media_type="application/json",
-                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                    )
-                    await response(scope, receive, send)
-                    return
-            if actor is ANONYMOUS:
-                actor = Actor(ip=_client_ip(scope), user_agent=request.headers.get("user-agent", ""))
-            scope.setdefault("state", {})["actor"] = actor
-        await super().__call__(scope, receive, send)
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        actor = request.scope.get("state", {}).get("actor", ANONYMOUS)
-        return Context(request=request, response=response, actor=actor)
-
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        params = context.connection_params or {}
-        raw = params.get("Authorization") or params.get("authorization")
-        token = _bearer(raw) if isinstance(raw, str) else None
-        scope = context.request.scope
-        if token is None:
-            context.actor = Actor(ip=_client_ip(scope))
-            return None
-        try:
-            context.actor = await authenticate(token, ip=_client_ip(scope))
-        except UserFacingError as error:
-            raise ConnectionRejectionError({"code": error.code.value}) from None
-        return None
-
-    def decode_json(self, data: str | bytes) -> object:
-        # orjson is several times faster; what it refuses (big integers, NaN, lone surrogates,
-        # malformed JSON) goes to json.loads, so the accepted input and errors stay the same.
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            import json
-
-            return json.loads(data)
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
 
 
 class RequestContext:
@@ -228,11 +155,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # The embedded default migrates itself; on PostgreSQL `kameng migrate` runs once per deploy.
-        await runtime.start(settings, apply_migrations=settings.is_sqlite)
+        await wiring.start(settings, apply_migrations=settings.is_sqlite)
         try:
             yield
         finally:
-            await runtime.stop()
+            await wiring.stop()
 
     app = Starlette(
         debug=settings.debug,

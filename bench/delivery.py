@@ -224,7 +224,7 @@ async def run_helper(env: dict[str, str], *argv: str, timeout: float = 90) -> st
 def start(deployment: Deployment, name: str, *argv: str) -> None:
     log = deployment.log(name).open("ab")
     deployment.processes[name] = subprocess.Popen(
-        [sys.executable, "-m", "kameng", *argv], cwd=ROOT, env=deployment.env,
+        [sys.executable, "-m", "service", *argv], cwd=ROOT, env=deployment.env,
         stdout=log, stderr=log, start_new_session=True,  # our Ctrl-C is ours: we stop them
     )  # fmt: skip
     log.close()
@@ -272,7 +272,7 @@ async def deployment(args: argparse.Namespace) -> AsyncIterator[tuple[Deployment
             dep = Deployment(env, dsn, namespace, free_port(), data_dir)
             try:
                 print(f"[setup] database {namespace}, Redis namespace {namespace}, data {data_dir}", flush=True)
-                await run_helper(env, "kameng", "migrate")
+                await run_helper(env, "service", "migrate")
                 start(dep, "serve", "serve", "--host", "127.0.0.1", "--port", str(dep.port), "--workers", str(args.api_processes))
                 for n in range(args.workers):
                     start(dep, f"worker-{n}", "worker")

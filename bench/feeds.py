@@ -5,7 +5,7 @@
     following 500 accounts: SQL statements per request (must not depend on the page size)
     and p50/p99 latency from the database and from the Redis fan-out cache, in the same run.
 (b) ``fanout``: one post fanned out to N (default 100,000) active followers with built feeds
-    (``resolvers.feeds.fan_out``: keyset batches of 1,000 followers, one pipeline of
+    (``resolvers.community.feeds.fan_out``: keyset batches of 1,000 followers, one pipeline of
     conditional adds each), in feed inserts per second, against a plain pipelined ZADD of the
     same N keys in batches of 1,000 (the ceiling) in the same run.
 (c) ``live``: ``kameng serve`` in a child process, N (default 5,000) WebSocket subscribers to
@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,7 +104,8 @@ def counting() -> Any:
 
 
 async def start_runtime(data_dir: Path, database_url: str | None, namespace: str) -> Any:
-    from kameng import crypto, db, runtime
+    from kameng import crypto, db
+    from service import wiring
     from kameng.settings import Settings, configure
 
     settings = Settings(
@@ -116,11 +115,11 @@ async def start_runtime(data_dir: Path, database_url: str | None, namespace: str
     configure(settings)
     crypto.reset()
     await db.migrate(settings)
-    return await runtime.start(settings, run_worker=False, sweeps=False)
+    return await wiring.start(settings, run_worker=False, sweeps=False)
 
 
 async def make_users(count: int, prefix: str) -> list[int]:
-    from models.accounts import User
+    from models.accounts.users import User
     from tests.factories import password_hash
 
     hashed = password_hash()
@@ -134,9 +133,9 @@ async def make_users(count: int, prefix: str) -> list[int]:
 
 
 async def bench_following(args: argparse.Namespace) -> dict[str, Any]:
-    from models.community import Follow, FollowKind, Post, PostKind
-    from resolvers import feeds
-    from resolvers.auth import Actor
+    from models.community.community import Follow, FollowKind, Post, PostKind
+    from resolvers.community import feeds
+    from resolvers.accounts.auth import Actor
     from schema import build_schema
     from schema.context import Context
     from tests.factories import make_product
@@ -152,7 +151,7 @@ async def bench_following(args: argparse.Namespace) -> dict[str, Any]:
     ]
     for start in range(0, len(posts), 2000):
         await Post.bulk_create(posts[start:start + 2000])
-    from models.accounts import User
+    from models.accounts.users import User
 
     reader = await User.get(id=reader_id)
     schema = build_schema()
@@ -197,8 +196,8 @@ async def bench_following(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bench_fanout(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
-    from models.community import Follow, FollowKind, Post, PostKind
-    from resolvers import feeds
+    from models.community.community import Follow, FollowKind, Post, PostKind
+    from resolvers.community import feeds
 
     store = feeds.current_store()
     assert store is not None
@@ -262,7 +261,7 @@ async def bench_live(args: argparse.Namespace, data_dir: Path, database_url: str
     })
     if database_url:
         env["DATABASE_URL"] = database_url
-    server = subprocess.Popen([sys.executable, "-m", "kameng", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     sockets: list[Any] = []
@@ -349,7 +348,7 @@ async def main(args: argparse.Namespace) -> None:
         data_dir = Path(tmp)
         try:
             async with scratch_database(data_dir) as dsn:
-                from kameng import runtime
+                from service import wiring
 
                 await start_runtime(data_dir, dsn, namespace)
                 try:
@@ -360,7 +359,7 @@ async def main(args: argparse.Namespace) -> None:
                         report["fanout"] = await asyncio.wait_for(bench_fanout(args, namespace), args.phase_timeout)
                         print(json.dumps({"fanout": report["fanout"]}), flush=True)
                 finally:
-                    await runtime.stop()
+                    await wiring.stop()
                 if args.only in (None, "live"):
                     live_db = None
                     if dsn is not None:  # the server gets a database of its own
@@ -368,7 +367,7 @@ async def main(args: argparse.Namespace) -> None:
 
                         async with postgres_database(PG_ADMIN, f"kbenchl{uuid.uuid4().hex[:8]}") as live_dsn:
                             env_dsn = live_dsn
-                            subprocess.run([sys.executable, "-m", "kameng", "migrate"], cwd=ROOT, check=True, timeout=300,
+                            subprocess.run([sys.executable, "-m", "service", "migrate"], cwd=ROOT, check=True, timeout=300,
                                            env={**os.environ, "DATABASE_URL": env_dsn, "KAMENG_DATA_DIR": str(data_dir / "live")},
                                            capture_output=True)
                             report["live"] = await asyncio.wait_for(bench_live(args, data_dir, env_dsn, namespace), args.phase_timeout)

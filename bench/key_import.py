@@ -115,7 +115,7 @@ def child_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
 
 def kameng(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kameng", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "service", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -125,7 +125,7 @@ async def api_server(env: dict[str, str], log: Path) -> AsyncIterator[str]:
     port = free_port()
     with log.open("ab") as sink:
         child = subprocess.Popen(
-            [sys.executable, "-m", "kameng", "serve", "--port", str(port)], cwd=ROOT, env=env,
+            [sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=ROOT, env=env,
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -276,7 +276,7 @@ async def run_import(
 ) -> tuple[float, tuple[int, int, int, float, int]]:
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kameng", "keys", "import", str(key_file), "--product", str(product_pk),
+        sys.executable, "-m", "service", "keys", "import", str(key_file), "--product", str(product_pk),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await process.communicate()

@@ -1,33 +1,24 @@
-"""The process's shared resources, started once by the API (app.py) or by `kameng worker`.
+"""The process's shared handles: settings, Redis, the event bus, the rate limiter, the broker.
 
-A runtime owns: the ORM, the Redis client (when configured), the event bus, the rate
-limiter, the dramatiq broker with every job declared on it, the outbox relay, and, on the
-embedded default, a dramatiq worker consuming jobs inside this process.
+This module only holds them; `service/wiring.py` builds them at start-up and tears them down.
+Use cases reach them through the typed accessors below, so nothing at this level imports
+the layers above it (the annotations are for type checkers only).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import dramatiq
-from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
-from redis.asyncio import Redis
-
-from kameng import db
-from kameng.ratelimit import RateLimiter
-from kameng.redis import connect
-from kameng.settings import Settings, configure, get_settings
-from subscriptions import outbox
-from subscriptions.bus import EventBus, MemoryBus, RedisBus
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import dramatiq
+    from redis.asyncio import Redis
+
+    from kameng.ratelimit import RateLimiter
+    from kameng.settings import Settings
+    from subscriptions.bus import EventBus
     from workers.relay import OutboxRelay
     from workers.scheduler import Scheduler
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,9 +31,17 @@ class Runtime:
     relay: OutboxRelay
     worker: dramatiq.Worker | None = None
     scheduler: Scheduler | None = None
+    # Per-process objects an upper layer builds lazily on these handles (the feed store).
+    local: dict[str, Any] = field(default_factory=dict)
 
 
 _current: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    """Make ``runtime`` this process's (None: forget it). Called by the wiring only."""
+    global _current
+    _current = runtime
 
 
 def current() -> Runtime:
@@ -51,94 +50,21 @@ def current() -> Runtime:
     return _current
 
 
-class _LoopBridge:
-    """Runs dramatiq's async actors on an event loop that is already running.
-
-    dramatiq hands each coroutine of an async actor to the "event loop thread"; in the API
-    process that loop is uvicorn's own, where the ORM and Redis clients live.
-    """
-
-    interrupt_check_ival = 0.1
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    run_coroutine = EventLoopThread.run_coroutine
+def is_started() -> bool:
+    return _current is not None
 
 
-async def start(
-    settings: Settings | None = None,
-    *,
-    broker: dramatiq.Broker | None = None,
-    apply_migrations: bool = False,
-    run_worker: bool | None = None,
-    sweeps: bool | None = None,
-    relay: bool = True,
-) -> Runtime:
-    """Start this process's runtime on the running loop (idempotent per process)."""
-    # Imported here: use cases import this module for `current()`, and the workers import
-    # the use cases.
-    from workers.broker import build_broker
-    from workers.relay import OutboxRelay
-    from workers.scheduler import Scheduler
-
-    global _current
-    if _current is not None:
-        return _current
-    settings = settings or get_settings()
-    configure(settings)
-    # Refuse to start without the secrets, before anything else.
-    settings.signing_secret()
-    settings.card_keyring()
-    settings.fingerprint_secret()
-
-    if apply_migrations:
-        await db.migrate(settings)
-    await db.init_db(settings)
-
-    redis = connect(settings.redis_url) if settings.redis_url else None
-    bus: EventBus = RedisBus(redis, settings.namespace) if redis is not None else MemoryBus()
-    await bus.start()
-    limiter = RateLimiter(settings.redis_url, settings.namespace)
-    broker = broker or build_broker(settings)
-    outbox_relay = OutboxRelay(settings, bus, broker)
-    if relay:
-        outbox.on_commit(outbox_relay.kick)
-        outbox_relay.start()
-
-    runtime = Runtime(settings, redis, bus, limiter, broker, outbox_relay)
-    _current = runtime
-    consume = settings.run_inprocess_worker if run_worker is None else run_worker
-    if consume:
-        if get_event_loop_thread() is None:
-            set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]
-        runtime.worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=100)
-        runtime.worker.start()
-    # Processes that consume jobs also sweep for what timers, crashes and lost messages left.
-    if consume if sweeps is None else sweeps:
-        runtime.scheduler = Scheduler(settings.sweep_seconds)
-        runtime.scheduler.start()
-    outbox_relay.kick()  # whatever an earlier run left pending
-    return runtime
+def bus() -> EventBus:
+    return current().bus
 
 
-async def stop() -> None:
-    global _current
-    runtime = _current
-    if runtime is None:
-        return
-    if runtime.scheduler is not None:
-        await runtime.scheduler.stop()
-    if runtime.worker is not None:
-        # stop() joins worker threads that may be waiting on this loop: never block it.
-        await asyncio.to_thread(runtime.worker.stop)
-        if isinstance(get_event_loop_thread(), _LoopBridge):
-            set_event_loop_thread(None)
-    await runtime.relay.stop()
-    outbox.clear_commit_hooks()
-    await runtime.bus.close()
-    if runtime.redis is not None:
-        await runtime.redis.aclose()
-    runtime.broker.close()
-    await db.close_db()
-    _current = None
+def redis() -> Redis | None:
+    return current().redis
+
+
+def limiter() -> RateLimiter:
+    return current().limiter
+
+
+def broker() -> dramatiq.Broker:
+    return current().broker

@@ -4,16 +4,16 @@ One module per domain; ``MODEL_MODULES`` is what the ORM and the migrations load
 """
 
 MODEL_MODULES = [
-    "models.accounts",
-    "models.notifications",
+    "models.accounts.users",
+    "models.accounts.notifications",
     "models.outbox",
-    "models.catalog",
-    "models.inventory",
-    "models.orders",
-    "models.ledger",
-    "models.payments",
-    "models.community",
-    "models.points",
-    "models.coupons",
-    "models.tasks",
+    "models.commerce.catalog",
+    "models.commerce.inventory",
+    "models.commerce.orders",
+    "models.commerce.ledger",
+    "models.commerce.payments",
+    "models.community.community",
+    "models.loyalty.points",
+    "models.loyalty.coupons",
+    "models.loyalty.tasks",
 ]

@@ -6,16 +6,16 @@ import strawberry
 from strawberry import relay
 
 from kameng.settings import Settings, get_settings
-from schema.accounts import AccountMutations, AccountQueries, User
-from schema.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
-from schema.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
+from schema.accounts.users import AccountMutations, AccountQueries, User
+from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
+from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
-from schema.feeds import FeedQueries, FeedSubscriptions, FollowMutations
-from schema.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
-from schema.notifications import Notification, NotificationMutations, NotificationSubscriptions
-from schema.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
-from schema.payments import Payment, PaymentMutations
+from schema.community.feeds import FeedQueries, FeedSubscriptions, FollowMutations
+from schema.loyalty.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
+from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
+from schema.commerce.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
+from schema.commerce.payments import Payment, PaymentMutations
 
 
 def _query_root() -> type:

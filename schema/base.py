@@ -8,6 +8,8 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.extensions import FieldExtension
+from strawberry.types.field import StrawberryField
 
 from resolvers.errors import ErrorCode as ErrorCodeValue
 from resolvers.errors import UserFacingError
@@ -72,6 +74,33 @@ class Connection(Generic[T]):
             ),
             _page=page,
         )
+
+
+class PayloadErrors(FieldExtension):
+    """Turns a use case's expected failure into the mutation payload's ``errors``.
+
+    The resolver returns its payload on success; a ``UserFacingError`` raised anywhere in
+    it (ID decoding included) becomes ``Payload(errors=[...])`` with every other field null.
+    """
+
+    def apply(self, field: StrawberryField) -> None:
+        self._field = field
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except UserFacingError as error:
+            return self._field.type(errors=[UserError.of(error)])
+
+
+def mutation(*, description: str | None = None) -> Any:
+    """``@strawberry.mutation`` whose expected failures become the payload's ``errors``."""
+    return strawberry.mutation(description=description, extensions=[PayloadErrors()])
+
+
+def no_errors() -> list[UserError]:
+    """Default of a payload's ``errors``: the payload of a success carries none."""
+    return []
 
 
 async def run_mutation(payload: Callable[..., P], action: Awaitable[dict[str, Any]]) -> P:

@@ -13,13 +13,15 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
-from models.accounts import User
-from models.catalog import Category, Merchant, Product
-from models.orders import OrderEvent
-from resolvers import accounts, catalog, follows, inventory, ledger, orders
-from resolvers import community as community_loads
-from resolvers import moderation as moderation_loads
-from resolvers.auth import ANONYMOUS, Actor
+from models.accounts.users import User
+from models.commerce.catalog import Category, Merchant, Product
+from models.commerce.orders import OrderEvent
+from resolvers.accounts import users as accounts
+from resolvers.commerce import catalog, inventory, ledger, orders
+from resolvers.community import follows
+from resolvers.community import community as community_loads
+from resolvers.community import moderation as moderation_loads
+from resolvers.accounts.auth import ANONYMOUS, Actor
 
 
 class Loaders:

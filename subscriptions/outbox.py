@@ -16,6 +16,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from models.outbox import OutboxEntry, OutboxKind
+from subscriptions.jobs import JobCall
 
 _on_commit: list[Callable[[], None]] = []
 _emitted: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("outbox_emitted", default=None)
@@ -68,8 +69,9 @@ async def emit(topic: str, data: dict[str, Any]) -> OutboxEntry:
     return await _write(OutboxKind.EVENT, topic, data)
 
 
-async def enqueue(actor_name: str, *, delay_ms: int | None = None, **kwargs: Any) -> OutboxEntry:
-    """Send a dramatiq message to ``actor_name`` once the transaction commits (after
-    ``delay_ms`` if given). The message id is derived from the outbox row, so a re-sent row
-    is recognisable."""
-    return await _write(OutboxKind.JOB, actor_name, {"kwargs": kwargs, "delay_ms": delay_ms})
+async def enqueue(call: JobCall) -> OutboxEntry:
+    """Send the dramatiq message ``call`` once the transaction commits (after its delay if
+    any). The message id is derived from the outbox row, so a re-sent row is recognisable."""
+    if not isinstance(call, JobCall):
+        raise TypeError("outbox.enqueue takes a JobCall built by subscriptions.jobs")
+    return await _write(OutboxKind.JOB, call.name.value, {"kwargs": call.kwargs, "delay_ms": call.delay_ms})

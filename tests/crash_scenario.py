@@ -15,14 +15,15 @@ import orjson
 
 async def setup(count: int) -> dict[str, object]:
     from kameng import runtime
-    from models.orders import Order, OrderStatus
-    from models.payments import PaymentMethod
-    from resolvers import orders, payments
-    from resolvers.auth import Actor
+    from service import wiring
+    from models.commerce.orders import Order, OrderStatus
+    from models.commerce.payments import PaymentMethod
+    from resolvers.commerce import orders, payments
+    from resolvers.accounts.auth import Actor
     from tests.factories import fund, make_product, make_users
 
     # No in-process worker and no sweeps: only the worker under test consumes the jobs.
-    await runtime.start(run_worker=False, sweeps=False)
+    await wiring.start(run_worker=False, sweeps=False)
     try:
         product = await make_product(keys=count, price="1.00")
         made = []
@@ -38,7 +39,7 @@ async def setup(count: int) -> dict[str, object]:
         assert paid == count, f"{paid} of {count} orders paid"
         return {"product": product.id, "orders": made}
     finally:
-        await runtime.stop()
+        await wiring.stop()
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from kameng.crypto import box
 from kameng.security import AccessClaims, digest, hash_password, issue_access_token, new_refresh_secret
 from kameng.settings import get_settings
-from models.accounts import AuthSession, Role, User
-from models.catalog import DeliveryKind, Merchant, Product
-from models.inventory import CardKey
-from resolvers import ledger
+from models.accounts.users import AuthSession, Role, User
+from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.inventory import CardKey
+from resolvers.commerce import ledger
 
 _PASSWORD_HASH: list[str] = []
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from models.accounts import AuthSession, User
+from models.accounts.users import AuthSession, User
 from tests.conftest import LOGIN, REGISTER, Client
 
 VIEWER = "{ viewer { id email nickname role tier } }"
@@ -92,7 +92,7 @@ async def test_wrong_password_is_invalid_credentials_then_rate_limited(client: C
 async def test_login_is_throttled_per_address(stack, make_client) -> None:  # type: ignore[no-untyped-def]
     from kameng import runtime
 
-    limiter = runtime.current().limiter
+    limiter = runtime.limiter()
     ip = "198.51.100.77"
     # The test settings allow 1000/minute per address: use it up directly, then try once more.
     for _ in range(1000):

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from strawberry.relay import GlobalID
 
-from models.accounts import Role, User
-from models.catalog import Category, DeliveryKind, Merchant, MerchantStatus, Product, ProductStatus
-from resolvers import ledger
+from models.accounts.users import Role, User
+from models.commerce.catalog import Category, DeliveryKind, Merchant, MerchantStatus, Product, ProductStatus
+from resolvers.commerce import ledger
 from tests.conftest import Client, count_queries
 
 # -- helpers (also used by tests/test_inventory.py) ---------------------------------------

@@ -10,14 +10,14 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
-from models.accounts import Role, User
-from models.catalog import Product
-from models.community import Comment, Follow, FollowKind, Post, PostLike, PostTopic, Topic
-from models.notifications import Notification
-from models.orders import Order, OrderStatus
+from models.accounts.users import Role, User
+from models.commerce.catalog import Product
+from models.community.community import Comment, Follow, FollowKind, Post, PostLike, PostTopic, Topic
+from models.accounts.notifications import Notification
+from models.commerce.orders import Order, OrderStatus
 from models.outbox import OutboxEntry, OutboxKind
-from resolvers.community import MAX_DEPTH
-from resolvers.orders import new_order_no
+from resolvers.community.community import MAX_DEPTH
+from resolvers.commerce.orders import new_order_no
 from tests.conftest import Client, count_queries
 from tests.factories import make_merchant, make_product, make_user, make_users, token_for
 

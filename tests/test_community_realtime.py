@@ -26,12 +26,12 @@ import websockets
 from strawberry.relay import GlobalID
 
 from kameng import runtime
-from models.accounts import User
-from models.community import Comment, ContentStatus, Post, PostKind, PostTopic, Topic
-from resolvers import feeds
-from resolvers.auth import Actor
+from models.accounts.users import User
+from models.community.community import Comment, ContentStatus, Post, PostKind, PostTopic, Topic
+from resolvers.community import feeds
+from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
-from subscriptions import outbox
+from subscriptions import jobs, outbox
 from tests.conftest import (
     LOCAL_PG,
     LOCAL_REDIS,
@@ -64,7 +64,7 @@ async def make_post(author: User, *, topics: tuple[Topic, ...] = (), publish: bo
         for topic in topics:
             await PostTopic.create(post=post, topic=topic)
         if publish:
-            await outbox.enqueue("fan_out_post", post_id=post.id)
+            await outbox.enqueue(jobs.fan_out_post(post.id))
             await outbox.emit("posts:live", {"post": post.id, "topics": [t.slug for t in topics]})
     return post
 
@@ -123,7 +123,7 @@ async def started(stream: AsyncIterator[Any]) -> Reader:
 
 
 async def test_comment_stream_resumes_and_stops_when_the_post_is_hidden(stack: Stack) -> None:
-    bus = runtime.current().bus
+    bus = runtime.bus()
     author, talker = await make_user(), await make_user()
     post = await make_post(author)
     live = await started(feeds.comment_stream(bus, Actor(), post.id))
@@ -160,7 +160,7 @@ async def test_comment_stream_resumes_and_stops_when_the_post_is_hidden(stack: S
 
 
 async def test_comment_stream_notices_a_hidden_post_while_the_thread_is_quiet(stack: Stack) -> None:
-    bus = runtime.current().bus
+    bus = runtime.bus()
     post = await make_post(await make_user())
     live = await started(feeds.comment_stream(bus, Actor(), post.id, recheck=0.2))
     try:
@@ -172,7 +172,7 @@ async def test_comment_stream_notices_a_hidden_post_while_the_thread_is_quiet(st
 
 
 async def test_reply_stream_delivers_replies_to_me_only(stack: Stack) -> None:
-    bus = runtime.current().bus
+    bus = runtime.bus()
     me, other, third = await make_user(), await make_user(), await make_user()
     mine = await make_post(me)
     theirs = await make_post(other)
@@ -199,7 +199,7 @@ async def test_reply_stream_delivers_replies_to_me_only(stack: Stack) -> None:
 
 
 async def test_live_stream_filters_by_topic_and_resumes(stack: Stack) -> None:
-    bus = runtime.current().bus
+    bus = runtime.bus()
     author = await make_user()
     topic = await make_topic()
     everything = await started(feeds.live_stream(bus))
@@ -352,17 +352,17 @@ async def test_reply_reaches_the_buyer_within_a_second_across_processes(tmp_path
     try:
         async with postgres_database(LOCAL_PG, namespace) as dsn:
             env = _env(dsn, namespace, tmp_path)
-            done = subprocess.run([sys.executable, "-m", "kameng", "migrate"], env=env, cwd=ROOT,
+            done = subprocess.run([sys.executable, "-m", "service", "migrate"], env=env, cwd=ROOT,
                                   capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stderr[-3000:]
             port = free_port()
             log = tmp_path / "processes.log"
             processes = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "kameng", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
                     env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
                 ),
-                subprocess.Popen([sys.executable, "-m", "kameng", "worker"], env=env, cwd=ROOT,
+                subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=log.open("ab")),
             ]
             try:

@@ -17,7 +17,7 @@ import pytest
 import typer.main
 import yaml
 
-from kameng.cli import cli
+from service.cli import cli
 from kameng.settings import ConfigurationError, Settings, env_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def kameng_invocation(service: dict[str, Any]) -> tuple[str, list[str]] | None:
 def kameng_commands() -> dict[str, Any]:
     """The click commands typer builds (typer may bring its own copy of click: no isinstance)."""
     group = typer.main.get_command(cli)
-    assert hasattr(group, "commands"), "kameng.cli.cli should be a group of subcommands"
+    assert hasattr(group, "commands"), "service.cli.cli should be a group of subcommands"
     return dict(group.commands)
 
 

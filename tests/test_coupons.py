@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from models.accounts import Role
-from models.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
-from models.orders import Order, OrderStatus
-from models.points import PointsEntry
-from resolvers import payments, points
-from resolvers.auth import Actor
+from models.accounts.users import Role
+from models.loyalty.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
+from models.commerce.orders import Order, OrderStatus
+from models.loyalty.points import PointsEntry
+from resolvers.commerce import payments
+from resolvers.loyalty import points
+from resolvers.accounts.auth import Actor
 from tests.factories import make_product, make_user, make_users
 from tests.test_ledger import assert_ledger_consistent
 from tests.test_points import (

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from models.community import ContentStatus, Post, PostKind
-from models.ledger import Posting
-from models.orders import Order
-from models.points import PointsEntry
-from resolvers import ledger, payments, points
+from models.community.community import ContentStatus, Post, PostKind
+from models.commerce.ledger import Posting
+from models.commerce.orders import Order
+from models.loyalty.points import PointsEntry
+from resolvers.commerce import ledger, payments
+from resolvers.loyalty import points
 from tests.conftest import eventually
 from tests.factories import make_product, make_user
 from tests.test_ledger import assert_ledger_consistent

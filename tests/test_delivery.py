@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.relay import GlobalID
 
-from models.accounts import Role
-from models.catalog import DeliveryKind
-from models.inventory import CardKey, CardKeyReveal, CardKeyStatus
-from models.orders import Order, OrderEvent, OrderStatus
-from resolvers import ledger
+from models.accounts.users import Role
+from models.commerce.catalog import DeliveryKind
+from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
+from models.commerce.orders import Order, OrderEvent, OrderStatus
+from resolvers.commerce import ledger
 from tests.conftest import Client, Stack, eventually, free_port
 from tests.factories import add_keys, fund, make_merchant, make_product, make_user, make_users, token_for
 from tests.test_ledger import assert_ledger_consistent

@@ -289,8 +289,8 @@ PRODUCT_FIELDS = """
 
 
 async def test_real_schema_same_answers(stack) -> None:  # type: ignore[no-untyped-def]
-    from models.catalog import DeliveryKind
-    from resolvers.auth import ANONYMOUS, Actor
+    from models.commerce.catalog import DeliveryKind
+    from resolvers.accounts.auth import ANONYMOUS, Actor
     from schema import build_schema
     from tests.factories import make_merchant, make_product, make_user
 

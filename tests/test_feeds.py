@@ -18,16 +18,16 @@ import pytest
 from redis.asyncio import Redis
 from strawberry.relay import GlobalID
 
-from models.accounts import User
-from models.catalog import Product
-from models.community import ContentStatus, Follow, FollowKind, Post, PostKind, PostTopic, Topic
-from models.notifications import Notification
-from resolvers import feeds, follows
-from resolvers.auth import Actor, authenticate
+from models.accounts.users import User
+from models.commerce.catalog import Product
+from models.community.community import ContentStatus, Follow, FollowKind, Post, PostKind, PostTopic, Topic
+from models.accounts.notifications import Notification
+from resolvers.community import feeds, follows
+from resolvers.accounts.auth import Actor, authenticate
 from resolvers.errors import ErrorCode, UserFacingError
-from resolvers.feeds import FeedKind, FeedStore
+from resolvers.community.feeds import FeedKind, FeedStore
 from resolvers.pagination import decode_cursor
-from subscriptions import outbox
+from subscriptions import jobs, outbox
 from tests.conftest import LOCAL_REDIS, Client, drop_redis_namespace, eventually, new_namespace, reachable
 from tests.factories import make_merchant, make_product, make_user, make_users, token_for
 
@@ -364,7 +364,7 @@ async def test_hot_feed_refresh_decays_posts_that_left_the_window(stack: Any) ->
 async def test_fan_out_job_ranks_a_new_post_through_the_outbox(stack: Any) -> None:
     post = await make_post(await make_user(), likes=4)
     async with outbox.atomic():
-        await outbox.enqueue("fan_out_post", post_id=post.id)
+        await outbox.enqueue(jobs.fan_out_post(post.id))
     await eventually(lambda: Post.filter(id=post.id, hot_rank__gt=0).exists(), timeout=10)
 
 

@@ -88,7 +88,7 @@ def test_introspection_can_be_disabled(tmp_path) -> None:  # type: ignore[no-unt
 
 
 async def test_unexpected_errors_are_masked_with_the_request_id(client: Client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from resolvers import notifications
+    from resolvers.accounts import notifications
 
     await client.register()
 

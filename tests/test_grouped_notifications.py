@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from strawberry.relay import GlobalID
 
-from models.community import Post, PostKind
-from models.notifications import Notification
-from resolvers import notifications
-from resolvers.auth import Actor
+from models.community.community import Post, PostKind
+from models.accounts.notifications import Notification
+from resolvers.accounts import notifications
+from resolvers.accounts.auth import Actor
 from tests.factories import make_user, token_for
 
 LIKE = """mutation($input: LikePostInput!) { likePost(input: $input) { errors { code } } }"""

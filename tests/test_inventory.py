@@ -19,15 +19,15 @@ from cryptography.exceptions import InvalidTag
 from tortoise import connections
 
 from kameng import crypto
-from kameng.cli import read_key_file
-from models.accounts import Role, User
-from models.catalog import DeliveryKind, Merchant, Product
-from models.inventory import CardKey, CardKeyReveal, CardKeyStatus
-from models.orders import Order, OrderStatus
-from resolvers import inventory
-from resolvers.auth import Actor
+from service.cli import read_key_file
+from models.accounts.users import Role, User
+from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
+from models.commerce.orders import Order, OrderStatus
+from resolvers.commerce import inventory
+from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
-from resolvers.orders import new_order_no
+from resolvers.commerce.orders import new_order_no
 from tests.conftest import Client, Stack
 from tests.test_catalog import codes, create_product, gid, merchant_client, pk, signed_in
 
@@ -184,7 +184,7 @@ async def _run_cli(stack: Stack, *args: str) -> tuple[int, str, str]:
     if stack.settings.database_url:
         env["DATABASE_URL"] = stack.settings.database_url
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kameng", "keys", "import", *args,
+        sys.executable, "-m", "service", "keys", "import", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from models.ledger import Account, Entry, Posting
-from resolvers import escrow, ledger
+from models.commerce.ledger import Account, Entry, Posting
+from resolvers.commerce import escrow, ledger
 from resolvers.errors import ErrorCode, UserFacingError
 from tests.conftest import Stack
 
@@ -124,7 +124,7 @@ async def test_balances_batch_in_order_with_zero_for_unknown(stack: Stack) -> No
     [("10.00", "0.50"), ("0.01", "0.00"), ("0.10", "0.01"), ("19.99", "1.00"), ("12345.67", "617.28")],
 )
 async def test_platform_fee_is_rounded_half_up_to_the_cent(stack: Stack, total: str, fee: str) -> None:
-    from models.orders import Order
+    from models.commerce.orders import Order
 
     assert stack.settings.platform_fee_rate == Decimal("0.05")
     assert escrow.fee(Order(total=Decimal(total))) == Decimal(fee)

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.accounts import Role, User
-from models.community import ContentStatus, ModerationAction, Post, Report
+from models.accounts.users import Role, User
+from models.community.community import ContentStatus, ModerationAction, Post, Report
 from models.outbox import OutboxEntry, OutboxKind
-from resolvers import content
+from resolvers.community import content
 from tests.conftest import Client
 from tests.test_community import (
     ADD_COMMENT,
@@ -333,7 +333,7 @@ async def test_queue_pages_with_keyset_cursors(make_client) -> None:  # type: ig
 async def _fill(stack, limit: str, kind: str, user: User, times: int) -> None:  # type: ignore[no-untyped-def]
     from kameng import runtime
 
-    limiter = runtime.current().limiter
+    limiter = runtime.limiter()
     for _ in range(times):
         await limiter.hit(limit, f"community:{kind}", str(user.id))
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from strawberry.relay import GlobalID
 
-from models.catalog import DeliveryKind
-from models.inventory import CardKey, CardKeyStatus
-from models.orders import Order, OrderEvent, OrderStatus
+from models.commerce.catalog import DeliveryKind
+from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.orders import Order, OrderEvent, OrderStatus
 from tests.conftest import Client
 from tests.factories import make_product, make_user, make_users, token_for
 from workers import delivery

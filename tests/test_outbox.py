@@ -13,7 +13,7 @@ import pytest
 
 from kameng.runtime import Runtime
 from models.outbox import OutboxEntry, OutboxKind
-from subscriptions import outbox
+from subscriptions import jobs, outbox
 from subscriptions.bus import Event
 from tests.conftest import eventually
 
@@ -111,7 +111,7 @@ async def test_emit_outside_atomic_raises(rt: Runtime) -> None:
     with pytest.raises(RuntimeError, match="atomic"):
         await outbox.emit(topic, {"n": 1})
     with pytest.raises(RuntimeError, match="atomic"):
-        await outbox.enqueue("notify_new_signin", session_id=str(uuid.uuid4()))
+        await outbox.enqueue(jobs.notify_new_signin(str(uuid.uuid4())))
     assert not await OutboxEntry.filter(topic=topic).exists()
 
 

@@ -27,16 +27,16 @@ from strawberry.relay import to_base64
 
 import kameng.settings as settings_module
 from kameng import kpay
-from kameng.simulator import GatewayState, create_simulator
-from models.accounts import Role, User
-from models.catalog import DeliveryKind, Product
-from models.inventory import CardKey, CardKeyStatus
-from models.ledger import Posting
-from models.orders import Order, OrderEvent, OrderStatus
+from service.simulator import GatewayState, create_simulator
+from models.accounts.users import Role, User
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.ledger import Posting
+from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.outbox import OutboxEntry, OutboxKind
-from models.payments import Payment, PaymentMethod, PaymentStatus
-from resolvers import ledger, orders, payments
-from resolvers.auth import Actor
+from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
+from resolvers.commerce import ledger, orders, payments
+from resolvers.accounts.auth import Actor
 from subscriptions import outbox
 from tests.conftest import Client, Stack, free_port
 from tests.factories import add_keys, fund, make_product, make_user, token_for

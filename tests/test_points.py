@@ -16,11 +16,12 @@ import pytest
 from strawberry.relay import GlobalID
 
 from kameng import clock
-from models.accounts import User
-from models.orders import Order, OrderStatus
-from models.points import CheckIn, PointsBalance, PointsEntry
-from resolvers import orders, payments, points
-from resolvers.auth import Actor
+from models.accounts.users import User
+from models.commerce.orders import Order, OrderStatus
+from models.loyalty.points import CheckIn, PointsBalance, PointsEntry
+from resolvers.commerce import orders, payments
+from resolvers.loyalty import points
+from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 from tests.conftest import Client, eventually

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.accounts import Tier, User
-from models.coupons import CouponKind
-from models.orders import Order
-from resolvers import orders, pricing
-from resolvers.auth import Actor
+from models.accounts.users import Tier, User
+from models.loyalty.coupons import CouponKind
+from models.commerce.orders import Order
+from resolvers.commerce import orders, pricing
+from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from tests.factories import make_product, make_user
 from tests.test_coupons import hold, make_coupon

@@ -112,7 +112,7 @@ def test_env_names_cover_the_documented_variables() -> None:
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMENG_") and k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")}
     env["KAMENG_DATA_DIR"] = str(tmp_path)
-    return subprocess.run([sys.executable, "-m", "kameng", *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
 
 
 def test_cli_createuser_and_schema(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_cli_refuses_unsafe_configurations(tmp_path: Path) -> None:
     env_prod = _cli(tmp_path, "--help")
     assert env_prod.returncode == 0
     result = subprocess.run(
-        [sys.executable, "-m", "kameng", "migrate"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [sys.executable, "-m", "service", "migrate"], capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("KAMENG_")}, "KAMENG_ENV": "production",
              "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "KAMENG_DATA_DIR": str(tmp_path)},
     )

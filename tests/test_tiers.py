@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from models.accounts import Tier, User
-from models.notifications import Notification
-from models.orders import Order
-from resolvers import tiers
+from models.accounts.users import Tier, User
+from models.accounts.notifications import Notification
+from models.commerce.orders import Order
+from resolvers.loyalty import tiers
 from tests.conftest import eventually
 from tests.factories import make_product, make_user
 from tests.test_points import as_client, complete, give_points, gid, place_order
@@ -52,7 +52,7 @@ async def test_spend_promotes_on_completion_and_the_sweep_demotes_when_it_ages_o
     # Thirteen months later the order no longer counts; the points it earned are old too.
     long_ago = datetime.now(UTC) - timedelta(days=400)
     await Order.filter(id=order.id).update(completed_at=long_ago)
-    from models.points import PointsEntry
+    from models.loyalty.points import PointsEntry
 
     await PointsEntry.filter(user_id=user.id).update(created_at=long_ago)
     assert loyalty.sweep_tiers in scheduler.SWEEPS

@@ -33,7 +33,7 @@ async def test_tracking_across_api_and_worker_processes(tmp_path: Path) -> None:
         async with postgres_database(LOCAL_PG, namespace) as dsn:
             env = _env(dsn, namespace, tmp_path)
             for command in (["migrate"], ["seed", "--demo"]):
-                done = subprocess.run([sys.executable, "-m", "kameng", *command], env=env, cwd=ROOT,
+                done = subprocess.run([sys.executable, "-m", "service", *command], env=env, cwd=ROOT,
                                       capture_output=True, text=True, timeout=300)
                 assert done.returncode == 0, done.stderr[-3000:]
             buyer_line = next(line for line in done.stdout.splitlines() if "buyer@" in line)
@@ -41,9 +41,9 @@ async def test_tracking_across_api_and_worker_processes(tmp_path: Path) -> None:
             port = free_port()
             log = tmp_path / "processes.log"
             processes = [
-                subprocess.Popen([sys.executable, "-m", "kameng", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=log.open("ab")),
-                subprocess.Popen([sys.executable, "-m", "kameng", "worker"], env=env, cwd=ROOT,
+                subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=log.open("ab")),
             ]
             try:

@@ -73,7 +73,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "kameng", "worker"], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
 
@@ -86,7 +86,7 @@ async def test_sigkilled_worker_delivers_every_order_exactly_once(tmp_path: Path
     try:
         async with postgres_database(LOCAL_PG, namespace) as dsn:
             env = _env(dsn, namespace, tmp_path)
-            _run(env, "kameng", "migrate")
+            _run(env, "service", "migrate")
             setup = orjson.loads(_run(env, "tests.crash_scenario", "setup", str(ORDERS)).strip().splitlines()[-1])
             assert len(setup["orders"]) == ORDERS
 

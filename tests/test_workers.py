@@ -17,11 +17,11 @@ from dramatiq.message import Message
 
 from kameng.runtime import Runtime
 from kameng.settings import Settings
-from models.accounts import AuthSession, User
-from models.notifications import Notification
+from models.accounts.users import AuthSession, User
+from models.accounts.notifications import Notification
 from models.outbox import OutboxEntry
-from resolvers.accounts import create_user
-from subscriptions import outbox
+from resolvers.accounts.users import create_user
+from subscriptions import jobs, outbox
 from tests.conftest import (
     LOCAL_AMQP,
     LOCAL_REDIS,
@@ -160,7 +160,7 @@ async def test_a_job_enqueued_in_atomic_runs_once(rt: Runtime) -> None:
     assert await signin_notes(session.id) == []  # creating a session directly sends nothing
 
     async with outbox.atomic():
-        entry = await outbox.enqueue("notify_new_signin", session_id=str(session.id))
+        entry = await outbox.enqueue(jobs.notify_new_signin(str(session.id)))
 
     notes = await eventually(lambda: signin_notes(session.id))
     assert len(notes) == 1

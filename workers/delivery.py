@@ -16,11 +16,13 @@ import httpx
 from tortoise.expressions import F
 
 from kameng.settings import get_settings
-from models.catalog import DeliveryKind, Merchant, Product
-from models.inventory import CardKey, CardKeyStatus
-from models.orders import Order, OrderStatus
-from resolvers import notifications, orders, payments
+from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.orders import Order, OrderStatus
+from resolvers.accounts import notifications
+from resolvers.commerce import orders, payments
 from subscriptions import outbox
+from subscriptions import jobs
 from workers.jobs import job
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,7 @@ async def sweep_stuck_deliveries() -> int:
         async with outbox.atomic():
             # Touch the order so that the next sweep gives this job its time again.
             await Order.filter(id=order_id).update(updated_at=datetime.now(UTC))
-            await outbox.enqueue("deliver_order", order_id=order_id)
+            await outbox.enqueue(jobs.deliver_order(order_id))
     return len(stuck)
 
 

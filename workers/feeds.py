@@ -11,7 +11,7 @@ import logging
 import time
 
 from kameng.settings import get_settings
-from resolvers import feeds
+from resolvers.community import feeds
 from workers.jobs import job
 
 log = logging.getLogger(__name__)

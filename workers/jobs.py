@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from subscriptions.jobs import JobName
+
 JobFn = Callable[..., Awaitable[Any]]
 
 
@@ -28,7 +30,7 @@ def job(*, queue: str = "default", **options: Any) -> Callable[[JobFn], JobFn]:
     """Declare ``fn`` as a job. Options are dramatiq's (max_retries, min_backoff, time_limit...)."""
 
     def register(fn: JobFn) -> JobFn:
-        name = fn.__name__
+        name = JobName(fn.__name__).value  # an actor exists only for a declared job
         if name in JOBS and JOBS[name].fn is not fn:
             raise RuntimeError(f"two jobs are named {name}")
         JOBS[name] = JobSpec(name, fn, queue, options)

@@ -20,8 +20,8 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from kameng.settings import get_settings
-from models.orders import Order, OrderStatus
-from resolvers import coupons, creators, points, tasks, tiers
+from models.commerce.orders import Order, OrderStatus
+from resolvers.loyalty import coupons, creators, points, tasks, tiers
 from subscriptions import outbox
 from workers.jobs import job
 

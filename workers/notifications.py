@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.accounts import AuthSession
-from resolvers import notifications
+from models.accounts.users import AuthSession
+from resolvers.accounts import notifications
 from workers.jobs import job
 
 

@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.accounts import Role, Tier
+from models.accounts.users import Role, Tier
 from models.outbox import OutboxKind
 from orjson import loads
 from tortoise.fields.base import OnDelete

@@ -1,9 +1,9 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.catalog import DeliveryKind, MerchantStatus, ProductStatus
-from models.inventory import CardKeyStatus
-from models.orders import OrderStatus
-from models.payments import PaymentMethod, PaymentStatus
+from models.commerce.catalog import DeliveryKind, MerchantStatus, ProductStatus
+from models.commerce.inventory import CardKeyStatus
+from models.commerce.orders import OrderStatus
+from models.commerce.payments import PaymentMethod, PaymentStatus
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

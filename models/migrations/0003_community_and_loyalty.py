@@ -1,8 +1,8 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.community import ContentStatus, FollowKind, PostKind
-from models.coupons import CouponKind, CouponScope, UserCouponStatus
-from models.tasks import TaskPeriod
+from models.community.community import ContentStatus, FollowKind, PostKind
+from models.loyalty.coupons import CouponKind, CouponScope, UserCouponStatus
+from models.loyalty.tasks import TaskPeriod
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index

@@ -1,3 +1,0 @@
-from kameng.cli import main
-
-main()

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.accounts.users import User
+
+
+class MerchantStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+
+
+class DeliveryKind(StrEnum):
+    CARD_KEY = "CARD_KEY"  # delivered automatically from imported keys
+    DIRECT_TOPUP = "DIRECT_TOPUP"  # a worker calls the merchant's upstream supplier
+    MANUAL = "MANUAL"  # the merchant fulfils by hand, before a deadline
+
+
+class ProductStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    HIDDEN = "HIDDEN"
+
+
+class Merchant(Model):
+    """A shop, owned by one MERCHANT user. Its deposit and earnings live in the ledger."""
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "kameng.User", related_name="merchants", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=80, unique=True)
+    description = fields.TextField(default="")
+    status = fields.CharEnumField(MerchantStatus, max_length=16, default=MerchantStatus.ACTIVE)
+    # Upstream supplier for DIRECT_TOPUP products (called by the delivery worker).
+    supplier_url = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "merchant"
+
+
+class Category(Model):
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=60)
+    slug = fields.CharField(max_length=60, unique=True)
+    parent: fields.ForeignKeyNullableRelation[Category] = fields.ForeignKeyField(
+        "kameng.Category", related_name="children", null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "category"
+
+
+class Product(Model):
+    id = fields.BigIntField(primary_key=True)
+    merchant: fields.ForeignKeyRelation[Merchant] = fields.ForeignKeyField(
+        "kameng.Merchant", related_name="products", on_delete=fields.RESTRICT
+    )
+    category: fields.ForeignKeyNullableRelation[Category] = fields.ForeignKeyField(
+        "kameng.Category", related_name="products", null=True, on_delete=fields.SET_NULL
+    )
+    title = fields.CharField(max_length=120)
+    description = fields.TextField(default="")
+    price = fields.DecimalField(max_digits=12, decimal_places=2)
+    currency = fields.CharField(max_length=3, default="CNY")
+    delivery_kind = fields.CharEnumField(DeliveryKind, max_length=16)
+    # [{"minQuantity": 10, "unitPrice": "9.50"}, ...], ascending by minQuantity.
+    wholesale_tiers = fields.JSONField(default=list)
+    min_quantity = fields.IntField(default=1)
+    max_quantity = fields.IntField(default=100)
+    delivery_promise_minutes = fields.IntField(default=10)
+    # Stock of DIRECT_TOPUP / MANUAL products (null: unlimited). CARD_KEY stock is the
+    # count of available keys, never stored here.
+    stock_limit = fields.IntField(null=True)
+    sold_count = fields.IntField(default=0)
+    # Maintained by the community (reviews): sum of ratings and how many.
+    rating_sum = fields.IntField(default=0)
+    review_count = fields.IntField(default=0)
+    status = fields.CharEnumField(ProductStatus, max_length=16, default=ProductStatus.ACTIVE)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "product"
+        # Keyset pagination: newest (id), by price, best selling (see resolvers/catalog.py).
+        indexes = (
+            ("status", "id"),
+            ("merchant_id", "id"),
+            ("status", "price", "id"),
+            ("status", "sold_count", "id"),
+        )

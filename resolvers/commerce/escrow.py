@@ -1,0 +1,51 @@
+"""Escrow: the buyer's money is held between payment and completion, then settled to the
+merchant less the platform fee, or returned. Each movement is one idempotent ledger posting
+keyed by the order, so a replayed job or callback cannot move money twice."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from kameng.settings import get_settings
+from models.commerce.orders import Order
+from resolvers.commerce import ledger
+
+
+def fee(order: Order) -> Decimal:
+    return (Decimal(order.total) * get_settings().platform_fee_rate).quantize(ledger.CENT, rounding=ROUND_HALF_UP)
+
+
+async def hold(order: Order, source: str, *, reference: str | None = None) -> bool:
+    """Move the order total from ``source`` (a wallet or a gateway) into escrow."""
+    return await ledger.post(
+        "order.pay", reference or str(order.id), [(source, -order.total), (ledger.escrow(order.id), order.total)],
+        memo=f"payment of order {order.order_no}",
+    )
+
+
+async def settle(order: Order) -> bool:
+    """Release escrow to the merchant, the platform keeping its fee."""
+    platform = fee(order)
+    return await ledger.post(
+        "order.settle",
+        str(order.id),
+        [
+            (ledger.escrow(order.id), -order.total),
+            (ledger.merchant_balance(order.merchant_id), order.total - platform),
+            (ledger.PLATFORM_FEES, platform),
+        ],
+        memo=f"settlement of order {order.order_no}",
+    )
+
+
+def refund_destination(order: Order, paid_from: str) -> str:
+    """Signed-in buyers are refunded to their wallet; guests back through the gateway they paid with."""
+    return ledger.wallet(order.buyer_id) if order.buyer_id is not None else paid_from
+
+
+async def refund(order: Order, destination: str) -> bool:
+    """Return the escrowed total to ``destination``."""
+    return await ledger.post(
+        "order.refund", str(order.id), [(ledger.escrow(order.id), -order.total), (destination, order.total)],
+        memo=f"refund of order {order.order_no}",
+    )

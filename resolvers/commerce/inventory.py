@@ -1,0 +1,230 @@
+"""Card-key inventory: bulk import (GraphQL and `kameng keys import`), stock counts, and the
+audited reveal of a delivered order's secrets.
+
+Secrets are sealed with AES-GCM (kameng.crypto) bound to their product, and deduplicated by
+an HMAC fingerprint under the unique index (product_id, fingerprint): the database decides
+what is new (INSERT ... ON CONFLICT DO NOTHING, counted), so counts stay exact when imports
+of overlapping batches run at once. Imports go in chunks of 1,000 keys, each its own short
+transaction, so that a large import never holds the API's writers up for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from kameng import crypto
+from models.commerce.catalog import DeliveryKind, MerchantStatus, Product
+from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
+from models.commerce.orders import Order
+from resolvers.commerce import orders
+from resolvers.accounts.auth import Actor, require
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+
+#: One GraphQL import at most; the command line has no limit (it reads a file in chunks).
+MAX_KEYS_PER_REQUEST = 10_000
+MAX_KEY_LENGTH = 500
+#: Keys per INSERT and per transaction: short write transactions leave room for the API.
+CHUNK_SIZE = 1_000
+#: 6 parameters per key: 5,000 keys stay below PostgreSQL's 32,767 parameters per statement.
+MAX_CHUNK_SIZE = 5_000
+
+#: Control characters (Unicode category Cc) other than tab; a regex, as this runs per key.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+#: ``progress(done, total)`` after each chunk: keys handled so far, of how many.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    imported: int  # new keys stored
+    duplicates: int  # repeated within the batch, or already stored for the product
+    blank: int  # empty lines dropped
+
+
+def clean_keys(raw: Iterable[str], *, limit: int | None = None) -> tuple[list[str], int]:
+    """Trimmed, non-blank keys in input order, and how many blanks were dropped.
+
+    INVALID_INPUT (field ``keys``) for more than ``limit`` keys, a key over 500 characters,
+    or control characters other than tab.
+    """
+    keys: list[str] = []
+    blank = 0
+    for position, item in enumerate(raw, start=1):
+        if limit is not None and position > limit:
+            raise invalid("keys", f"Import at most {limit} keys at once (the command line takes more).")
+        key = item.strip()
+        if not key:
+            blank += 1
+            continue
+        if len(key) > MAX_KEY_LENGTH:
+            raise invalid("keys", f"Key {position} is longer than {MAX_KEY_LENGTH} characters.")
+        if _CONTROL.search(key):
+            raise invalid("keys", f"Key {position} contains control characters.")
+        keys.append(key)
+    return keys, blank
+
+
+async def card_key_product(actor: Actor | None, product_id: int) -> Product:
+    """The CARD_KEY product keys may be imported into: by its shop's owner only (``actor``
+    None is the system, e.g. the command line run by an operator)."""
+    user = require(actor) if actor is not None else None
+    product = await Product.filter(id=product_id).select_related("merchant").first()
+    if product is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
+    if user is not None:
+        if user.id != product.merchant.owner_id:
+            raise UserFacingError(ErrorCode.FORBIDDEN, "Only the shop's owner imports its keys.", "productId")
+        if product.merchant.status != MerchantStatus.ACTIVE:
+            raise UserFacingError(ErrorCode.INVALID_STATE, "This shop is suspended.", "productId")
+    if product.delivery_kind != DeliveryKind.CARD_KEY:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "Only CARD_KEY products hold card keys.", "productId")
+    return product
+
+
+async def import_card_keys(
+    actor: Actor | None,
+    product_id: int,
+    keys: Iterable[str],
+    *,
+    limit: int | None = MAX_KEYS_PER_REQUEST,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import card keys: trim, drop blanks, dedupe in the batch and against stored keys.
+
+    Everything is validated before the first write, so bad input changes nothing. Then each
+    chunk of ``chunk_size`` keys is one INSERT in its own short transaction; between chunks
+    the event loop runs other work. A retried or overlapping import only adds what is new.
+    """
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}")
+    product = await card_key_product(actor, product_id)
+    cleaned, blank = clean_keys(keys, limit=limit)
+    box = crypto.box()
+    unique: dict[str, str] = {}
+    for key in cleaned:
+        unique.setdefault(box.fingerprint(key, product_id=product.id), key)
+    items = list(unique.items())
+    total = len(items)
+    imported = 0
+    for start in range(0, total, chunk_size):
+        imported += await _insert_chunk(product.id, items[start : start + chunk_size], box)
+        if progress is not None:
+            progress(min(start + chunk_size, total), total)
+        await asyncio.sleep(0)  # let the API's other requests in between chunks
+    return ImportResult(imported=imported, duplicates=len(cleaned) - imported, blank=blank)
+
+
+#: First half of the advisory lock key of imports (the second half: the product id).
+_IMPORT_LOCK = 0x4B4B  # "KK"
+_COLUMNS = ("product_id", "key_id", "ciphertext", "fingerprint", "status", "created_at")
+
+
+async def _insert_chunk(product_id: int, items: Sequence[tuple[str, str]], box: crypto.SecretBox) -> int:
+    """Insert (fingerprint, secret) pairs that are new for the product, in the given order
+    (keys are sold oldest first); return how many were new.
+
+    No separate "which of these exist?" query first: the INSERT's ON CONFLICT answers that
+    exactly and uses the unique index, where a 1,000-value IN list on a table that just grew
+    (no planner statistics yet) made PostgreSQL scan the product's keys (measured 2 s per
+    chunk, 13x slower overall).
+    """
+    created_at = CardKey._meta.fields_map["created_at"].to_db_value(datetime.now(UTC), CardKey)
+    rows = []
+    for fingerprint, secret in items:  # sealed before the transaction: it stays short
+        sealed = box.seal(secret, product_id=product_id)
+        rows.append((product_id, sealed.key_id, sealed.ciphertext, fingerprint, CardKeyStatus.AVAILABLE.value, created_at))
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            # Concurrent imports into one product take turns per chunk. Without this, two
+            # chunks inserting overlapping keys in different orders would each wait on the
+            # other's uncommitted rows in the unique index: a deadlock. (Stock taking and
+            # other products are not affected; SQLite writes one transaction at a time.)
+            await connection.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_IMPORT_LOCK, product_id % 2**31])
+        return await _insert_new(connection, rows)
+
+
+async def _insert_new(connection: BaseDBAsyncClient, rows: list[tuple[Any, ...]]) -> int:
+    dialect = connection.capabilities.dialect
+    if dialect in ("sqlite", "postgres"):
+        # ON CONFLICT DO NOTHING: the unique index skips keys already stored (or being stored
+        # by a concurrent import); the affected-row count is exactly what was new.
+        width = len(_COLUMNS)
+        if dialect == "postgres":
+            groups = (
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(len(rows))
+            )
+        else:
+            groups = ("(" + ", ".join("?" * width) + ")" for _ in rows)
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        sql = (
+            f'INSERT INTO "card_key" ({columns}) VALUES {", ".join(groups)} '
+            'ON CONFLICT ("product_id", "fingerprint") DO NOTHING'
+        )
+        values = [value for row in rows for value in row]
+        if dialect == "postgres":
+            # Counted by RETURNING: Tortoise's asyncpg client reads an INSERT's status tag
+            # ("INSERT 0 n") at the wrong position, so the affected-row count it gives is 0.
+            counted = f'WITH inserted AS ({sql} RETURNING 1) SELECT COUNT(*) AS "n" FROM inserted'
+            _, result = await connection.execute_query(counted, values)
+            return int(result[0]["n"])
+        count, _ = await connection.execute_query(sql, values)  # SQLite: its changes() count
+        return count
+    # Any other backend: one savepoint per key (slower, equally exact).
+    inserted = 0
+    for row in rows:
+        try:
+            async with in_transaction():
+                await CardKey.create(**dict(zip(_COLUMNS[:-1], row[:-1], strict=True)))
+            inserted += 1
+        except IntegrityError:
+            pass
+    return inserted
+
+
+# -- stock ------------------------------------------------------------------------------
+
+
+async def available_counts(product_ids: list[int]) -> list[int]:
+    """Batch load for DataLoaders: available keys per product, in one grouped COUNT."""
+    rows = (
+        await CardKey.filter(product_id__in=product_ids, status=CardKeyStatus.AVAILABLE)
+        .group_by("product_id")
+        .annotate(n=Count("id"))
+        .values_list("product_id", "n")
+    )
+    found = {product_id: n for product_id, n in rows}
+    return [found.get(i, 0) for i in product_ids]
+
+
+# -- reveal -----------------------------------------------------------------------------
+
+
+async def reveal_card_keys(actor: Actor, order: Order) -> list[str]:
+    """The secrets of an order's delivered (SOLD) keys, decrypted, for the order's buyer only.
+
+    Anyone else gets an empty list (and nothing is decrypted). Every reveal is audited: one
+    CardKeyReveal row per key, with who and from where, written before the secrets leave.
+    """
+    if not orders.is_buyer(actor, order):
+        return []
+    keys = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).order_by("id")
+    if not keys:
+        return []
+    box = crypto.box()
+    secrets = [box.open(key.key_id, key.ciphertext, product_id=key.product_id) for key in keys]
+    await CardKeyReveal.bulk_create(
+        [CardKeyReveal(card_key_id=key.id, order_id=order.id, user_id=actor.user_id, ip=actor.ip[:64]) for key in keys]
+    )
+    return secrets

@@ -1,0 +1,105 @@
+"""Posting money: balanced, idempotent on (reason, reference), never below zero where it must not.
+
+Call ``post`` inside the transaction of the state change it pays for. Account rows are
+updated with conditional ``UPDATE ... SET balance = balance + x WHERE balance + x >= 0``
+statements whose affected-row count is checked, so concurrent postings cannot overdraw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models.commerce.ledger import Account, Entry, Posting
+from resolvers.errors import ErrorCode, UserFacingError
+
+CENT = Decimal("0.01")
+PLATFORM_FEES = "platform:fees"
+ADJUSTMENTS = "platform:adjustments"
+#: Accounts that stand for the outside world or the platform's books, which may be negative.
+_SYSTEM_PREFIXES = ("gateway:", "platform:")
+
+
+def wallet(user_id: int) -> str:
+    return f"wallet:{user_id}"
+
+
+def merchant_balance(merchant_id: int) -> str:
+    return f"merchant:{merchant_id}"
+
+
+def merchant_deposit(merchant_id: int) -> str:
+    return f"deposit:{merchant_id}"
+
+
+def escrow(order_id: int) -> str:
+    """Each order's escrow is an account of its own: payments do not queue on one hot row,
+    and an order's escrow can never go below zero."""
+    return f"escrow:{order_id}"
+
+
+def gateway(provider: str) -> str:
+    return f"gateway:{provider}"
+
+
+def money(value: Decimal | str | int) -> Decimal:
+    amount = Decimal(value)
+    if amount != amount.quantize(CENT):
+        raise UserFacingError(ErrorCode.INVALID_INPUT, "Amounts have at most two decimals.", "amount")
+    return amount.quantize(CENT)
+
+
+async def account(code: str, currency: str = "CNY") -> Account:
+    """The account with ``code``, created on first use."""
+    found = await Account.filter(code=code).first()
+    if found is not None:
+        return found
+    try:
+        async with in_transaction():
+            return await Account.create(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES))
+    except IntegrityError:  # created concurrently
+        return await Account.get(code=code)
+
+
+async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]], memo: str = "") -> bool:
+    """Post a balanced movement once. Returns False if (reason, reference) was already posted.
+
+    Raises INSUFFICIENT_BALANCE (rolling back the caller's transaction) if an account that may
+    not go negative would.
+    """
+    legs = [(code, money(amount)) for code, amount in legs if Decimal(amount) != 0]
+    if sum((amount for _, amount in legs), Decimal(0)) != 0:
+        raise ValueError(f"unbalanced posting {reason}:{reference}: {legs}")
+    accounts = {code: await account(code) for code, _ in legs}
+    async with in_transaction():  # joins the caller's transaction; all or nothing
+        try:
+            async with in_transaction():  # a savepoint: a duplicate rolls back only this part
+                posting = await Posting.create(reason=reason, reference=reference, memo=memo[:300])
+        except IntegrityError:
+            return False
+        # One global order (by code), so concurrent postings lock account rows alike and
+        # cannot deadlock each other.
+        for code, amount in sorted(legs, key=lambda leg: leg[0]):
+            acct = accounts[code]
+            query = Account.filter(id=acct.id)
+            if amount < 0 and not acct.allow_negative:
+                query = query.filter(balance__gte=-amount)
+            if await query.update(balance=F("balance") + amount) != 1:
+                raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
+        await Entry.bulk_create([Entry(posting=posting, account=accounts[code], amount=amount) for code, amount in legs])
+    return True
+
+
+async def balance(code: str) -> Decimal:
+    found = await Account.filter(code=code).first()
+    return found.balance if found is not None else Decimal("0.00")
+
+
+async def balances(codes: list[str]) -> list[Decimal]:
+    """Batch load for DataLoaders."""
+    found = {a.code: a.balance for a in await Account.filter(code__in=codes)}
+    return [found.get(code, Decimal("0.00")) for code in codes]

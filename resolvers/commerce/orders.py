@@ -1,0 +1,388 @@
+"""Orders: creation with stock reservation, the one place that moves an order between
+statuses, cancellation, expiry, confirmation, lookup and visibility."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from kameng import runtime
+from kameng.security import hash_password, verify_password
+from kameng.settings import get_settings
+from models.commerce.catalog import DeliveryKind, MerchantStatus, Product, ProductStatus
+from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.orders import Order, OrderEvent, OrderStatus, can_transition
+from resolvers.loyalty import coupons, creators, points
+from resolvers.accounts import notifications
+from resolvers.commerce import pricing
+from resolvers.accounts.users import normalise_email
+from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+from resolvers.pagination import Page, paginate
+from subscriptions import outbox
+from subscriptions import jobs, topics
+
+IDEMPOTENCY_KEY_MAX = 80
+LOOKUP_PASSWORD_MIN = 6
+
+
+topic_for = topics.order
+
+
+def new_order_no() -> str:
+    # Sortable by day, unguessable within it: K20261122-8H3K9QX2ZP
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return f"K{datetime.now(UTC):%Y%m%d}-" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+# -- the state machine's one door ------------------------------------------------------
+
+
+async def transition(
+    order: Order,
+    target: OrderStatus,
+    *,
+    actor: str = "system",
+    note: str = "",
+    **changes: Any,
+) -> bool:
+    """Move ``order`` to ``target`` if it is still in the status we read; record the event.
+
+    Must run inside ``outbox.atomic()``. The update is conditional on the current status, so
+    of two concurrent attempts exactly one wins; the loser gets False and changes nothing.
+    ``order`` is updated in place on success.
+    """
+    current = order.status
+    if not can_transition(current, target):
+        return False
+    changes["updated_at"] = datetime.now(UTC)  # queryset updates do not touch auto_now fields
+    updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
+    if updated != 1:
+        return False
+    order.status = target
+    for name, value in changes.items():
+        setattr(order, name, value)
+    event = await OrderEvent.create(order_id=order.id, status=target, actor=actor, note=note[:300])
+    await outbox.emit(
+        topic_for(order.id),
+        {"order": order.id, "event": event.id, "status": target.value, "at": event.at.isoformat(), "note": event.note},
+    )
+    await _loyalty(order, target)
+    if order.buyer_id is not None and target in _NOTIFY:
+        title = _NOTIFY[target].format(no=order.order_no)
+        await notifications.notify(
+            order.buyer_id, f"ORDER_{target.value}", title, note, {"orderId": order.id},
+            dedupe_key=f"order:{order.id}:{target.value}:{event.id}",
+        )
+    return True
+
+
+async def _loyalty(order: Order, target: OrderStatus) -> None:
+    """In the transition's transaction: the coupon an order holds is USED once it is paid and
+    goes back to its owner, with the points it spent, when the order is cancelled, expires or
+    is refunded; completion and refund are loyalty events (workers/loyalty.py)."""
+    if order.buyer_id is None:
+        return
+    if target == OrderStatus.PAID:
+        await coupons.mark_used(order)
+    elif target in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        await coupons.give_back(order)
+        if order.points_used:
+            await points.give_back_for_order(order.buyer_id, order.id)
+    if target in (OrderStatus.COMPLETED, OrderStatus.REFUNDED):
+        await outbox.enqueue(jobs.loyalty_event(order.buyer_id, f"ORDER_{target.value}", f"order:{order.id}"))
+
+
+_NOTIFY = {
+    OrderStatus.PAID: "Payment received for order {no}",
+    OrderStatus.DELIVERED: "Order {no} has been delivered",
+    OrderStatus.FAILED: "Order {no} could not be delivered",
+    OrderStatus.REFUNDED: "Order {no} was refunded",
+    OrderStatus.COMPLETED: "Order {no} is complete",
+}
+
+
+# -- creation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    product_id: int
+    quantity: int
+    idempotency_key: str
+    contact_email: str | None = None
+    query_password: str | None = None
+    topup_account: str | None = None
+    coupon_code: str | None = None
+    points_to_use: int = 0
+    from_post_id: int | None = None
+
+
+async def create_order(actor: Actor, request: NewOrder) -> Order:
+    """Create an order and reserve its stock until it expires, or return the order that the
+    same idempotency key already made."""
+    key = request.idempotency_key.strip()
+    if not 8 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise invalid("idempotencyKey", f"The idempotency key must be 8 to {IDEMPOTENCY_KEY_MAX} characters.")
+    contact_email = ""
+    password_hash = ""
+    if actor.user is None:
+        if not request.contact_email or not request.query_password:
+            raise invalid("contactEmail", "Guests give a contact email and a query password.")
+        contact_email = normalise_email(request.contact_email, "contactEmail")
+        if len(request.query_password) < LOOKUP_PASSWORD_MIN:
+            raise invalid("queryPassword", f"The query password needs at least {LOOKUP_PASSWORD_MIN} characters.")
+        scope = f"g:{contact_email}"
+    else:
+        scope = f"u:{actor.user.id}"
+        if request.contact_email:
+            contact_email = normalise_email(request.contact_email, "contactEmail")
+
+    existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
+    if existing is not None:
+        return _same_request(existing, request)
+
+    product = await Product.filter(id=request.product_id).select_related("merchant").first()
+    if product is None or product.status != ProductStatus.ACTIVE:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
+    if product.merchant.status != MerchantStatus.ACTIVE:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This shop is not selling at the moment.", "productId")
+    if not product.min_quantity <= request.quantity <= product.max_quantity:
+        raise invalid("quantity", f"Order between {product.min_quantity} and {product.max_quantity}.")
+    topup_account = (request.topup_account or "").strip()
+    if product.delivery_kind == DeliveryKind.DIRECT_TOPUP and not 1 <= len(topup_account) <= 120:
+        raise invalid("topupAccount", "Give the account to top up (at most 120 characters).")
+    if request.from_post_id is not None:
+        await creators.visible_post(request.from_post_id)
+    # The one pricing engine: what priceQuote shows is what is charged.
+    priced = await pricing.price(
+        actor,
+        pricing.PriceRequest(product.id, request.quantity, request.coupon_code, request.points_to_use),
+        product=product,
+    )
+    quote = priced.quote
+    if request.query_password:
+        password_hash = hash_password(request.query_password)
+
+    settings = get_settings()
+    now = datetime.now(UTC)
+    try:
+        async with outbox.atomic():
+            order = await Order.create(
+                order_no=new_order_no(),
+                buyer_id=actor.user_id,
+                product_id=product.id,
+                merchant_id=product.merchant_id,
+                quantity=request.quantity,
+                unit_price=quote.unit_price,
+                tier_discount=quote.tier_discount,
+                coupon_discount=quote.coupon_discount,
+                user_coupon_id=priced.user_coupon.id if priced.user_coupon is not None else None,
+                points_used=quote.points_used,
+                points_discount=quote.points_discount,
+                total=quote.total,
+                from_post_id=request.from_post_id,
+                currency=product.currency,
+                idempotency_scope=scope,
+                idempotency_key=key,
+                contact_email=contact_email,
+                query_password_hash=password_hash,
+                topup_account=topup_account,
+                expires_at=now + timedelta(seconds=settings.order_reservation_seconds),
+            )
+            await _reserve_stock(order, product)
+            if priced.user_coupon is not None:
+                await coupons.lock_for_order(priced.user_coupon.id, order.id)
+            if quote.points_used and actor.user is not None:
+                await points.spend_for_order(actor.user.id, order.id, quote.points_used)
+            event = await OrderEvent.create(order_id=order.id, status=order.status, actor=_actor(actor), note="created")
+            await outbox.emit(
+                topic_for(order.id),
+                {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
+            )
+            await outbox.enqueue(
+                jobs.expire_order(order.id, delay_ms=settings.order_reservation_seconds * 1000 + 500)
+            )
+    except IntegrityError:
+        # The same idempotency key, concurrently: the other request made the order.
+        existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
+        if existing is None:
+            raise
+        return _same_request(existing, request)
+    return order
+
+
+def _same_request(order: Order, request: NewOrder) -> Order:
+    if order.product_id != request.product_id or order.quantity != request.quantity:
+        raise UserFacingError(
+            ErrorCode.DUPLICATE, "This idempotency key was used for a different order.", "idempotencyKey"
+        )
+    return order
+
+
+async def _reserve_stock(order: Order, product: Product) -> None:
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        taken = await take_keys(product.id, order.id, order.quantity, CardKeyStatus.RESERVED)
+        if taken < order.quantity:
+            if taken == 0 and not await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).exists():
+                raise UserFacingError(ErrorCode.SOLD_OUT, "Sold out.", "productId")
+            raise UserFacingError(ErrorCode.INSUFFICIENT_STOCK, "Not enough stock for this quantity.", "quantity")
+    elif product.stock_limit is not None:
+        updated = await Product.filter(id=product.id, stock_limit__gte=order.quantity).update(
+            stock_limit=F("stock_limit") - order.quantity
+        )
+        if updated != 1:
+            code = ErrorCode.SOLD_OUT if product.stock_limit <= 0 else ErrorCode.INSUFFICIENT_STOCK
+            raise UserFacingError(code, "Not enough stock for this quantity.", "quantity")
+
+
+async def take_keys(product_id: int, order_id: int, quantity: int, status: CardKeyStatus) -> int:
+    """Bind up to ``quantity`` available keys of a product to an order; returns how many.
+
+    On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so concurrent buyers
+    take different keys without waiting; everywhere, the update is conditional on the key
+    still being available and its affected-row count is what counts.
+    """
+    candidates = (
+        CardKey.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE)
+        .order_by("id")
+        .limit(quantity)
+        .select_for_update(skip_locked=True)
+    )
+    # Model rows, not values_list(): Tortoise drops FOR UPDATE from values queries.
+    ids = [key.id for key in await candidates.only("id")]
+    if not ids:
+        return 0
+    changes: dict[str, Any] = {"status": status, "order_id": order_id}
+    if status == CardKeyStatus.SOLD:
+        changes["sold_at"] = datetime.now(UTC)
+    return await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
+
+
+async def release_stock(order: Order) -> None:
+    """Give back what an unpaid order held (its reserved keys, or its stock units)."""
+    released = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+        status=CardKeyStatus.AVAILABLE, order_id=None
+    )
+    if released == 0:
+        product = await Product.get(id=order.product_id)
+        if product.delivery_kind != DeliveryKind.CARD_KEY and product.stock_limit is not None:
+            await Product.filter(id=product.id).update(stock_limit=F("stock_limit") + order.quantity)
+
+
+def _actor(actor: Actor) -> str:
+    return f"user:{actor.user.id}" if actor.user is not None else "guest"
+
+
+# -- buyer actions and timers ----------------------------------------------------------
+
+
+async def cancel_order(actor: Actor, order_id: int) -> Order:
+    order = await visible_order(actor, order_id)
+    if order is None or not is_buyer(actor, order):
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    async with outbox.atomic():
+        if not await transition(order, OrderStatus.CANCELLED, actor=_actor(actor), note="cancelled by the buyer"):
+            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be cancelled.")
+        await release_stock(order)
+    return order
+
+
+async def expire_order(order_id: int) -> bool:
+    """Cancel an unpaid order whose reservation ran out and release its stock (idempotent)."""
+    order = await Order.filter(id=order_id).first()
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT or order.expires_at > datetime.now(UTC):
+        return False
+    async with outbox.atomic():
+        if not await transition(order, OrderStatus.CANCELLED, note="payment time ran out"):
+            return False
+        await release_stock(order)
+    return True
+
+
+async def expired_unpaid(limit: int = 500) -> list[int]:
+    now = datetime.now(UTC)
+    rows = await Order.filter(status=OrderStatus.PENDING_PAYMENT, expires_at__lte=now).limit(limit).values_list("id")
+    return [row[0] for row in rows]
+
+
+# -- who may see an order --------------------------------------------------------------
+
+
+def is_buyer(actor: Actor, order: Order) -> bool:
+    if actor.user is not None:
+        return order.buyer_id == actor.user.id
+    return order.buyer_id is None and actor.guest_order_id == order.id
+
+
+async def visible_order(actor: Actor, order_id: int) -> Order | None:
+    """The order, if the actor is its buyer, its merchant's owner, or staff; else None."""
+    return (await visible_orders(actor, [order_id]))[0]
+
+
+async def visible_orders(actor: Actor, order_ids: list[int]) -> list[Order | None]:
+    """``visible_order`` for many ids, in one query, in the order asked."""
+    if actor.user is None:
+        return [None] * len(order_ids)
+    found = {o.id: o for o in await Order.filter(id__in=order_ids).select_related("merchant")}
+    return [
+        order if order is not None and (is_buyer(actor, order) or allowed(actor, owner_id=order.merchant.owner_id))
+        else None
+        for order in (found.get(i) for i in order_ids)
+    ]
+
+
+async def lookup(actor: Actor, order_no: str, password: str) -> Order | None:
+    """Guest lookup by order number and query password, rate-limited against guessing."""
+    limiter = runtime.limiter()
+    limit = get_settings().order_lookup_limit
+    ip_ok = await limiter.hit(limit, "lookup:ip", actor.ip or "-")
+    no_ok = await limiter.hit(limit, "lookup:order", order_no.strip()[:32])
+    if not (ip_ok and no_ok):
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many lookups; wait a minute and try again.")
+    order = await Order.filter(order_no=order_no.strip()[:32]).first()
+    if not verify_password(order.query_password_hash if order and order.query_password_hash else None, password):
+        return None
+    return order
+
+
+
+async def fulfill_order(actor: Actor, order_id: int, note: str) -> Order:
+    """A MANUAL order delivered by hand: its merchant (or staff) marks it delivered."""
+    order = await Order.filter(id=order_id).select_related("merchant", "product").first()
+    if order is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    require(actor, owner_id=order.merchant.owner_id)
+    if order.product.delivery_kind != DeliveryKind.MANUAL:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "Only MANUAL orders are fulfilled by hand.", "orderId")
+    if len(note) > 300:
+        raise invalid("note", "The note has at most 300 characters.")
+    async with outbox.atomic():
+        if not await transition(
+            order, OrderStatus.DELIVERED, actor=_actor(actor), note=note or "delivered by the merchant",
+            delivered_at=datetime.now(UTC),
+        ):
+            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be fulfilled.")
+        await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+    return order
+
+
+async def list_for_buyer(actor: Actor, *, status: OrderStatus | None = None, **page: Any) -> Page[Order]:
+    user = require(actor)
+    queryset = Order.filter(buyer_id=user.id)
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    return await paginate(queryset, **page)
+
+
+async def events_of(order_ids: list[int]) -> list[list[OrderEvent]]:
+    """Batch load for DataLoaders: every order's events, oldest first, in one query."""
+    grouped: dict[int, list[OrderEvent]] = {i: [] for i in order_ids}
+    for event in await OrderEvent.filter(order_id__in=order_ids).order_by("id"):
+        grouped[event.order_id].append(event)
+    return [grouped[i] for i in order_ids]

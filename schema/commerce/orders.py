@@ -1,0 +1,320 @@
+"""Orders in the graph: the Order type, checkout, cancellation, manual fulfilment, guest
+lookup, and live order tracking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry import relay
+
+from kameng import runtime
+from models.commerce.orders import Order as OrderModel
+from models.commerce.orders import OrderEvent as OrderEventModel
+from models.commerce.orders import OrderStatus as OrderStatusValue
+from resolvers.commerce import inventory, orders
+from resolvers.accounts.auth import Actor, require
+from resolvers.errors import ErrorCode, UserFacingError
+from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors, run_mutation
+from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.commerce.catalog import Merchant, Product
+    from schema.loyalty.loyalty import PriceLine
+
+OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
+
+
+@strawberry.type
+class OrderEvent:
+    status: OrderStatus
+    at: datetime
+    note: str
+
+
+@strawberry.type
+class CardKey:
+    secret: str
+
+
+@strawberry.type
+class Order(relay.Node):
+    id: relay.NodeID[int]
+    order_no: str
+    status: OrderStatus
+    quantity: int
+    unit_price: Money
+    total: Money
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    delivery_due_at: datetime | None
+    _model: strawberry.Private[OrderModel]
+
+    @strawberry.field
+    async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")]:
+        from schema.commerce.catalog import Product
+
+        product = await info.context.loaders.product.load(self._model.product_id)
+        return Product.from_model(product)
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.catalog")]:
+        from schema.commerce.catalog import Merchant
+
+        merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
+        return Merchant.from_model(merchant)
+
+    @strawberry.field(description="Every transition, oldest first.")
+    async def events(self, info: Info) -> list[OrderEvent]:
+        rows = await info.context.loaders.order_events.load(self.id)
+        return [OrderEvent(status=e.status, at=e.at, note=e.note) for e in rows]
+
+    @strawberry.field(description="unitPrice x quantity, before member, coupon and points discounts.")
+    def subtotal(self) -> Money:
+        return Money(amount=(self._model.unit_price * self._model.quantity).quantize(Decimal("0.01")),
+                     currency=self._model.currency)
+
+    @strawberry.field(description="Member-tier discount.")
+    def tier_discount(self) -> Money:
+        return Money(amount=self._model.tier_discount, currency=self._model.currency)
+
+    @strawberry.field(description="Coupon discount.")
+    def coupon_discount(self) -> Money:
+        return Money(amount=self._model.coupon_discount, currency=self._model.currency)
+
+    @strawberry.field(description="Points paid with.")
+    def points_used(self) -> int:
+        return self._model.points_used
+
+    @strawberry.field(description="What the points were worth.")
+    def points_discount(self) -> Money:
+        return Money(amount=self._model.points_discount, currency=self._model.currency)
+
+    @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
+    def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.loyalty.loyalty")]]:
+        from resolvers.commerce import pricing
+        from schema.loyalty.loyalty import price_lines
+
+        return price_lines(pricing.order_lines(self._model), self._model.currency)
+
+    @strawberry.field(description="The post the order was placed from, if any.")
+    def from_post_id(self) -> strawberry.ID | None:
+        post = self._model.from_post_id
+        return strawberry.ID(str(relay.GlobalID("Post", str(post)))) if post is not None else None
+
+    @strawberry.field(description="The account to top up (DIRECT_TOPUP), for the buyer and the merchant.")
+    def topup_account(self) -> str:
+        return self._model.topup_account
+
+    @strawberry.field(
+        description="The delivered card secrets: to the buyer only, after delivery; every reveal is audited."
+    )
+    async def card_keys(self, info: Info) -> list[CardKey]:
+        secrets = await inventory.reveal_card_keys(self._actor(info), self._model)
+        return [CardKey(secret=s) for s in secrets]
+
+    def _actor(self, info: Info) -> Actor:
+        # A guest who proved the lookup credentials acts as the buyer of this one order.
+        guest_order = info.context.guest_order_id
+        if guest_order == self.id:
+            return Actor(user=None, ip=info.context.actor.ip, guest_order_id=self.id)
+        return info.context.actor
+
+    @classmethod
+    def from_model(cls, order: OrderModel) -> Order:
+        return cls(
+            id=order.id,
+            order_no=order.order_no,
+            status=order.status,
+            quantity=order.quantity,
+            unit_price=Money(amount=order.unit_price, currency=order.currency),
+            total=Money(amount=order.total, currency=order.currency),
+            created_at=order.created_at,
+            expires_at=order.expires_at,
+            paid_at=order.paid_at,
+            delivered_at=order.delivered_at,
+            completed_at=order.completed_at,
+            delivery_due_at=order.delivery_due_at,
+            _model=order,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Order | None]:
+        found = await orders.visible_orders(info.context.actor, [int(i) for i in node_ids])
+        return [cls.from_model(order) if order is not None else None for order in found]
+
+
+@strawberry.type
+class OrderStatusEvent:
+    status: OrderStatus
+    at: datetime
+    note: str
+    _order_id: strawberry.Private[int]
+
+    @strawberry.field(description="The order as it is now (read only when asked for).")
+    async def order(self, info: Info) -> Order:
+        return Order.from_model(await OrderModel.get(id=self._order_id))
+
+
+@strawberry.input
+class CreateOrderInput:
+    product_id: strawberry.ID
+    quantity: int = 1
+    idempotency_key: str = strawberry.field(description="Same key, same order: safe to retry.")
+    contact_email: str | None = None
+    query_password: str | None = strawberry.field(default=None, description="Guests: to look the order up later.")
+    topup_account: str | None = strawberry.field(default=None, description="DIRECT_TOPUP: the account to top up.")
+    coupon_code: str | None = strawberry.field(default=None, description="A coupon the buyer holds (claimCoupon).")
+    points_to_use: int = strawberry.field(default=0, description="Points as part payment (see priceQuote's maxPointsUsable).")
+    from_post_id: strawberry.ID | None = strawberry.field(default=None, description="The post the order is placed from: credits its author.")
+
+
+@strawberry.type
+class CreateOrderPayload:
+    errors: list[UserError]
+    order: Order | None = None
+
+
+@strawberry.input
+class OrderIdInput:
+    order_id: strawberry.ID
+
+
+@strawberry.type
+class OrderPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    order: Order | None = None
+
+
+@strawberry.input
+class FulfillOrderInput:
+    order_id: strawberry.ID
+    note: str = ""
+
+
+@strawberry.input
+class OrderLookupInput:
+    order_no: str
+    password: str
+
+
+async def _with_order(action: Any) -> dict[str, Any]:
+    return {"order": Order.from_model(await action)}
+
+
+@strawberry.type
+class OrderQueries:
+    @strawberry.field(description="Visible to the buyer, the product's merchant and staff; null otherwise.")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        try:
+            order_id = decode_id(id, "Order", "id")
+        except UserFacingError:
+            return None
+        order = await orders.visible_order(info.context.actor, order_id)
+        return Order.from_model(order) if order is not None else None
+
+    @strawberry.field(description="Guest lookup by order number and query password (rate-limited).")
+    async def order_lookup(self, info: Info, input: OrderLookupInput) -> Order | None:
+        order = await orders.lookup(info.context.actor, input.order_no, input.password)
+        if order is None:
+            return None
+        info.context.guest_order_id = order.id
+        return Order.from_model(order)
+
+
+@strawberry.type
+class OrderMutations:
+    @strawberry.mutation
+    async def create_order(self, info: Info, input: CreateOrderInput) -> CreateOrderPayload:
+        async def action() -> dict[str, Any]:
+            request = orders.NewOrder(
+                product_id=decode_id(input.product_id, "Product", "productId"),
+                quantity=input.quantity,
+                idempotency_key=input.idempotency_key,
+                contact_email=input.contact_email,
+                query_password=input.query_password,
+                topup_account=input.topup_account,
+                coupon_code=input.coupon_code,
+                points_to_use=input.points_to_use,
+                from_post_id=decode_id(input.from_post_id, "Post", "fromPostId") if input.from_post_id else None,
+            )
+            order = await orders.create_order(info.context.actor, request)
+            if info.context.actor.user is None:
+                info.context.guest_order_id = order.id
+            return {"order": Order.from_model(order)}
+
+        return await run_mutation(CreateOrderPayload, action())
+
+    @mutation()
+    async def cancel_order(self, info: Info, input: OrderIdInput) -> OrderPayload:
+        order_id = decode_id(input.order_id, "Order", "orderId")
+        return OrderPayload(order=Order.from_model(await orders.cancel_order(info.context.actor, order_id)))
+
+    @strawberry.mutation(description="MANUAL products: the merchant marks the order delivered.")
+    async def fulfill_order(self, info: Info, input: FulfillOrderInput) -> OrderPayload:
+        async def action() -> dict[str, Any]:
+            order_id = decode_id(input.order_id, "Order", "orderId")
+            return await _with_order(orders.fulfill_order(info.context.actor, order_id, input.note))
+
+        return await run_mutation(OrderPayload, action())
+
+
+@strawberry.type
+class OrderSubscriptions:
+    @strawberry.subscription(
+        description=(
+            "Live status of one order: first its current state, then every transition. For the "
+            "buyer, the merchant and staff, or a guest passing the order's lookup credentials."
+        )
+    )
+    async def order_status_changed(
+        self, info: Info, order_id: strawberry.ID, lookup: OrderLookupInput | None = None
+    ) -> AsyncGenerator[OrderStatusEvent, None]:
+        actor = info.context.actor
+        key = decode_id(order_id, "Order", "orderId")
+        order = await orders.visible_order(actor, key)
+        if order is None and lookup is not None:
+            guest = await orders.lookup(actor, lookup.order_no, lookup.password)
+            order = guest if guest is not None and guest.id == key else None
+        if order is None:
+            if actor.user is None and lookup is None:
+                require(actor)
+            raise UserFacingError(ErrorCode.FORBIDDEN, "You cannot follow this order.")
+        async with runtime.bus().subscribe(orders.topic_for(key)) as events:
+            # Listening already: read the current state now, and nothing can fall in between.
+            current = await OrderModel.get(id=key)
+            last = await OrderEventModel.filter(order_id=key).order_by("-id").first()
+            last_id = last.id if last is not None else 0
+            yield OrderStatusEvent(
+                status=current.status,
+                at=last.at if last is not None else current.created_at,
+                note=last.note if last is not None else "",
+                _order_id=key,
+            )
+            async for event in events:
+                if int(event.data["event"]) <= last_id:
+                    continue
+                last_id = int(event.data["event"])
+                # Everything a transition says travels in the event: no database read per
+                # subscriber unless the client asks for the order itself.
+                yield OrderStatusEvent(
+                    status=OrderStatusValue(event.data["status"]),
+                    at=datetime.fromisoformat(event.data["at"]),
+                    note=event.data["note"],
+                    _order_id=key,
+                )
+
+
+async def viewer_orders(info: Info, user_id: int, first: int | None, after: str | None,
+                        status: OrderStatusValue | None) -> Connection[Order] | None:
+    """`User.orders`: the viewer's own orders, newest first."""
+    if info.context.actor.user_id != user_id:
+        return None
+    page = await orders.list_for_buyer(info.context.actor, status=status, first=first, after=after)
+    return Connection.of(page, Order.from_model)

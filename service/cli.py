@@ -1,0 +1,298 @@
+"""The `kameng` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from kameng.settings import ConfigurationError, get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kameng: social commerce for virtual goods.")
+T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        settings = get_settings()
+        settings.signing_secret()
+    except (ConfigurationError, ValueError) as exc:
+        raise _fail(f"configuration: {exc}") from None
+    return settings
+
+
+def _with_db(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` with the ORM open (migrations applied first on the embedded default)."""
+    from kameng import db
+
+    settings = _settings()
+
+    async def main() -> T:
+        if settings.is_sqlite:
+            await db.migrate(settings)
+        await db.init_db(settings)
+        try:
+            return await work()
+        finally:
+            await db.close_db()
+
+    return asyncio.run(main())
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes (needs REDIS_URL and a broker).")] = 1,
+) -> None:
+    """Serve the API. With no configuration: SQLite, in-process pub/sub and jobs."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and (settings.redis_url is None or settings.broker_url is None or settings.is_sqlite):
+        raise _fail("--workers > 1 needs DATABASE_URL (PostgreSQL), REDIS_URL and BROKER_URL: "
+                    "processes must share their state.")
+    uvicorn.run(
+        "app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,  # our structured logging
+        access_log=False,  # one line per request comes from the app, with its request id
+        proxy_headers=True,
+        ws_max_size=256 * 1024,
+    )
+
+
+@cli.command()
+def worker(
+    threads: Annotated[int | None, typer.Option(help="Worker threads (default KAMENG_WORKER_THREADS).")] = None,
+) -> None:
+    """Consume jobs from the broker in BROKER_URL (run as many as needed, on any host)."""
+    import dramatiq
+    from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
+
+    from service import wiring
+    from kameng.observability import configure_logging
+    from workers.broker import build_broker
+
+    settings = _settings()
+    if settings.broker_url is None:
+        raise _fail("BROKER_URL is not set: on the embedded default `kameng serve` runs the jobs itself.")
+    configure_logging(settings.log_level, settings.log_json)
+    log = logging.getLogger("kameng.worker")
+
+    broker = build_broker(settings)
+    # Async actors run on this one loop, where the ORM, Redis and the outbox relay live.
+    loop_thread = EventLoopThread(log)
+    loop_thread.start(timeout=5)
+    set_event_loop_thread(loop_thread)
+    loop_thread.run_coroutine(wiring.start(settings, broker=broker, run_worker=False, sweeps=True))
+
+    consumer = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
+    consumer.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("worker started")
+    stop.wait()
+    log.info("worker stopping")
+    consumer.stop()
+    loop_thread.run_coroutine(wiring.stop())
+    set_event_loop_thread(None)
+    loop_thread.stop()
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from kameng import db
+
+    settings = _settings()
+    asyncio.run(db.migrate(settings, quiet=False))
+    typer.echo("migrations: up to date")
+
+
+@cli.command()
+def createuser(
+    email: Annotated[str, typer.Option(help="Email address (the login).")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    role: Annotated[str, typer.Option(help="admin, merchant, moderator or buyer.")] = "buyer",
+    nickname: Annotated[str | None, typer.Option(help="Display name (default: the email's name).")] = None,
+) -> None:
+    """Create an account (with any role)."""
+    from models.accounts.users import Role
+    from resolvers.accounts.users import create_user
+    from resolvers.errors import UserFacingError
+
+    try:
+        role_value = Role(role.upper())
+    except ValueError:
+        raise _fail(f"unknown role {role!r}: use admin, merchant, moderator or buyer") from None
+
+    async def work() -> int:
+        user = await create_user(email, password, nickname or email.split("@")[0], role_value)
+        return user.id
+
+    try:
+        user_id = _with_db(work)
+    except UserFacingError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    typer.echo(f"created user {user_id} ({role_value.value})")
+
+
+@cli.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="A small demo shop and community.")] = False,
+) -> None:
+    """Fill the database with demo data (a shop, products, keys, an order, posts)."""
+    from service.seed import seed_demo
+
+    if not demo:
+        raise _fail("nothing to seed: pass --demo")
+    settings = _settings()
+    made = asyncio.run(seed_demo(settings))
+    if made is None:
+        typer.echo("demo: already seeded")
+        return
+    typer.echo("demo: ready. Sign in with (passwords are random, shown once):")
+    for account in made:
+        typer.echo(f"  {account.role.value:<9} {account.email}  {account.password}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the GraphQL SDL (CI compares it with schema.graphql)."""
+    from schema import print_sdl
+
+    typer.echo(print_sdl(), nl=False)
+
+
+@cli.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="The kpay HMAC secret (default KAMENG_KPAY_SECRET).", show_default=False)
+    ] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Send callbacks here instead of each pay link's notify_url.")
+    ] = None,
+) -> None:
+    """Run the kpay payment gateway simulator (point KAMENG_KPAY_URL at it)."""
+    import uvicorn
+
+    from service.simulator import create_simulator
+
+    if secret is None:
+        configured = get_settings().kpay_secret
+        secret = configured.get_secret_value() if configured is not None else None
+    try:
+        app = create_simulator(secret or "", callback_url)
+    except ValueError as exc:
+        raise _fail(f"simulator: {exc} (--secret or KAMENG_KPAY_SECRET)") from None
+    typer.echo(f"kpay simulator on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+keys_cli = typer.Typer(no_args_is_help=True, help="Card keys (卡密) of CARD_KEY products.")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _product_id(value: str) -> int:
+    """A product's number, or its global ID as the API shows it."""
+    if value.isdigit():
+        return int(value)
+    from strawberry.relay import GlobalID
+
+    try:
+        gid = GlobalID.from_id(value)
+        if gid.type_name == "Product" and gid.node_id.isdigit():
+            return int(gid.node_id)
+    except Exception:  # not a global ID at all
+        pass
+    raise _fail(f"--product {value!r}: give the product's number or its global ID")
+
+
+def read_key_file(path: Path, *, skip_header: bool = False) -> list[str]:
+    """The raw keys of a file: one per line, or the first column of each row of a .csv."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: drop a BOM
+        if path.suffix.lower() == ".csv":
+            keys = [row[0] if row else "" for row in csv.reader(handle)]
+        else:
+            keys = [line.rstrip("\r\n") for line in handle]
+    return keys[1:] if skip_header else keys
+
+
+@keys_cli.command("import")
+def import_keys(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Text (one key per line) or .csv (first column).")],
+    product: Annotated[str, typer.Option("--product", help="The CARD_KEY product: its number or global ID.")],
+    chunk_size: Annotated[int, typer.Option(min=1, max=5000, help="Keys per transaction.")] = 1000,
+    skip_header: Annotated[bool, typer.Option(help="The first line (row) is a header.")] = False,
+) -> None:
+    """Import card keys into a product: trimmed, blanks dropped, duplicates skipped.
+
+    Runs as the operator (no ownership check), in short transactions of --chunk-size keys so that a large file never holds the API up.
+
+    Re-running a file imports only what is missing.
+    """
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from resolvers.errors import UserFacingError
+    from resolvers.commerce.inventory import ImportResult, import_card_keys
+
+    product_id = _product_id(product)
+    try:
+        keys = read_key_file(file, skip_header=skip_header)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail(f"{file}: cannot read it as UTF-8 text or CSV ({exc})") from None
+
+    bar = Progress(
+        TextColumn("importing keys"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )  # fmt: skip
+    task = bar.add_task("import", total=None)
+    elapsed = 0.0
+
+    async def work() -> ImportResult:
+        nonlocal elapsed
+        started = time.perf_counter()
+        result = await import_card_keys(
+            None, product_id, keys, limit=None, chunk_size=chunk_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        return result
+
+    try:
+        with bar:
+            result = _with_db(work)
+    except UserFacingError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    rate = (result.imported + result.duplicates) / elapsed if elapsed > 0 else 0.0
+    typer.echo(
+        f"imported {result.imported}, duplicates {result.duplicates}, blank {result.blank} "
+        f"in {elapsed:.2f} s ({rate:.0f} keys/s)"
+    )
+
+
+def main() -> None:
+    cli()
