@@ -104,7 +104,7 @@ def loopback_only(url: str) -> None:
 async def seed(count: int) -> dict[str, Any]:
     from strawberry.relay import GlobalID
 
-    from kameng import db
+    from models import database as db
     from tests.factories import fund, make_product, make_users, token_for
 
     await db.init_db()

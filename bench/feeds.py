@@ -104,7 +104,8 @@ def counting() -> Any:
 
 
 async def start_runtime(data_dir: Path, database_url: str | None, namespace: str) -> Any:
-    from kameng import crypto, db
+    from kameng import crypto
+    from models import database as db
     from service import wiring
     from kameng.settings import Settings, configure
 

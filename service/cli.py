@@ -34,7 +34,7 @@ def _settings():  # type: ignore[no-untyped-def]
 
 def _with_db(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` with the ORM open (migrations applied first on the embedded default)."""
-    from kameng import db
+    from models import database as db
 
     settings = _settings()
 
@@ -118,7 +118,7 @@ def worker(
 @cli.command()
 def migrate() -> None:
     """Apply database migrations."""
-    from kameng import db
+    from models import database as db
 
     settings = _settings()
     asyncio.run(db.migrate(settings, quiet=False))

@@ -12,7 +12,7 @@ import logging
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 
-from kameng import db
+from models import database as db
 from kameng.runtime import Runtime, install, is_started
 from kameng.runtime import current as current
 from kameng.ratelimit import RateLimiter

@@ -165,7 +165,7 @@ async def stack() -> AsyncIterator[Stack]:
             configure(settings)
             crypto.reset()
             if not settings.is_sqlite:
-                from kameng import db
+                from models import database as db
 
                 await db.migrate(settings)
 

@@ -41,7 +41,7 @@ import asyncio, sys
 from pathlib import Path
 from tortoise.context import TortoiseContext
 from tortoise.migrations.autodetector import MigrationAutodetector
-from kameng.db import tortoise_config
+from models.database import tortoise_config
 from kameng.settings import Settings
 
 async def main():

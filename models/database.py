@@ -33,7 +33,7 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def __getattr__(name: str) -> Any:
-    # `tortoise makemigrations` reads kameng.db.TORTOISE_ORM (pyproject [tool.tortoise]);
+    # `tortoise makemigrations` reads models.database.TORTOISE_ORM (pyproject [tool.tortoise]);
     # computed on access so that importing this module reads no environment.
     if name == "TORTOISE_ORM":
         return tortoise_config()
