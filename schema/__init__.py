@@ -6,23 +6,30 @@ import strawberry
 from strawberry import relay
 
 from kameng.settings import Settings, get_settings
-from schema.accounts.users import AccountMutations, AccountQueries, User
+from schema.accounts.sessions import AccountMutations
+from schema.accounts.users import AccountQueries, User
 from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
 from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
 from schema.community.feeds import FeedQueries, FeedSubscriptions, FollowMutations
-from schema.loyalty.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
+from schema.loyalty.checkins import CheckInMutations
+from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
+from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
 from schema.commerce.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
 from schema.commerce.payments import Payment, PaymentMutations
+from schema.commerce.pricing import PricingQueries
 
 
 def _query_root() -> type:
     # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
-    class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries):
+    class Query(
+        AccountQueries, CatalogQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
+        CommunityQueries, FeedQueries,
+    ):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
 
@@ -32,7 +39,7 @@ def _query_root() -> type:
 @strawberry.type
 class Mutation(
     AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
-    LoyaltyMutations,
+    CheckInMutations, CouponMutations,
     CommunityMutations,
 ):
     pass

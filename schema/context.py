@@ -16,11 +16,13 @@ from strawberry.dataloader import DataLoader
 from models.accounts.users import User
 from models.commerce.catalog import Category, Merchant, Product
 from models.commerce.orders import OrderEvent
+from models.loyalty.points import PointsBalance
 from resolvers.accounts import users as accounts
 from resolvers.commerce import catalog, inventory, ledger, orders
 from resolvers.community import follows
 from resolvers.community import community as community_loads
 from resolvers.community import moderation as moderation_loads
+from resolvers.loyalty import checkins, points
 from resolvers.accounts.auth import ANONYMOUS, Actor
 
 
@@ -104,6 +106,18 @@ class Loaders:
     def open_reports(self) -> DataLoader[tuple[str, int], int]:
         """Open reports per (POST|COMMENT, id)."""
         return DataLoader(moderation_loads.open_report_counts)
+
+    # -- loyalty
+
+    @cached_property
+    def points_balance(self) -> DataLoader[int, PointsBalance | None]:
+        """Cached points balances per user (None: no points yet)."""
+        return DataLoader(points.balances)
+
+    @cached_property
+    def check_in_streak(self) -> DataLoader[int, int]:
+        """The live check-in streak per user."""
+        return DataLoader(checkins.current_streaks)
 
 
 @dataclass

@@ -28,7 +28,8 @@ from tests.test_points import (
     place_order,
     purchase_booked,
 )
-from workers import delivery, loyalty
+from resolvers.loyalty import events as loyalty
+from workers import delivery
 
 CLAIM = """mutation($input: ClaimCouponInput!) { claimCoupon(input: $input) { errors { code field message }
   userCoupon { id status source coupon { code kind } } } }"""

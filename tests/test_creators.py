@@ -16,7 +16,7 @@ from tests.conftest import eventually
 from tests.factories import make_product, make_user
 from tests.test_ledger import assert_ledger_consistent
 from tests.test_points import as_client, assert_points_consistent, complete, gid, pay_and_deliver, place_order
-from workers import loyalty
+from resolvers.loyalty import events as loyalty
 
 CREATE = """mutation($input: CreateOrderInput!) { createOrder(input: $input) { errors { code field }
   order { id fromPostId } } }"""

@@ -26,7 +26,7 @@ from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 from tests.conftest import Client, eventually
 from tests.factories import fund, make_product, make_user, token_for
-from workers import loyalty
+from resolvers.loyalty import events as loyalty
 
 CHECK_IN = """mutation { checkIn { errors { code message } pointsAwarded streak balance } }"""
 VIEWER_POINTS = """query($first: Int, $after: String) { viewer { points { balance earnedTotal checkInStreak

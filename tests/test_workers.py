@@ -32,7 +32,7 @@ from tests.conftest import (
     new_namespace,
     reachable,
 )
-from workers import notifications as notification_jobs
+from workers import accounts as notification_jobs
 from workers.broker import build_broker, message_id_for, queue_name, send
 from workers.jobs import JOBS, load_all
 

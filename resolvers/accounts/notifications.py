@@ -91,11 +91,12 @@ async def mark_read(actor: Actor, ids: Sequence[int] | None) -> int:
     return await queryset.update(read_at=datetime.now(UTC))
 
 
-async def visible(actor: Actor, notification_id: int) -> Notification | None:
-    """The notification, if the actor may see it (its owner only)."""
+async def visible_many(actor: Actor, ids: list[int]) -> list[Notification | None]:
+    """Batch load of ``Notification`` nodes, in the order asked: the owner's only."""
     if actor.user is None:
-        return None
-    return await Notification.filter(id=notification_id, user_id=actor.user.id).first()
+        return [None] * len(ids)
+    found = {n.id: n for n in await Notification.filter(id__in=ids, user_id=actor.user.id)}
+    return [found.get(i) for i in ids]
 
 
 async def stream(bus: EventBus, user_id: int, *, after: int | None = None) -> AsyncIterator[Notification]:

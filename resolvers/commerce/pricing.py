@@ -36,7 +36,7 @@ from models.accounts.users import Tier, User
 from models.commerce.catalog import Product, ProductStatus
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.commerce.orders import Order
-from resolvers.loyalty import tiers
+from resolvers.loyalty import coupons, points, tiers
 from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 
@@ -228,9 +228,6 @@ class Priced:
 
 async def price(actor: Actor, request: PriceRequest, product: Product | None = None) -> Priced:
     """Price a request for ``actor`` (what ``priceQuote`` answers and ``createOrder`` charges)."""
-    from resolvers.loyalty import points  # coupons and points know nothing of pricing
-    from resolvers.loyalty import coupons
-
     if product is None:
         product = await Product.filter(id=request.product_id, status=ProductStatus.ACTIVE).first()
         if product is None:

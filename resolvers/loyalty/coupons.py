@@ -11,7 +11,7 @@ Limits under concurrency:
 
 A coupon applied to an order is LOCKED to it; it becomes USED when the order is paid, and
 goes back to its owner (AVAILABLE, order cleared) when the order is cancelled, expires or is
-refunded, in the same transaction as that transition (resolvers/orders.py). A coupon given
+refunded, in the same transaction as that transition (resolvers/commerce/orders.py). A coupon given
 back after its validity window ended is AVAILABLE but no longer applies.
 
 The new-user coupon: every active coupon marked ``new_users_only`` is issued lazily to a
@@ -35,7 +35,7 @@ from models.commerce.catalog import Product
 from models.loyalty.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
 from models.commerce.orders import Order
 from resolvers.loyalty import points
-from resolvers.accounts.auth import Actor, require
+from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -80,7 +80,8 @@ async def _issue(coupon: Coupon, user_id: int, source: str, *, check_user_limit:
 
 
 async def claim(actor: Actor, code: str) -> UserCoupon:
-    """Claim a public coupon by its code (not one sold for points: ``redeem_reward``)."""
+    """Claim a public coupon by its code (not one sold for points: ``redeem_reward``). The
+    held coupon comes with its ``coupon``."""
     user = require(actor)
     await ensure_new_user_coupons(user.id)
     coupon = await Coupon.filter(code=normalise_code(code)).first()
@@ -92,14 +93,17 @@ async def claim(actor: Actor, code: str) -> UserCoupon:
         raise coupon_invalid("This coupon is for a first order.", "code")
     async with outbox.atomic():
         try:
-            return await _issue(coupon, user.id, "claim")
+            held = await _issue(coupon, user.id, "claim")
         except UserFacingError as error:
             error.field = "code"
             raise
+    await held.fetch_related("coupon")  # as issued: its issued_count includes this one
+    return held
 
 
 async def redeem_reward(actor: Actor, coupon_id: int) -> tuple[UserCoupon, int]:
-    """Buy a coupon of the rewards catalog with points. Returns (the coupon, points left)."""
+    """Buy a coupon of the rewards catalog with points. Returns (the held coupon, with its
+    ``coupon``, and the points left)."""
     user = require(actor)
     coupon = await Coupon.filter(id=coupon_id).first()
     if coupon is None or coupon.points_price is None:
@@ -113,6 +117,7 @@ async def redeem_reward(actor: Actor, coupon_id: int) -> tuple[UserCoupon, int]:
             error.field = "couponId"
             raise
         await points.post(user.id, "reward", f"coupon:{held.id}", -coupon.points_price, coupon.title)
+    await held.fetch_related("coupon")  # as issued: its issued_count includes this one
     return held, await points.balance(user.id)
 
 
@@ -333,3 +338,30 @@ async def rewards_catalog() -> list[Coupon]:
 async def get_coupons(ids: list[int]) -> list[Coupon | None]:
     found = {c.id: c for c in await Coupon.filter(id__in=ids)}
     return [found.get(i) for i in ids]
+
+
+async def visible_coupons(actor: Actor, ids: list[int]) -> list[Coupon | None]:
+    """Batch load of ``Coupon`` nodes, in the order asked: a coupon of the rewards catalog is
+    public; any other only to staff and to users who hold it (None otherwise)."""
+    found = await get_coupons(ids)
+    held: set[int] = set()
+    if actor.user_id is not None and not allowed(actor, roles=STAFF_ROLES):
+        private = [c.id for c in found if c is not None and c.points_price is None]
+        if private:
+            held = set(await UserCoupon.filter(coupon_id__in=private, user_id=actor.user_id)
+                       .values_list("coupon_id", flat=True))
+    return [
+        c if c is not None and (c.points_price is not None or allowed(actor, roles=STAFF_ROLES) or c.id in held)
+        else None
+        for c in found
+    ]
+
+
+async def visible_user_coupons(actor: Actor, ids: list[int]) -> list[UserCoupon | None]:
+    """Batch load of held coupons (with their ``coupon``), in the order asked: to their owner
+    and to staff (None otherwise)."""
+    rows = {r.id: r for r in await UserCoupon.filter(id__in=ids).select_related("coupon")}
+    return [
+        row if row is not None and allowed(actor, owner_id=row.user_id) else None
+        for row in (rows.get(i) for i in ids)
+    ]

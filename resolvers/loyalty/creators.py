@@ -11,28 +11,24 @@ Both are keyed by the order, so a replayed event credits once. A refunded order 
 completes (REFUNDED and COMPLETED are both final), so it credits nothing; should refunds after
 completion ever exist, ``reverse`` takes both back (``creator_reversal`` points, clamped to
 the author's balance, and ``creator.commission_reversal`` in the ledger). An author buying
-from their own post earns nothing.
+from their own post earns nothing. The weekly ranking of creators is leaderboard.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from tortoise.functions import Count, Sum
 
-from kameng import clock
 from kameng.settings import get_settings
 from models.community.community import ContentStatus, Post
+from models.commerce.ledger import Entry, Posting
 from models.commerce.orders import Order, OrderStatus
 from resolvers.commerce import escrow, ledger
 from resolvers.loyalty import points
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import ErrorCode, UserFacingError
-
-LEADERBOARD_MAX = 100
-
 
 async def visible_post(post_id: int) -> Post:
     """The post an order is placed from: it exists and is visible, or NOT_FOUND."""
@@ -82,8 +78,6 @@ async def reverse(order: Order) -> None:
     reference = points.order_reference(order.id)
     given = await points.posted(author, "creator", reference)
     await points.post(author, "creator_reversal", reference, -(given.amount if given else 0), "order refunded", clamp=True)
-    from models.commerce.ledger import Posting
-
     paid = await Posting.filter(reason="creator.commission", reference=str(order.id)).prefetch_related("entries").first()
     if paid is not None:
         amount = sum((Decimal(e.amount) for e in paid.entries if e.amount > 0), Decimal("0"))
@@ -119,50 +113,7 @@ async def stats(actor: Actor, author_id: int) -> CreatorStats:
 
 
 async def _commission_of(author_id: int) -> Decimal:
-    from models.commerce.ledger import Entry
-
     rows = await Entry.filter(
         account__code=ledger.wallet(author_id), posting__reason__in=["creator.commission", "creator.commission_reversal"]
     ).values_list("amount", flat=True)
     return sum((Decimal(a) for a in rows), Decimal("0.00")).quantize(ledger.CENT)
-
-
-@dataclass(frozen=True)
-class CreatorRank:
-    rank: int
-    author_id: int
-    attributed_orders: int
-    gmv: Decimal
-
-
-async def leaderboard(first: int = 10, at: datetime | None = None) -> list[CreatorRank]:
-    """This week's creators (Monday 00:00 in the loyalty timezone), by GMV of the completed
-    orders placed from their posts, then by order count, then by who got there first (id)."""
-    if not 1 <= first <= LEADERBOARD_MAX:
-        from resolvers.errors import invalid
-
-        raise invalid("first", f"first must be between 1 and {LEADERBOARD_MAX}.")
-    since = clock.week_start(at or clock.now(), get_settings().loyalty_timezone)
-    per_post = await Order.filter(
-        status=OrderStatus.COMPLETED, from_post_id__isnull=False, completed_at__gte=since
-    ).group_by("from_post_id", "buyer_id").annotate(n=Count("id"), gmv=Sum("total")).values(
-        "from_post_id", "buyer_id", "n", "gmv"
-    )
-    if not per_post:
-        return []
-    authors = dict(
-        await Post.filter(id__in=[row["from_post_id"] for row in per_post]).values_list("id", "author_id")
-    )
-    totals: dict[int, list[Decimal | int]] = {}
-    for row in per_post:
-        author = authors.get(row["from_post_id"])
-        if author is None or author == row["buyer_id"]:
-            continue  # an author buying from their own post is not credited
-        entry = totals.setdefault(author, [0, Decimal("0")])
-        entry[0] = int(entry[0]) + int(row["n"])
-        entry[1] = Decimal(entry[1]) + Decimal(row["gmv"] or 0)
-    ordered = sorted(totals.items(), key=lambda item: (-Decimal(item[1][1]), -int(item[1][0]), item[0]))[:first]
-    return [
-        CreatorRank(i + 1, author, int(n), Decimal(gmv).quantize(ledger.CENT))
-        for i, (author, (n, gmv)) in enumerate(ordered)
-    ]

@@ -1,4 +1,4 @@
-"""Points: an append-only ledger per user, the earn and spend rules, and the daily check-in.
+"""Points: an append-only ledger per user, the earn and spend rules, and the perks points buy.
 
 Every award or spend is one ``PointsEntry`` unique per (user, rule, reference), so a
 replayed event (an at-least-once job, a double click) cannot count twice. The balance is
@@ -12,6 +12,9 @@ The rules live in ``RULES`` below, and their amounts in the settings
 (``KAMENG_POINTS_*``): this table is the one place to read what earns and what spends.
 Entries of amount 0 with rule ``event`` mark a loyalty event as counted (task progress)
 and are left out of the history.
+
+This module knows nothing of what earns (check-ins, tasks, loyalty events): the modules above
+it post here, so every dependency points down to the ledger.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tortoise.transactions import in_transaction
 
 from kameng import clock
 from kameng.settings import get_settings
-from models.loyalty.points import CheckIn, PointsBalance, PointsEntry
+from models.loyalty.points import PointsBalance, PointsEntry
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
@@ -76,7 +79,7 @@ RULES: dict[str, Rule] = {
     ]
 }
 
-#: Loyalty events (workers/loyalty.py) that earn by a simple rule: event -> rule.
+#: Loyalty events (resolvers/loyalty/events.py) that earn by a simple rule: event -> rule.
 EVENT_RULES = {
     "SHOWCASE_CREATED": "showcase",
     "REVIEW_VERIFIED": "review",
@@ -171,6 +174,13 @@ async def balance(user_id: int) -> int:
     return row.balance if row is not None else 0
 
 
+async def balances(user_ids: list[int]) -> list[PointsBalance | None]:
+    """Batch load for DataLoaders: the cached balance rows, in the order asked (None: no
+    points yet)."""
+    found = {row.user_id: row for row in await PointsBalance.filter(user_id__in=user_ids)}
+    return [found.get(i) for i in user_ids]
+
+
 async def earned_since(user_id: int, since: datetime) -> int:
     """Points earned (net of reversals) since ``since``: what tiers count."""
     rows = await PointsEntry.filter(user_id=user_id, rule__in=_EARNED, created_at__gte=since).annotate(
@@ -204,51 +214,6 @@ async def award(user_id: int, rule: str, reference: str, memo: str = "") -> int 
             if counted >= int(getattr(get_settings(), cap_setting)):
                 amount = 0  # recorded all the same: the reference cannot earn later today
         return await post(user_id, rule, reference, amount, memo)
-
-
-def check_in_points(streak: int) -> int:
-    settings = get_settings()
-    bonus = min(settings.points_check_in_streak_bonus * (streak - 1), settings.points_check_in_streak_bonus_max)
-    return settings.points_check_in + max(bonus, 0)
-
-
-@dataclass(frozen=True)
-class CheckedIn:
-    points: int
-    streak: int
-    day: date
-
-
-async def check_in(actor: Actor) -> CheckedIn:
-    """Once per calendar day (``KAMENG_LOYALTY_TIMEZONE``): points, more for a streak of
-    consecutive days; a missed day starts the streak again. A second check-in on the same
-    day, even a concurrent one, is DUPLICATE (the unique (user, day) row decides)."""
-    from resolvers.loyalty import tasks  # tasks reward with points: imported late
-
-    user = require(actor)
-    day = today()
-    async with outbox.atomic():
-        await lock(user.id)
-        if await CheckIn.filter(user_id=user.id, day=day).exists():
-            raise UserFacingError(ErrorCode.DUPLICATE, "You have checked in today already.")
-        previous = await CheckIn.filter(user_id=user.id, day=day - timedelta(days=1)).first()
-        streak = previous.streak + 1 if previous is not None else 1
-        points = check_in_points(streak)
-        try:
-            async with in_transaction():
-                await CheckIn.create(user_id=user.id, day=day, streak=streak, points=points)
-        except IntegrityError:
-            raise UserFacingError(ErrorCode.DUPLICATE, "You have checked in today already.") from None
-        await post(user.id, "check_in", day.isoformat(), points, f"check-in, day {streak} of a streak")
-        await tasks.record_event(user.id, "CHECK_IN", f"check_in:{day.isoformat()}")
-    return CheckedIn(points, streak, day)
-
-
-async def current_streak(user_id: int) -> int:
-    """The streak that is still alive (checked in today or yesterday), else 0."""
-    day = today()
-    last = await CheckIn.filter(user_id=user_id, day__gte=day - timedelta(days=1)).order_by("-day").first()
-    return last.streak if last is not None else 0
 
 
 # -- points as part payment of an order ---------------------------------------------------

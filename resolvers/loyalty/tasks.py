@@ -1,5 +1,7 @@
 """The task center: daily and one-off tasks whose progress is driven by loyalty events
 (ORDER_COMPLETED, POST_CREATED, CHECK_IN, and any other event name a task names).
+Whoever causes an event counts it here (resolvers/loyalty/events.py, checkins.py): the task
+center rewards through the points ledger and coupons, and neither of those knows about it.
 
 Each event counts once per (user, event, reference): it is marked by a zero-amount points
 entry (rule ``event``), unique like every entry, in the same transaction as the progress it

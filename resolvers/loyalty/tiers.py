@@ -4,7 +4,7 @@ A user's tier is the highest whose threshold they reach by paid spend (the total
 COMPLETED orders, completed in the last 365 days: refunded and unfinished orders do not
 count) OR by points earned in the same window (net of reversals). Thresholds are settings
 (``KAMENG_TIER_*``); benefits are the ``BENEFITS`` table below, the one place that says what
-a tier gives. Recomputed on each completed order (workers/loyalty.py) and by a periodic
+a tier gives. Recomputed on each completed order (resolvers/loyalty/events.py) and by a periodic
 sweep over every user who could change (anyone above NORMAL, anyone with recent spend or
 points). A change is a conditional update (so two recomputations notify once), a
 TIER_CHANGED notification, and an outbox event on the user's ``tier`` topic.
@@ -26,6 +26,7 @@ from models.accounts.users import Tier, User
 from models.commerce.orders import Order, OrderStatus
 from models.loyalty.points import PointsEntry
 from resolvers.accounts import notifications
+from resolvers.loyalty import points
 from subscriptions import outbox
 from subscriptions import topics
 
@@ -77,8 +78,6 @@ class Standing:
 
 
 async def standing(user_id: int) -> Standing:
-    from resolvers.loyalty import points
-
     since = clock.now() - WINDOW
     spend = await spend_since(user_id, since)
     earned = await points.earned_since(user_id, since)

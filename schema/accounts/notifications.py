@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -14,7 +13,7 @@ from kameng import runtime
 from models.accounts.notifications import Notification as NotificationModel
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import require
-from schema.base import UserError, decode_id, run_mutation
+from schema.base import UserError, decode_id, mutation, no_errors
 from schema.context import Info
 
 
@@ -44,10 +43,8 @@ class Notification(relay.Node):
     async def resolve_nodes(
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Notification | None]:
-        user_id = info.context.actor.user_id
-        ids = [int(i) for i in node_ids]
-        found = {n.id: n for n in await NotificationModel.filter(id__in=ids, user_id=user_id)} if user_id else {}
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        found = await notifications.visible_many(info.context.actor, [int(i) for i in node_ids])
+        return [cls.from_model(note) if note is not None else None for note in found]
 
 
 @strawberry.input
@@ -57,24 +54,21 @@ class MarkNotificationsReadInput:
 
 @strawberry.type
 class MarkNotificationsReadPayload:
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
     marked: int | None = None
     unread_count: int | None = None
 
 
 @strawberry.type
 class NotificationMutations:
-    @strawberry.mutation
+    @mutation()
     async def mark_notifications_read(
         self, info: Info, input: MarkNotificationsReadInput
     ) -> MarkNotificationsReadPayload:
-        async def action() -> dict[str, Any]:
-            actor = info.context.actor
-            ids = None if input.ids is None else [decode_id(i, "Notification", "ids") for i in input.ids]
-            marked = await notifications.mark_read(actor, ids)
-            return {"marked": marked, "unread_count": await notifications.unread_count(actor)}
-
-        return await run_mutation(MarkNotificationsReadPayload, action())
+        actor = info.context.actor
+        ids = None if input.ids is None else [decode_id(i, "Notification", "ids") for i in input.ids]
+        marked = await notifications.mark_read(actor, ids)
+        return MarkNotificationsReadPayload(marked=marked, unread_count=await notifications.unread_count(actor))
 
 
 @strawberry.type

@@ -1,40 +1,32 @@
-"""Accounts in the graph: User, viewer, register / login / refreshToken / logout."""
+"""Users in the graph: the User type (with what other contexts say of a user) and viewer."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 
 from models.accounts.users import Role as RoleValue
-from models.accounts.users import Tier as TierValue
 from models.accounts.users import User as UserModel
-from resolvers.accounts import users as accounts, notifications
-from resolvers.accounts.auth import Actor, allowed
-from schema.base import Connection, UserError, run_mutation
-from schema.context import Info
-from schema.loyalty.loyalty import (
-    CreatorStats,
-    Points,
-    Task,
-    UserCoupon,
-    UserCouponStatus,
-    coupons_of,
-    creator_stats_of,
-    points_of,
-    tasks_of,
-)
+from resolvers.accounts import notifications
+from resolvers.accounts.auth import allowed
 from schema.accounts.notifications import Notification
+from schema.base import Connection
+from schema.context import Info
+from schema.loyalty.coupons import UserCoupon, UserCouponStatus, coupons_of
+from schema.loyalty.creators import CreatorStats, creator_stats_of
+from schema.loyalty.points import Points, points_of
+from schema.loyalty.tasks import Task, tasks_of
+from schema.loyalty.tiers import Tier
 from schema.commerce.orders import Order, OrderStatus, viewer_orders
 
 if TYPE_CHECKING:
     from schema.commerce.payments import Wallet
 
 Role = strawberry.enum(RoleValue, name="Role")
-Tier = strawberry.enum(TierValue, name="Tier", description="Membership tier.")
 
 
 @strawberry.type
@@ -142,109 +134,9 @@ class User(relay.Node):
         return [cls.from_model(u) if u is not None and u.is_active else None for u in users]
 
 
-@strawberry.input
-class RegisterInput:
-    email: str
-    password: str
-    nickname: str
-
-
-@strawberry.input
-class LoginInput:
-    email: str
-    password: str
-
-
-@strawberry.input
-class RefreshTokenInput:
-    refresh_token: str
-
-
-@strawberry.input
-class LogoutInput:
-    refresh_token: str | None = strawberry.field(
-        default=None, description="The session to end; default: the one of the access token."
-    )
-    everywhere: bool = strawberry.field(default=False, description="End every session of the account.")
-
-
-@strawberry.type(description="Tokens of a new session. Send the access token as `Authorization: Bearer`.")
-class AuthPayload:
-    errors: list[UserError]
-    access_token: str | None = None
-    refresh_token: str | None = None
-    expires_in: int | None = strawberry.field(default=None, description="Access token lifetime, seconds.")
-    user: User | None = None
-
-
-# The contract names a payload per mutation; they share one shape.
-@strawberry.type
-class RegisterPayload(AuthPayload):
-    pass
-
-
-@strawberry.type
-class LoginPayload(AuthPayload):
-    pass
-
-
-@strawberry.type
-class RefreshTokenPayload(AuthPayload):
-    pass
-
-
-@strawberry.type
-class LogoutPayload:
-    errors: list[UserError]
-    sessions_ended: int | None = None
-
-
-async def _signed_in(info: Info, action: Awaitable[accounts.SignedIn]) -> dict[str, Any]:
-    result = await action
-    # The rest of the payload is read as the user who just signed in (e.g. their email).
-    previous = info.context.actor
-    info.context.actor = Actor(result.user, result.session_id, previous.ip, previous.user_agent)
-    return {
-        "access_token": result.access_token,
-        "refresh_token": result.refresh_token,
-        "expires_in": result.expires_in,
-        "user": User.from_model(result.user),
-    }
-
-
 @strawberry.type
 class AccountQueries:
     @strawberry.field(description="The signed-in user; null when anonymous.")
     def viewer(self, info: Info) -> User | None:
         user = info.context.actor.user
         return User.from_model(user) if user is not None else None
-
-
-@strawberry.type
-class AccountMutations:
-    @strawberry.mutation
-    async def register(self, info: Info, input: RegisterInput) -> RegisterPayload:
-        action = accounts.register(
-            info.context.actor, email=input.email, password=input.password, nickname=input.nickname
-        )
-        return await run_mutation(RegisterPayload, _signed_in(info, action))
-
-    @strawberry.mutation
-    async def login(self, info: Info, input: LoginInput) -> LoginPayload:
-        action = accounts.login(info.context.actor, email=input.email, password=input.password)
-        return await run_mutation(LoginPayload, _signed_in(info, action))
-
-    @strawberry.mutation
-    async def refresh_token(self, info: Info, input: RefreshTokenInput) -> RefreshTokenPayload:
-        action = accounts.refresh(refresh_token=input.refresh_token)
-        return await run_mutation(RefreshTokenPayload, _signed_in(info, action))
-
-    @strawberry.mutation
-    async def logout(self, info: Info, input: LogoutInput) -> LogoutPayload:
-        async def action() -> dict[str, Any]:
-            ended = await accounts.logout(
-                info.context.actor, refresh_token=input.refresh_token, everywhere=input.everywhere
-            )
-            return {"sessions_ended": ended}
-
-        return await run_mutation(LogoutPayload, action())

@@ -23,7 +23,7 @@ from schema.context import Info
 
 if TYPE_CHECKING:
     from schema.commerce.catalog import Merchant, Product
-    from schema.loyalty.loyalty import PriceLine
+    from schema.commerce.pricing import PriceLine
 
 OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
 
@@ -97,9 +97,9 @@ class Order(relay.Node):
         return Money(amount=self._model.points_discount, currency=self._model.currency)
 
     @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
-    def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.loyalty.loyalty")]]:
+    def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.commerce.pricing")]]:
         from resolvers.commerce import pricing
-        from schema.loyalty.loyalty import price_lines
+        from schema.commerce.pricing import price_lines
 
         return price_lines(pricing.order_lines(self._model), self._model.currency)
 
