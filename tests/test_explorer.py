@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from playwright.async_api import Browser, expect
 from starlette.responses import PlainTextResponse
 from strawberry.relay import GlobalID
@@ -20,8 +21,6 @@ from service.web.pages import STATIC_DIR
 from tests.browser import Tab, chromium, tab
 from tests.conftest import Stack
 from tests.factories import fund, make_product, make_user, token_for
-
-import pytest
 
 CREATE = """mutation($input: CreateOrderInput!) { createOrder(input: $input) { errors { code } order { id } } }"""
 PAY = """mutation($input: PayOrderInput!) { payOrder(input: $input) { errors { code } } }"""
