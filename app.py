@@ -37,6 +37,8 @@ from kameng.settings import Settings, get_settings
 from resolvers.commerce.payments import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from service import wiring
+from service.web import pages
+from service.web.explorer import ExplorerGate
 from service.web.view import GraphQLView
 
 log = structlog.get_logger("kameng.http")
@@ -82,7 +84,7 @@ class RequestContext:
                 )
 
 
-_ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/payments/kpay/callback"}
+_ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/payments/kpay/callback", "/orders/track", "/live"}
 
 
 async def healthz(_: Request) -> Response:
@@ -143,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level, settings.log_json)
     graphql = GraphQLView(
         build_schema(settings),
-        graphql_ide="graphiql" if settings.debug else None,
+        graphql_ide=None,  # the explorer is ours (service/web/explorer.py): no CDN
         allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
         keep_alive=True,
         keep_alive_interval=20,
@@ -164,12 +166,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         debug=settings.debug,
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", ExplorerGate(graphql, enabled=settings.explorer_enabled), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/payments/{provider}/callback", payment_callback, methods=["POST"]),
+            *pages.routes(settings),
         ],
         lifespan=lifespan,
     )

@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     # How often job-consuming processes recompute the HOT rank of the last 7 days' posts.
     hot_rank_refresh_seconds: float = Field(default=300, gt=0)
 
+    # -- issue 9: explorer and pages
+    # The GraphiQL explorer a browser gets at GET /graphql, served from the app's own assets.
+    # Unset: on in development, off in production; true or false decides either way.
+    explorer: bool | None = None
+    # The live pages /orders/track and /live (they only use the public API).
+    live_pages: bool = True
+
+    @property
+    def explorer_enabled(self) -> bool:
+        return self.env == "development" if self.explorer is None else self.explorer
+
     log_level: str = "INFO"
     log_json: bool = True
 
