@@ -8,10 +8,18 @@ from strawberry import relay
 from kameng.settings import Settings, get_settings
 from schema.accounts.users import AccountMutations, AccountQueries, User
 from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
-from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
+from schema.community.answers import AnswerMutations
+from schema.community.comments import CommentMutations
+from schema.community.moderation import ModerationMutations, ModerationQueries
+from schema.community.posts import PostMutations, PostQueries
+from schema.community.reactions import ReactionMutations
+from schema.community.topics import TopicMutations, TopicQueries
+from schema.community.types import Comment, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
-from schema.community.feeds import FeedQueries, FeedSubscriptions, FollowMutations
+from schema.community.feeds import FeedQueries
+from schema.community.follows import FollowMutations
+from schema.community.streams import StreamSubscriptions
 from schema.loyalty.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
 from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
 from schema.commerce.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
@@ -22,7 +30,8 @@ def _query_root() -> type:
     # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
-    class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries):
+    class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, PostQueries, TopicQueries,
+                ModerationQueries, FeedQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
 
@@ -33,13 +42,13 @@ def _query_root() -> type:
 class Mutation(
     AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
     LoyaltyMutations,
-    CommunityMutations,
+    PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
 ):
     pass
 
 
 @strawberry.type
-class Subscription(NotificationSubscriptions, OrderSubscriptions, FeedSubscriptions):
+class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions):
     pass
 
 

@@ -24,7 +24,7 @@ from tortoise.functions import Count, Sum
 
 from kameng import clock
 from kameng.settings import get_settings
-from models.community.community import ContentStatus, Post
+from models.community.posts import ContentStatus, Post
 from models.commerce.orders import Order, OrderStatus
 from resolvers.commerce import escrow, ledger
 from resolvers.loyalty import points
