@@ -125,7 +125,7 @@ async def mentioned_users(text: str) -> list[int]:
     return [by_name[n][0] for n in names if len(by_name.get(n, [])) == 1]
 
 
-# -- writing and listing ---------------------------------------------------------------
+# -- writing and listing ----------------------------------------------------------------
 
 
 async def add_comment(

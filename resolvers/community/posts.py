@@ -91,7 +91,7 @@ async def publish_post(post: Post) -> None:
         await outbox.enqueue(jobs.loyalty_event(post.author_id, "REVIEW_VERIFIED", reference))
 
 
-# -- writing and listing ---------------------------------------------------------------
+# -- writing and listing ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ async def user_of(info: Info, user_id: int) -> User | None:
 
 async def _product(info: Info, product_id: int | None) -> Product | None:
     """The product card, or null if it is gone or hidden from the viewer (batched)."""
+    # Across contexts: Product and Post refer to each other, the annotations go through
+    # strawberry.lazy and the instance needs the class here, at run time.
     from schema.commerce.catalog import Product
 
     if product_id is None:
@@ -95,7 +97,7 @@ async def _liked(info: Info, loader_name: str, key: int) -> bool:
     return await getattr(info.context.loaders, loader_name).load((user_id, key))
 
 
-# -- the types ------------------------------------------------------------------------------
+# -- the types --------------------------------------------------------------------------
 
 
 @strawberry.type(description="A tag. A topic with a product is that product's purchaser circle.")
