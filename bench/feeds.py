@@ -5,7 +5,7 @@
     following 500 accounts: SQL statements per request (must not depend on the page size)
     and p50/p99 latency from the database and from the Redis fan-out cache, in the same run.
 (b) ``fanout``: one post fanned out to N (default 100,000) active followers with built feeds
-    (``resolvers.community.feeds.fan_out``: keyset batches of 1,000 followers, one pipeline of
+    (``resolvers.community.fanout.fan_out``: keyset batches of 1,000 followers, one pipeline of
     conditional adds each), in feed inserts per second, against a plain pipelined ZADD of the
     same N keys in batches of 1,000 (the ceiling) in the same run.
 (c) ``live``: ``kameng serve`` in a child process, N (default 5,000) WebSocket subscribers to
@@ -134,7 +134,8 @@ async def make_users(count: int, prefix: str) -> list[int]:
 
 
 async def bench_following(args: argparse.Namespace) -> dict[str, Any]:
-    from models.community.community import Follow, FollowKind, Post, PostKind
+    from models.community.follows import Follow, FollowKind
+    from models.community.posts import Post, PostKind
     from resolvers.community import feeds
     from resolvers.accounts.auth import Actor
     from schema import build_schema
@@ -197,10 +198,11 @@ async def bench_following(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bench_fanout(args: argparse.Namespace, namespace: str) -> dict[str, Any]:
-    from models.community.community import Follow, FollowKind, Post, PostKind
-    from resolvers.community import feeds
+    from models.community.follows import Follow, FollowKind
+    from models.community.posts import Post, PostKind
+    from resolvers.community import fanout
 
-    store = feeds.current_store()
+    store = fanout.current_store()
     assert store is not None
     redis = store.redis
     (author,) = await make_users(1, f"w{uuid.uuid4().hex[:6]}-")
@@ -218,14 +220,14 @@ async def bench_fanout(args: argparse.Namespace, namespace: str) -> dict[str, An
         await pipe.execute()
     post = await Post.create(author_id=author, kind=PostKind.GUIDE, title="big", body="b", body_html="b")
     started = time.perf_counter()
-    written = await feeds.fan_out(store, post.id)
+    written = await fanout.fan_out(store, post.id)
     fan_out_s = time.perf_counter() - started
     assert written == len(followers), (written, len(followers))
     # Baseline: a plain pipelined ZADD of the same size, batches of 1,000.
     started = time.perf_counter()
-    for start in range(0, len(followers), feeds.FANOUT_BATCH):
+    for start in range(0, len(followers), fanout.FANOUT_BATCH):
         pipe = redis.pipeline(transaction=False)
-        for f in followers[start:start + feeds.FANOUT_BATCH]:
+        for f in followers[start:start + fanout.FANOUT_BATCH]:
             pipe.zadd(f"{namespace}:baseline:{f}", {str(post.id): post.id})
         await pipe.execute()
     baseline_s = time.perf_counter() - started

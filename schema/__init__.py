@@ -6,20 +6,43 @@ import strawberry
 from strawberry import relay
 
 from kameng.settings import Settings, get_settings
+from schema.accounts.notifications import (
+    Notification,
+    NotificationMutations,
+    NotificationSubscriptions,
+)
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
-from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
-from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
+from schema.commerce.catalog import (
+    CatalogMutations,
+    CatalogQueries,
+    Category,
+    Merchant,
+    Product,
+)
+from schema.commerce.orders import (
+    Order,
+    OrderMutations,
+    OrderQueries,
+    OrderSubscriptions,
+)
+from schema.commerce.payments import Payment, PaymentMutations
+from schema.commerce.pricing import PricingQueries
+from schema.community.answers import AnswerMutations
+from schema.community.comments import CommentMutations
+from schema.community.feeds import FeedQueries
+from schema.community.follows import FollowMutations
+from schema.community.moderation import ModerationMutations, ModerationQueries
+from schema.community.posts import PostMutations, PostQueries
+from schema.community.reactions import ReactionMutations
+from schema.community.streams import StreamSubscriptions
+from schema.community.topics import TopicMutations, TopicQueries
+from schema.community.types import Comment, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
-from schema.community.feeds import FeedQueries, FeedSubscriptions, FollowMutations
 from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
 from schema.loyalty.leaderboard import LeaderboardQueries
-from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
-from schema.commerce.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
-from schema.commerce.payments import Payment, PaymentMutations
-from schema.commerce.pricing import PricingQueries
 
 
 def _query_root() -> type:
@@ -28,7 +51,7 @@ def _query_root() -> type:
     @strawberry.type(name="Query")
     class Query(
         AccountQueries, CatalogQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
-        CommunityQueries, FeedQueries,
+        PostQueries, TopicQueries, ModerationQueries, FeedQueries,
     ):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
@@ -40,13 +63,13 @@ def _query_root() -> type:
 class Mutation(
     AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
     CheckInMutations, CouponMutations,
-    CommunityMutations,
+    PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
 ):
     pass
 
 
 @strawberry.type
-class Subscription(NotificationSubscriptions, OrderSubscriptions, FeedSubscriptions):
+class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions):
     pass
 
 

@@ -18,12 +18,10 @@ from models.commerce.catalog import Category, Merchant, Product
 from models.commerce.orders import OrderEvent
 from models.loyalty.points import PointsBalance
 from resolvers.accounts import users as accounts
-from resolvers.commerce import catalog, inventory, ledger, orders
-from resolvers.community import follows
-from resolvers.community import community as community_loads
-from resolvers.community import moderation as moderation_loads
-from resolvers.loyalty import checkins, points
 from resolvers.accounts.auth import ANONYMOUS, Actor
+from resolvers.commerce import catalog, inventory, ledger, orders
+from resolvers.community import comments, follows, moderation, posts, reactions, topics
+from resolvers.loyalty import checkins, points
 
 
 class Loaders:
@@ -64,48 +62,48 @@ class Loaders:
         """Ledger balances by account code (``deposit:<id>``, ``merchant:<id>``, ``wallet:<id>``)."""
         return DataLoader(ledger.balances)
 
-    # -- community: posts, comments, like state, topics, circles (resolvers/community.py)
+    # -- community: posts, comments, like state, topics, circles (resolvers/community/)
 
     @cached_property
     def post(self) -> DataLoader[int, Any]:
-        return DataLoader(community_loads.get_posts)
+        return DataLoader(posts.get_posts)
 
     @cached_property
     def comment(self) -> DataLoader[int, Any]:
-        return DataLoader(community_loads.get_comments)
+        return DataLoader(comments.get_comments)
 
     @cached_property
     def topic(self) -> DataLoader[int, Any]:
-        return DataLoader(community_loads.get_topics)
+        return DataLoader(topics.get_topics)
 
     @cached_property
     def post_topics(self) -> DataLoader[int, list[Any]]:
-        return DataLoader(community_loads.topics_of_posts)
+        return DataLoader(topics.topics_of_posts)
 
     @cached_property
     def post_liked(self) -> DataLoader[tuple[int, int], bool]:
         """Keyed by (viewer id, post id)."""
-        return DataLoader(community_loads.posts_liked)
+        return DataLoader(reactions.posts_liked)
 
     @cached_property
     def comment_liked(self) -> DataLoader[tuple[int, int], bool]:
         """Keyed by (viewer id, comment id)."""
-        return DataLoader(community_loads.comments_liked)
+        return DataLoader(reactions.comments_liked)
 
     @cached_property
     def buyer_count(self) -> DataLoader[int, int]:
         """Distinct buyers with a delivered or completed order, per product."""
-        return DataLoader(community_loads.buyer_counts)
+        return DataLoader(topics.buyer_counts)
 
     @cached_property
     def circle(self) -> DataLoader[int, Any]:
         """A product's purchaser-circle topic, created on first use."""
-        return DataLoader(community_loads.circles)
+        return DataLoader(topics.circles)
 
     @cached_property
     def open_reports(self) -> DataLoader[tuple[str, int], int]:
         """Open reports per (POST|COMMENT, id)."""
-        return DataLoader(moderation_loads.open_report_counts)
+        return DataLoader(moderation.open_report_counts)
 
     # -- loyalty
 

@@ -15,12 +15,12 @@ from service import wiring
 from kameng.settings import Settings
 from models.accounts.users import Role, User
 from models.commerce.catalog import DeliveryKind
-from models.community.community import PostKind
+from models.community.posts import PostKind
 from models.commerce.orders import OrderStatus
 from models.commerce.payments import PaymentMethod
 from resolvers.accounts import users as accounts
 from resolvers.commerce import catalog, inventory, ledger, orders, payments
-from resolvers.community import community
+from resolvers.community import comments, posts
 from resolvers.accounts.auth import Actor
 
 DEMO_DOMAIN = "demo.example.com"
@@ -89,13 +89,13 @@ async def _build() -> list[DemoAccount]:
     delivered = await orders.visible_order(as_buyer, order.id)
     assert delivered is not None and delivered.status == OrderStatus.DELIVERED
 
-    await community.create_post(as_buyer, community.NewPost(
+    await posts.create_post(as_buyer, posts.NewPost(
         kind=PostKind.SHOWCASE, title="Got my Steam code in seconds", body="Paid from the wallet, key arrived at once.",
         order_id=order.id, topics=["steam"],
     ))
-    review = await community.create_post(as_buyer, community.NewPost(
+    review = await posts.create_post(as_buyer, posts.NewPost(
         kind=PostKind.REVIEW, title="Fast and genuine", body="The code worked on the first try.",
         product_id=card.id, rating=5, topics=["steam"],
     ))
-    await community.add_comment(as_owner, review.id, "Thanks for buying, enjoy!")
+    await comments.add_comment(as_owner, review.id, "Thanks for buying, enjoy!")
     return [admin_login, owner_login, buyer_login]

@@ -12,11 +12,15 @@ from strawberry.relay import GlobalID
 
 from models.accounts.users import Role, User
 from models.commerce.catalog import Product
-from models.community.community import Comment, Follow, FollowKind, Post, PostLike, PostTopic, Topic
+from models.community.comments import Comment
+from models.community.follows import Follow, FollowKind
+from models.community.posts import Post
+from models.community.reactions import PostLike
+from models.community.topics import PostTopic, Topic
 from models.accounts.notifications import Notification
 from models.commerce.orders import Order, OrderStatus
 from models.outbox import OutboxEntry, OutboxKind
-from resolvers.community.community import MAX_DEPTH
+from resolvers.community.comments import MAX_DEPTH
 from resolvers.commerce.orders import new_order_no
 from tests.conftest import Client, count_queries
 from tests.factories import make_merchant, make_product, make_user, make_users, token_for

@@ -27,8 +27,10 @@ from strawberry.relay import GlobalID
 
 from kameng import runtime
 from models.accounts.users import User
-from models.community.community import Comment, ContentStatus, Post, PostKind, PostTopic, Topic
-from resolvers.community import feeds
+from models.community.comments import Comment
+from models.community.posts import ContentStatus, Post, PostKind
+from models.community.topics import PostTopic, Topic
+from resolvers.community import streams
 from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import jobs, outbox
@@ -126,7 +128,7 @@ async def test_comment_stream_resumes_and_stops_when_the_post_is_hidden(stack: S
     bus = runtime.bus()
     author, talker = await make_user(), await make_user()
     post = await make_post(author)
-    live = await started(feeds.comment_stream(bus, Actor(), post.id))
+    live = await started(streams.comment_stream(bus, Actor(), post.id))
     try:
         first = await add_comment(post, talker)
         assert (await live.next()).id == first.id
@@ -142,7 +144,7 @@ async def test_comment_stream_resumes_and_stops_when_the_post_is_hidden(stack: S
     finally:
         await live.close()
     # Resume after the first: the ones missed come from the database, then live ones.
-    resumed = await started(feeds.comment_stream(bus, Actor(), post.id, after=first.id))
+    resumed = await started(streams.comment_stream(bus, Actor(), post.id, after=first.id))
     try:
         assert (await resumed.next()).id == second.id
         third = await add_comment(post, talker)
@@ -155,14 +157,14 @@ async def test_comment_stream_resumes_and_stops_when_the_post_is_hidden(stack: S
     finally:
         await resumed.close()
     with pytest.raises(UserFacingError) as refused:
-        await anext(feeds.comment_stream(bus, Actor(), post.id))
+        await anext(streams.comment_stream(bus, Actor(), post.id))
     assert refused.value.code == ErrorCode.FORBIDDEN
 
 
 async def test_comment_stream_notices_a_hidden_post_while_the_thread_is_quiet(stack: Stack) -> None:
     bus = runtime.bus()
     post = await make_post(await make_user())
-    live = await started(feeds.comment_stream(bus, Actor(), post.id, recheck=0.2))
+    live = await started(streams.comment_stream(bus, Actor(), post.id, recheck=0.2))
     try:
         await Post.filter(id=post.id).update(status=ContentStatus.HIDDEN)
         error = await live.next()
@@ -177,9 +179,9 @@ async def test_reply_stream_delivers_replies_to_me_only(stack: Stack) -> None:
     mine = await make_post(me)
     theirs = await make_post(other)
     with pytest.raises(UserFacingError) as anonymous:
-        await anext(feeds.reply_stream(bus, Actor()))
+        await anext(streams.reply_stream(bus, Actor()))
     assert anonymous.value.code == ErrorCode.UNAUTHENTICATED
-    live = await started(feeds.reply_stream(bus, Actor(user=me)))
+    live = await started(streams.reply_stream(bus, Actor(user=me)))
     try:
         on_my_post = await add_comment(mine, other)
         assert (await live.next()).id == on_my_post.id
@@ -191,7 +193,7 @@ async def test_reply_stream_delivers_replies_to_me_only(stack: Stack) -> None:
             await live.next(timeout=0.7)
     finally:
         await live.close()
-    resumed = await started(feeds.reply_stream(bus, Actor(user=me), after=on_my_post.id))
+    resumed = await started(streams.reply_stream(bus, Actor(user=me), after=on_my_post.id))
     try:
         assert (await resumed.next()).id == reply.id
     finally:
@@ -202,8 +204,8 @@ async def test_live_stream_filters_by_topic_and_resumes(stack: Stack) -> None:
     bus = runtime.bus()
     author = await make_user()
     topic = await make_topic()
-    everything = await started(feeds.live_stream(bus))
-    in_topic = await started(feeds.live_stream(bus, topic=topic.slug))
+    everything = await started(streams.live_stream(bus))
+    in_topic = await started(streams.live_stream(bus, topic=topic.slug))
     try:
         plain = await make_post(author)
         tagged = await make_post(author, topics=(topic,))
@@ -214,7 +216,7 @@ async def test_live_stream_filters_by_topic_and_resumes(stack: Stack) -> None:
         await everything.close()
         await in_topic.close()
     later = await make_post(author, topics=(topic,))
-    resumed = await started(feeds.live_stream(bus, topic=topic.slug, after=tagged.id))
+    resumed = await started(streams.live_stream(bus, topic=topic.slug, after=tagged.id))
     try:
         assert (await resumed.next()).id == later.id
     finally:

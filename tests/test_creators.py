@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from models.community.community import ContentStatus, Post, PostKind
+from models.community.posts import ContentStatus, Post, PostKind
 from models.commerce.ledger import Posting
 from models.commerce.orders import Order
 from models.loyalty.points import PointsEntry

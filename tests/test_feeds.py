@@ -20,12 +20,15 @@ from strawberry.relay import GlobalID
 
 from models.accounts.users import User
 from models.commerce.catalog import Product
-from models.community.community import ContentStatus, Follow, FollowKind, Post, PostKind, PostTopic, Topic
+from models.community.follows import Follow, FollowKind
+from models.community.posts import ContentStatus, Post, PostKind
+from models.community.topics import PostTopic, Topic
 from models.accounts.notifications import Notification
-from resolvers.community import feeds, follows
+from resolvers.community import fanout, feeds, follows, ranking
 from resolvers.accounts.auth import Actor, authenticate
 from resolvers.errors import ErrorCode, UserFacingError
-from resolvers.community.feeds import FeedKind, FeedStore
+from resolvers.community.fanout import FeedStore
+from resolvers.community.feeds import FeedKind
 from resolvers.pagination import decode_cursor
 from subscriptions import jobs, outbox
 from tests.conftest import LOCAL_REDIS, Client, drop_redis_namespace, eventually, new_namespace, reachable
@@ -233,8 +236,8 @@ async def test_redis_feed_is_built_fanned_out_and_matches_the_database(stack: An
 
     # A new post by the followed author reaches the feed by fan-out, not by a rebuild.
     post = await make_post(world["author"])
-    assert await feeds.fan_out(store, post.id) == 1
-    assert await feeds.fan_out(store, post.id) == 1  # a re-run is harmless
+    assert await fanout.fan_out(store, post.id) == 1
+    assert await fanout.fan_out(store, post.id) == 1  # a re-run is harmless
     await Post.filter(id=world["expected"][0].id).update(status=ContentStatus.HIDDEN)  # hidden later
     page = await feeds.feed(actor(reader), FeedKind.FOLLOWING, first=3, store=store)
     db = await feeds.feed(actor(reader), FeedKind.FOLLOWING, first=3, store=None)
@@ -263,13 +266,13 @@ async def test_fan_out_reaches_only_active_followers_in_batches(stack: Any, stor
     for fan in fans:  # everyone has a built feed
         await store.rebuild(fan.id)
     post = await make_post(author)
-    assert await feeds.fan_out(store, post.id, batch=2) == 5
+    assert await fanout.fan_out(store, post.id, batch=2) == 5
     for fan in fans:
         members = await store.redis.zrange(store.key(fan.id), 0, -1)
         assert (str(post.id).encode() in members) == (fan not in inactive)
     # A hidden post is not fanned out.
     hidden = await make_post(author, status=ContentStatus.HELD)
-    assert await feeds.fan_out(store, hidden.id) == 0
+    assert await fanout.fan_out(store, hidden.id) == 0
 
 
 async def test_a_returning_inactive_user_gets_a_rebuilt_feed(stack: Any, store: FeedStore) -> None:
@@ -282,7 +285,7 @@ async def test_a_returning_inactive_user_gets_a_rebuilt_feed(stack: Any, store: 
     # The reader goes away; fan-out skips them; their stale key is still there.
     await User.filter(id=reader.id).update(last_active_at=datetime.now(UTC) - timedelta(days=20))
     missed = await make_post(author)
-    assert await feeds.fan_out(store, missed.id) == 0
+    assert await fanout.fan_out(store, missed.id) == 0
     assert await store.redis.exists(store.key(reader.id))
     back = await User.get(id=reader.id)  # as authenticate() loaded them, before the touch
     assert ids(await feeds.feed(actor(back), FeedKind.FOLLOWING, store=store)) == [missed.id, before.id]
@@ -302,7 +305,7 @@ async def test_capped_feed_continues_from_the_database(stack: Any, store: FeedSt
     await store.rebuild(reader.id)
     extra = [await make_post(author) for _ in range(3)]
     for post in extra:
-        await feeds.fan_out(store, post.id)
+        await fanout.fan_out(store, post.id)
     assert await store.redis.zcard(store.key(reader.id)) == store.cap + 1  # trimmed
     want = sorted((p.id for p in posts + extra), reverse=True)
     seen: list[int] = []
@@ -321,12 +324,12 @@ async def test_capped_feed_continues_from_the_database(stack: Any, store: FeedSt
 
 def test_hot_rank_formula_floors_and_ages() -> None:
     now = datetime.now(UTC)
-    fresh = feeds.hot_rank(10, 5, now, now)
-    assert fresh > feeds.hot_rank(10, 5, now - timedelta(hours=5), now) > 0
+    fresh = ranking.hot_rank(10, 5, now, now)
+    assert fresh > ranking.hot_rank(10, 5, now - timedelta(hours=5), now) > 0
     # Negative or empty scores floor at log(2): never below a zero-score post, never negative.
-    assert feeds.hot_rank(-50, 0, now, now) == feeds.hot_rank(0, 0, now, now) > 0
-    assert feeds.hot_rank(10_000, 0, now - timedelta(days=7, seconds=1), now) == 0.0
-    assert feeds.hot_rank(10, 0, now + timedelta(minutes=1), now) == feeds.hot_rank(10, 0, now, now)  # clock skew
+    assert ranking.hot_rank(-50, 0, now, now) == ranking.hot_rank(0, 0, now, now) > 0
+    assert ranking.hot_rank(10_000, 0, now - timedelta(days=7, seconds=1), now) == 0.0
+    assert ranking.hot_rank(10, 0, now + timedelta(minutes=1), now) == ranking.hot_rank(10, 0, now, now)  # clock skew
 
 
 async def test_hot_feed_refresh_decays_posts_that_left_the_window(stack: Any) -> None:
@@ -339,7 +342,7 @@ async def test_hot_feed_refresh_decays_posts_that_left_the_window(stack: Any) ->
     quiet = await make_post(author, age=timedelta(hours=1), topics=(topic,))
     newest = await make_post(author, likes=3, topics=(topic,))
     hidden = await make_post(author, likes=500, status=ContentStatus.HIDDEN, topics=(topic,))
-    assert await feeds.refresh_hot_ranks() >= 3
+    assert await ranking.refresh_hot_ranks() >= 3
     assert (await Post.get(id=old.id)).hot_rank == 0.0
     page = await feeds.feed(Actor(), FeedKind.HOT, topic=topic.slug, first=10)
     order = ids(page)

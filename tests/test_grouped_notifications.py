@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from strawberry.relay import GlobalID
 
-from models.community.community import Post, PostKind
+from models.community.posts import Post, PostKind
 from models.accounts.notifications import Notification
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.accounts.users import Role, User
-from models.community.community import ContentStatus, ModerationAction, Post, Report
+from models.community.moderation import ModerationAction, Report
+from models.community.posts import ContentStatus, Post
 from models.outbox import OutboxEntry, OutboxKind
 from resolvers.community import content
 from tests.conftest import Client

@@ -1,6 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.community.community import ContentStatus, FollowKind, PostKind
+from models.community.follows import FollowKind
+from models.community.posts import ContentStatus, PostKind
 from models.loyalty.coupons import CouponKind, CouponScope, UserCouponStatus
 from models.loyalty.tasks import TaskPeriod
 from tortoise.fields.base import OnDelete

@@ -13,7 +13,8 @@ Two layers keep script out of other users' browsers:
   ``rel="nofollow noopener"``. ``bodyHtml`` is the only form meant to be shown as HTML.
 
 The filter (``screen``) reads ``word:action`` pairs from the settings: ``block`` refuses the
-text, ``mask`` replaces the word with ``***``, ``hold`` stores it for a moderator.
+text, ``mask`` replaces the word with ``***``, ``hold`` stores it for a moderator (``hold``
+puts that on the audit trail). ``throttle`` is the writers' pace: posts and comments per user.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -29,8 +31,11 @@ from pathlib import Path
 import nh3
 from markdown_it import MarkdownIt
 
+from kameng import runtime
 from kameng.settings import get_settings
-from resolvers.errors import invalid
+from models.accounts.users import User
+from models.community.moderation import ModerationAction
+from resolvers.errors import ErrorCode, UserFacingError, invalid
 
 # -- cleaning the source ----------------------------------------------------------------
 
@@ -223,3 +228,29 @@ def screen(texts: dict[str, str], words: WordList | None = None) -> Screened:
             holds.extend(m.group(0).lower() for m in held.finditer(text))
         out[field] = text
     return Screened(out, tuple(dict.fromkeys(holds)))
+
+
+async def hold(kind: str, target_id: int, words: tuple[str, ...]) -> None:
+    """Put the filter's HOLD of a post or comment on the moderators' audit trail."""
+    await ModerationAction.create(
+        moderator_id=None, target_kind=kind, target_id=target_id, action="HOLD",
+        reason=("sensitive words: " + ", ".join(words))[:300],
+    )
+
+
+# -- the writers' pace ------------------------------------------------------------------
+
+
+async def throttle(user: User, kind: str) -> None:
+    """Posting limits per user, stricter for new accounts; staff are not limited."""
+    if user.is_staff:
+        return
+    settings = get_settings()
+    new = user.created_at > datetime.now(UTC) - timedelta(hours=settings.new_account_hours)
+    if kind == "post":
+        limit = settings.post_limit_new_account if new else settings.post_limit
+    else:
+        limit = settings.comment_limit_new_account if new else settings.comment_limit
+    if not await runtime.limiter().hit(limit, f"community:{kind}", str(user.id)):
+        what = "posts" if kind == "post" else "comments"
+        raise UserFacingError(ErrorCode.RATE_LIMITED, f"You have written too many {what} lately; try again later.")

@@ -17,8 +17,9 @@ from tortoise.functions import Count
 
 from models.accounts.users import User
 from models.commerce.catalog import Merchant, Product
-from models.community.community import Follow, FollowKind, Topic
-from resolvers.community import feeds
+from models.community.follows import Follow, FollowKind
+from models.community.topics import Topic
+from resolvers.community.fanout import current_store
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import invalid
@@ -106,7 +107,7 @@ async def unfollow(actor: Actor, type_name: str, target_id: int) -> FollowResult
 async def _forget_feed(user_id: int) -> None:
     """The follow set changed: the cached FOLLOWING feed is rebuilt from the database on its
     next read (which brings in the new followee's earlier posts, or drops the old one's)."""
-    store = feeds.current_store()
+    store = current_store()
     if store is None:
         return
     try:

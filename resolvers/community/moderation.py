@@ -1,9 +1,9 @@
 """Moderation: reports, the moderators' queue, and hide / restore / release with an audit trail.
 
 Every decision writes a ModerationAction (who, what, why) in the transaction that makes it,
-and closes the target's open reports. Status changes go through resolvers.community.community's
-conditional moves, so the counters they keep (comment counts, product ratings) change once
-however many moderators click at the same time.
+and closes the target's open reports. Status changes go through ``posts.move_post`` and
+``comments.move_comment``, conditional moves, so the counters they keep (comment counts,
+product ratings) change once however many moderators click at the same time.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from models.accounts.users import STAFF_ROLES
-from models.community.community import Comment, ContentStatus, ModerationAction, Post, Report
-from resolvers.community import community
+from models.community.comments import Comment
+from models.community.moderation import ModerationAction, Report
+from models.community.posts import ContentStatus, Post
+from resolvers.community import comments, posts
+from resolvers.community.visibility import visible_comment, visible_post
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, require
 from resolvers.commerce.catalog import clean_text
@@ -58,9 +61,9 @@ async def report_content(actor: Actor, target: Target, reason: str) -> Report:
     user = require(actor)
     reason = _reason(reason)
     found = (
-        await community.visible_post(actor, target.id)
+        await visible_post(actor, target.id)
         if target.kind == POST
-        else await community.visible_comment(actor, target.id)
+        else await visible_comment(actor, target.id)
     )
     if found is None or found.status == ContentStatus.DELETED:
         raise UserFacingError(ErrorCode.NOT_FOUND, "Nothing to report there.", "targetId")
@@ -99,17 +102,17 @@ async def _decide(
     async with outbox.atomic():
         if to is not None:
             moved = (
-                await community.move_post(item, to)
+                await posts.move_post(item, to)
                 if isinstance(item, Post)
-                else await community.move_comment(item, to)
+                else await comments.move_comment(item, to)
             )
             if not moved:
                 raise UserFacingError(ErrorCode.INVALID_STATE, "Someone decided on this meanwhile.", "targetId")
             if action == "RELEASE":
                 if isinstance(item, Post):
-                    await community.publish_post(item)
+                    await posts.publish_post(item)
                 else:
-                    await community.publish_comment(item, item.post)
+                    await comments.publish_comment(item, item.post)
         await ModerationAction.create(
             moderator_id=moderator.id, target_kind=target.kind, target_id=target.id, action=action, reason=reason
         )
@@ -207,14 +210,14 @@ async def queue(actor: Actor, *, first: int | None = None, after: str | None = N
     bound = _decode(after) if after is not None else None
     order = ("created_at", "id")
     reports = await Report.filter(_after(bound, REPORT), open=True).order_by(*order).limit(size + 1)
-    posts = await Post.filter(_after(bound, HELD_POST), status=ContentStatus.HELD).order_by(*order).limit(size + 1)
-    comments = await Comment.filter(_after(bound, HELD_COMMENT), status=ContentStatus.HELD).order_by(*order).limit(
+    held_posts = await Post.filter(_after(bound, HELD_POST), status=ContentStatus.HELD).order_by(*order).limit(size + 1)
+    held_comments = await Comment.filter(_after(bound, HELD_COMMENT), status=ContentStatus.HELD).order_by(*order).limit(
         size + 1
     )
-    holds = await _hold_reasons([(POST, p.id) for p in posts] + [(COMMENT, c.id) for c in comments])
+    holds = await _hold_reasons([(POST, p.id) for p in held_posts] + [(COMMENT, c.id) for c in held_comments])
     items = [QueueItem(REPORT, r.created_at, r.id, r, r.reason) for r in reports]
-    items += [QueueItem(HELD_POST, p.created_at, p.id, p, holds.get((POST, p.id), "")) for p in posts]
-    items += [QueueItem(HELD_COMMENT, c.created_at, c.id, c, holds.get((COMMENT, c.id), "")) for c in comments]
+    items += [QueueItem(HELD_POST, p.created_at, p.id, p, holds.get((POST, p.id), "")) for p in held_posts]
+    items += [QueueItem(HELD_COMMENT, c.created_at, c.id, c, holds.get((COMMENT, c.id), "")) for c in held_comments]
     items.sort(key=lambda i: (i.created_at, i.source, i.id))
     page = items[:size]
     return Page(

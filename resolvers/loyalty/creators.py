@@ -22,13 +22,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from tortoise.functions import Count, Sum
 
 from kameng.settings import get_settings
-from models.community.community import ContentStatus, Post
 from models.commerce.ledger import Entry, Posting
 from models.commerce.orders import Order, OrderStatus
-from resolvers.commerce import escrow, ledger
-from resolvers.loyalty import points
+from models.community.posts import ContentStatus, Post
 from resolvers.accounts.auth import Actor, require
+from resolvers.commerce import escrow, ledger
 from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.loyalty import points
+
 
 async def visible_post(post_id: int) -> Post:
     """The post an order is placed from: it exists and is visible, or NOT_FOUND."""

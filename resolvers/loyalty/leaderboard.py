@@ -14,7 +14,7 @@ from tortoise.functions import Count, Sum
 from kameng import clock
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
-from models.community.community import Post
+from models.community.posts import Post
 from resolvers.commerce import ledger
 from resolvers.errors import invalid
 

@@ -30,7 +30,7 @@ from schema.base import Connection, Money, UserError, decode_id, run_mutation
 from schema.context import Info
 
 if TYPE_CHECKING:
-    from schema.community.community import Post, PostKind, Topic
+    from schema.community.types import Post, PostKind, Topic
 
 MerchantStatus = strawberry.enum(MerchantStatusValue, name="MerchantStatus")
 DeliveryKind = strawberry.enum(
@@ -158,9 +158,9 @@ class Product(relay.Node):
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        kind: Annotated[PostKind, strawberry.lazy("schema.community.community")] | None = None,
-    ) -> Connection[Annotated[Post, strawberry.lazy("schema.community.community")]]:
-        from schema.community.community import product_posts
+        kind: Annotated[PostKind, strawberry.lazy("schema.community.types")] | None = None,
+    ) -> Connection[Annotated[Post, strawberry.lazy("schema.community.types")]]:
+        from schema.community.posts import product_posts
 
         return await product_posts(info, self.id, first, after, kind)
 
@@ -169,8 +169,8 @@ class Product(relay.Node):
         return await info.context.loaders.buyer_count.load(self.id)
 
     @strawberry.field(description="The purchaser circle: a topic where buyers of this product talk.")
-    async def circle(self, info: Info) -> Annotated[Topic, strawberry.lazy("schema.community.community")] | None:
-        from schema.community.community import product_circle
+    async def circle(self, info: Info) -> Annotated[Topic, strawberry.lazy("schema.community.types")] | None:
+        from schema.community.topics import product_circle
 
         return await product_circle(info, self.id)
 

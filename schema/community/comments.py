@@ -1,0 +1,45 @@
+"""Comments in the graph: writing one (a post's comments are the ``Post.comments`` field)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers.community import comments
+from schema.base import UserError, decode_id, mutation, no_errors
+from schema.community.posts import optional_id
+from schema.community.types import Comment, forget_post
+from schema.context import Info
+
+
+@strawberry.input
+class AddCommentInput:
+    post_id: strawberry.ID
+    body: str
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=f"Reply to this comment. Past depth {comments.MAX_DEPTH - 1} the reply continues "
+        "the thread beside it.",
+    )
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None, description="DEMAND posts: a merchant offers one of their own products."
+    )
+
+
+@strawberry.type
+class AddCommentPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    comment: Comment | None = None
+
+
+@strawberry.type
+class CommentMutations:
+    @mutation(description="Comment on a post or reply to a comment; @nickname mentions notify.")
+    async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentPayload:
+        post_id = decode_id(input.post_id, "Post", "postId")
+        forget_post(info, post_id)
+        comment = await comments.add_comment(
+            info.context.actor, post_id, input.body,
+            parent_id=optional_id(input.parent_id, "Comment", "parentId"),
+            product_id=optional_id(input.product_id, "Product", "productId"),
+        )
+        return AddCommentPayload(comment=Comment.from_model(comment))

@@ -1,0 +1,58 @@
+"""Follows in the graph: following and unfollowing a user, merchant, product or topic."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from resolvers.community import follows
+from resolvers.errors import invalid
+from schema.base import UserError, mutation, no_errors
+from schema.context import Info
+
+
+def _target(target_id: strawberry.ID) -> tuple[str, int]:
+    try:
+        gid = relay.GlobalID.from_id(str(target_id))
+        return gid.type_name, int(gid.node_id)
+    except (ValueError, TypeError):
+        raise invalid(follows.FIELD, "Expected the ID of a user, merchant, product or topic.") from None
+
+
+@strawberry.input
+class FollowInput:
+    target_id: strawberry.ID = strawberry.field(description="A User, Merchant, Product or Topic.")
+
+
+@strawberry.input
+class UnfollowInput:
+    target_id: strawberry.ID
+
+
+@strawberry.type
+class FollowPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    following: bool | None = None
+    changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
+
+
+@strawberry.type
+class UnfollowPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    following: bool | None = None
+    changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
+
+
+@strawberry.type
+class FollowMutations:
+    @mutation(description="Follow a user, merchant, product or topic (idempotent).")
+    async def follow(self, info: Info, input: FollowInput) -> FollowPayload:
+        type_name, key = _target(input.target_id)
+        result = await follows.follow(info.context.actor, type_name, key)
+        return FollowPayload(following=result.following, changed=result.changed)
+
+    @mutation(description="Stop following (idempotent).")
+    async def unfollow(self, info: Info, input: UnfollowInput) -> UnfollowPayload:
+        type_name, key = _target(input.target_id)
+        result = await follows.unfollow(info.context.actor, type_name, key)
+        return UnfollowPayload(following=result.following, changed=result.changed)

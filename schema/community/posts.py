@@ -1,0 +1,151 @@
+"""Posts in the graph: the ``posts`` and ``post`` queries, and writing, editing and deleting one.
+
+Thin: GraphQL values in, resolvers.community.posts called, types (schema.community.types) out.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from models.community.posts import PostKind as PostKindValue
+from resolvers.community import posts
+from schema.base import Connection, UserError, decode_id, mutation, no_errors
+from schema.community.types import Post, PostKind, forget_post
+from schema.context import Info
+
+
+def optional_id(value: strawberry.ID | None, expected: str, field: str) -> int | None:
+    return decode_id(value, expected, field) if value is not None else None
+
+
+# -- queries ----------------------------------------------------------------------------
+
+
+@strawberry.input(name="PostFilter")
+class PostFilterInput:
+    kind: PostKind | None = None
+    author_id: strawberry.ID | None = None
+    product_id: strawberry.ID | None = None
+    topic: str | None = strawberry.field(default=None, description="A topic slug.")
+
+    def to_filter(self) -> posts.PostFilter:
+        return posts.PostFilter(
+            kind=self.kind,
+            author_id=decode_id(self.author_id, "User", "filter.authorId") if self.author_id else None,
+            product_id=decode_id(self.product_id, "Product", "filter.productId") if self.product_id else None,
+            topic=self.topic,
+        )
+
+
+@strawberry.type
+class PostQueries:
+    @strawberry.field(description="Posts, newest first: visible ones, and the viewer's own held or hidden ones.")
+    async def posts(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: PostFilterInput | None = None,
+    ) -> Connection[Post]:
+        listing = filter.to_filter() if filter is not None else posts.PostFilter()
+        page = await posts.list_posts(
+            info.context.actor, listing, first=first, after=after, last=last, before=before
+        )
+        return Connection.of(page, Post.from_model)
+
+    @strawberry.field(description="A post; null if it does not exist or the viewer may not see it.")
+    async def post(self, info: Info, id: strawberry.ID) -> Post | None:
+        try:
+            post_id = decode_id(id, "Post", "id")
+        except Exception:
+            return None
+        (post,) = await Post.resolve_nodes(info=info, node_ids=[str(post_id)])
+        return post
+
+
+# -- mutations --------------------------------------------------------------------------
+
+
+@strawberry.input
+class CreatePostInput:
+    kind: PostKind
+    title: str
+    body: str = strawberry.field(description="Markdown (raw HTML is shown as text).")
+    product_id: strawberry.ID | None = strawberry.field(default=None, description="REVIEW: required. Others: a product card.")
+    order_id: strawberry.ID | None = strawberry.field(default=None, description="SHOWCASE: your delivered order.")
+    rating: int | None = strawberry.field(default=None, description="REVIEW: 1 to 5.")
+    topic: str | None = strawberry.field(default=None, description="A topic slug (created on first use).")
+    topics: list[str] | None = strawberry.field(default=None, description="More topic slugs (at most 5 in all).")
+
+
+@strawberry.type
+class CreatePostPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    post: Post | None = None
+
+
+@strawberry.input
+class EditPostInput:
+    post_id: strawberry.ID
+    title: str | None = None
+    body: str | None = None
+    rating: int | None = None
+
+
+@strawberry.type
+class EditPostPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    post: Post | None = None
+
+
+@strawberry.input
+class DeletePostInput:
+    post_id: strawberry.ID
+
+
+@strawberry.type
+class DeletePostPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    post: Post | None = None
+
+
+@strawberry.type
+class PostMutations:
+    @mutation(description="Write a post (rate-limited; sensitive words may block, mask or hold it).")
+    async def create_post(self, info: Info, input: CreatePostInput) -> CreatePostPayload:
+        new = posts.NewPost(
+            kind=input.kind,
+            title=input.title,
+            body=input.body,
+            product_id=optional_id(input.product_id, "Product", "productId"),
+            order_id=optional_id(input.order_id, "Order", "orderId"),
+            rating=input.rating,
+            topics=([input.topic] if input.topic is not None else []) + list(input.topics or []),
+        )
+        return CreatePostPayload(post=Post.from_model(await posts.create_post(info.context.actor, new)))
+
+    @mutation(description="The author changes a post's title, body or rating.")
+    async def edit_post(self, info: Info, input: EditPostInput) -> EditPostPayload:
+        post_id = decode_id(input.post_id, "Post", "postId")
+        forget_post(info, post_id)
+        post = await posts.edit_post(info.context.actor, post_id, title=input.title, body=input.body, rating=input.rating)
+        return EditPostPayload(post=Post.from_model(post))
+
+    @mutation(description="Soft delete: by the author, or staff.")
+    async def delete_post(self, info: Info, input: DeletePostInput) -> DeletePostPayload:
+        post_id = decode_id(input.post_id, "Post", "postId")
+        forget_post(info, post_id)
+        return DeletePostPayload(post=Post.from_model(await posts.delete_post(info.context.actor, post_id)))
+
+
+# -- on Product (schema.commerce.catalog) -----------------------------------------------
+
+
+async def product_posts(info: Info, product_id: int, first: int | None, after: str | None,
+                        kind: PostKindValue | None) -> Connection[Post]:
+    page = await posts.list_posts(
+        info.context.actor, posts.PostFilter(product_id=product_id, kind=kind), first=first, after=after
+    )
+    return Connection.of(page, Post.from_model)
