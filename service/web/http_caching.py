@@ -78,8 +78,10 @@ def is_public(*, method: str, authorized: bool, has_errors: bool, query: str | N
     return fields is not None and fields <= PUBLIC_ROOT_FIELDS
 
 
-def etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def etag(body: bytes, content_type: str) -> str:
+    # The media type is part of the representation: the same JSON under another type is
+    # another entity, and must not revalidate the first.
+    return '"' + hashlib.sha256(content_type.encode() + b"\n" + body).hexdigest()[:32] + '"'
 
 
 def matches(if_none_match: str | None, tag: str) -> bool:

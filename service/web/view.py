@@ -215,7 +215,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         if public:
             return http_caching.public_headers(
-                http_caching.etag(body), self.settings.http_cache_max_age, cors=self.origins.enabled
+                http_caching.etag(body, exchange.answer_type), self.settings.http_cache_max_age, cors=self.origins.enabled
             )
         return http_caching.private_headers(cors=self.origins.enabled)
 
