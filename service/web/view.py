@@ -28,7 +28,7 @@ from service.web import graphql_http, http_caching
 from service.web.cors import OriginPolicy
 from service.web.graphql_http import RequestError
 from service.web.persisted import PersistedQueries
-from service.web.websocket import TextFrameWebSocketAdapter
+from service.web.websocket import LegacyWSHandler, TextFrameWebSocketAdapter, TransportWSHandler
 
 
 def _bearer(value: str | None) -> str | None:
@@ -64,6 +64,8 @@ class GraphQLView(GraphQL[Context, None]):
     client-facing HTTP rules of service/web (media types, persisted queries, caching)."""
 
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
