@@ -97,26 +97,24 @@ class GraphQLView(GraphQL[Context, None]):
             if actor is ANONYMOUS:
                 actor = Actor(ip=_client_ip(scope), user_agent=request.headers.get("user-agent", ""))
             scope.setdefault("state", {})["actor"] = actor
-            await self._serve_http(request)(scope, receive, send)
+            await self._serve_http(request, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
     # -- GraphQL over HTTP (service/web/graphql_http.py) ----------------------------------
 
-    def _serve_http(self, request: Request) -> Any:
-        """Strawberry's run; a refusal before execution answers in the GraphQL shape."""
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            try:
-                response = await self.run(request)
-            except RequestError as error:
-                response = error.response(graphql_http.negotiate(request.headers.get("accept")))
-            except HTTPException as error:
-                refusal = RequestError(error.status_code, error.reason)
-                response = refusal.response(graphql_http.negotiate(request.headers.get("accept")))
-            await response(scope, receive, send)
-
-        return app
+    async def _serve_http(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's run; a refusal before execution answers in the GraphQL shape (JSON
+        errors a client can parse) rather than Strawberry's text/plain."""
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = RequestError(error.status_code, error.reason).response(
+                graphql_http.negotiate(request.headers.get("accept"))
+            )
+        except RequestError as error:
+            response = error.response(graphql_http.negotiate(request.headers.get("accept")))
+        await response(scope, receive, send)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A persisted query over GET has no `query` parameter, only `extensions`.
