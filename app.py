@@ -38,6 +38,7 @@ from resolvers.commerce.payments import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from service import wiring
 from service.web import pages
+from service.web.cors import OriginPolicy
 from service.web.explorer import ExplorerGate
 from service.web.view import GraphQLView
 
@@ -152,7 +153,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
         connection_init_wait_timeout=timedelta(seconds=10),
         max_subscriptions_per_connection=50,
+        settings=settings,
     )
+    cors = OriginPolicy.of(settings).middleware()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -175,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *pages.routes(settings),
         ],
         lifespan=lifespan,
+        middleware=[cors] if cors is not None else [],
     )
     app.add_middleware(RequestContext)
     return app

@@ -135,6 +135,21 @@ class Settings(BaseSettings):
     # How often job-consuming processes recompute the HOT rank of the last 7 days' posts.
     hot_rank_refresh_seconds: float = Field(default=300, gt=0)
 
+    # -- issue 9: clients
+    # Anonymous GET queries of public data: how long browsers and CDNs may reuse the answer.
+    http_cache_max_age: int = Field(default=30, ge=0)
+    # Browser origins allowed by CORS, comma-separated ("*": any, without credentials).
+    # Unset: http://localhost:* and http://127.0.0.1:* in development, none in production.
+    cors_origins: str | None = None
+    # Apollo's automatic persisted queries: in Redis when configured, else an in-process LRU.
+    persisted_queries: bool = True
+    persisted_query_cache_size: int = Field(default=2000, ge=1)
+    persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # A JSON file of {sha256: document}: when set, only these documents run.
+    trusted_documents: Path | None = None
+    # Most global IDs one `nodes(ids:)` field may ask for.
+    max_node_ids: int = Field(default=100, ge=1)
+
     # -- issue 9: explorer and pages
     # The GraphiQL explorer a browser gets at GET /graphql, served from the app's own assets.
     # Unset: on in development, off in production; true or false decides either way.

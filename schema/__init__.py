@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import re
+from typing import Annotated, Any
+
 import strawberry
 from strawberry import relay
+from strawberry.types.base import StrawberryObjectDefinition
 
 from kameng.settings import Settings, get_settings
+from resolvers.errors import invalid
 from schema.accounts.notifications import (
     Notification,
     NotificationMutations,
@@ -44,17 +51,70 @@ from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
 from schema.loyalty.leaderboard import LeaderboardQueries
 
+# Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
+# plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
+_NODE_KEY = re.compile(r"0|[1-9][0-9]{0,18}")
+_MAX_KEY = 2**63 - 1
 
-def _query_root() -> type:
-    # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
-    # built from them, so a second schema (tests, benchmarks) needs fields of its own.
+
+def _node_ref(info: strawberry.Info, raw: str) -> tuple[type[relay.Node], str] | None:
+    """(node type, key) named by a global ID, or None when it names no possible object."""
+    try:
+        gid = relay.GlobalID.from_id(raw)
+    except ValueError:  # GlobalIDValueError and binascii.Error: not base64 of "Type:key"
+        return None
+    if not _NODE_KEY.fullmatch(gid.node_id) or int(gid.node_id) > _MAX_KEY:
+        return None
+    definition = info.schema.get_type_by_name(gid.type_name)
+    if not isinstance(definition, StrawberryObjectDefinition) or definition.is_interface:
+        return None
+    origin = definition.origin
+    if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+        return None
+    return origin, gid.node_id
+
+
+async def _resolve(node_type: type[relay.Node], info: strawberry.Info, keys: list[str]) -> list[Any]:
+    found = node_type.resolve_nodes(info=info, node_ids=keys)
+    return list(await found if inspect.isawaitable(found) else found)
+
+
+def _query_root(settings: Settings) -> type:
+    max_ids = settings.max_node_ids
+
     @strawberry.type(name="Query")
     class Query(
         AccountQueries, CatalogQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries,
     ):
-        node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
-        nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
+        @strawberry.field(description="Any object by its global ID; null if there is no such object, "
+                                      "the viewer may not see it, or the ID is not one of ours.")
+        async def node(
+            self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")]
+        ) -> relay.Node | None:
+            ref = _node_ref(info, id)
+            if ref is None:
+                return None
+            (found,) = await _resolve(ref[0], info, [ref[1]])
+            return found
+
+        @strawberry.field(description="Objects by global ID, in the order asked (100 at most unless configured "
+                                      "otherwise); null in place of each one `node` would answer null for.")
+        async def nodes(
+            self, info: strawberry.Info,
+            ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global IDs; repeats are allowed.")],
+        ) -> list[relay.Node | None]:
+            if len(ids) > max_ids:
+                raise invalid("ids", f"Ask for at most {max_ids} IDs at a time (got {len(ids)}).")
+            refs = [_node_ref(info, raw) for raw in ids]
+            keys: dict[type[relay.Node], list[str]] = {}
+            for ref in refs:
+                if ref is not None and ref[1] not in keys.setdefault(ref[0], []):
+                    keys[ref[0]].append(ref[1])
+            # One batch per type, as Strawberry's relay.node() does.
+            batches = await asyncio.gather(*(_resolve(t, info, k) for t, k in keys.items()))
+            found = {t: dict(zip(k, batch, strict=True)) for (t, k), batch in zip(keys.items(), batches, strict=True)}
+            return [found[ref[0]][ref[1]] if ref is not None else None for ref in refs]
 
     return Query
 
@@ -76,7 +136,7 @@ class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscrip
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     return strawberry.Schema(
-        query=_query_root(),
+        query=_query_root(settings),
         mutation=Mutation,
         subscription=Subscription,
         types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic],

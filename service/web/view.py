@@ -8,16 +8,27 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from kameng.settings import Settings
 from resolvers.accounts.auth import ANONYMOUS, Actor, authenticate
 from resolvers.errors import UserFacingError
 from schema.context import Context
+from service.web import graphql_http, http_caching
+from service.web.cors import OriginPolicy
+from service.web.graphql_http import RequestError
+from service.web.persisted import PersistedQueries
+from service.web.websocket import LegacyWSHandler, TextFrameWebSocketAdapter, TransportWSHandler
 
 
 def _bearer(value: str | None) -> str | None:
@@ -32,8 +43,35 @@ def _client_ip(scope: Scope) -> str:
     return client[0] if client else ""
 
 
+class Exchange(Response):
+    """Strawberry's "sub-response" (headers and status resolvers may set), plus what the view
+    learns about the request on the way: the media type to answer with, the document run and
+    whether the result had errors."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        self.status_code = None  # type: ignore[assignment]  # unset: the view decides
+        del self.headers["content-length"]
+        self.request = request
+        self.answer_type = graphql_http.negotiate(request.headers.get("accept"))
+        self.request_data: GraphQLRequestData | None = None
+        self.has_errors = False
+        self.request_error = False
+
+
 class GraphQLView(GraphQL[Context, None]):
-    """Strawberry's ASGI view with Kameng's authentication, context and JSON encoding."""
+    """Strawberry's ASGI view with Kameng's authentication, context, JSON encoding and the
+    client-facing HTTP rules of service/web (media types, persisted queries, caching)."""
+
+    websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.persisted = PersistedQueries(settings)
+        self.origins = OriginPolicy.of(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -59,7 +97,133 @@ class GraphQLView(GraphQL[Context, None]):
             if actor is ANONYMOUS:
                 actor = Actor(ip=_client_ip(scope), user_agent=request.headers.get("user-agent", ""))
             scope.setdefault("state", {})["actor"] = actor
+            await self._serve_http(request, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
+
+    # -- GraphQL over HTTP (service/web/graphql_http.py) ----------------------------------
+
+    async def _serve_http(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's run; a refusal before execution answers in the GraphQL shape (JSON
+        errors a client can parse) rather than Strawberry's text/plain."""
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = RequestError(error.status_code, error.reason).response(
+                graphql_http.negotiate(request.headers.get("accept"))
+            )
+        except RequestError as error:
+            response = error.response(graphql_http.negotiate(request.headers.get("accept")))
+        await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query over GET has no `query` parameter, only `extensions`.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        assert isinstance(request, Request)
+        exchange = Exchange(request)
+        request.state.graphql_exchange = exchange
+        return exchange
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            data = await self.persisted.resolve(data)
+        return data
+
+    async def execute_single(  # noqa: PLR0917  # Strawberry's signature
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        method = request_adapter.method
+        assert isinstance(sub_response, Exchange)
+        sub_response.request_data = request_data
+        # Subscriptions are served on the WebSocket only; mutations need POST (not cacheable,
+        # not sent by a prefetching browser).
+        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                endpoint = str(request.url.replace(scheme="wss" if request.url.scheme == "https" else "ws", query=""))
+                raise RequestError(
+                    400,
+                    f"Subscriptions are served over a WebSocket: connect to {endpoint} "
+                    "(subprotocol graphql-transport-ws or graphql-ws).",
+                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                ) from None
+            raise RequestError(405, "Mutations are sent with POST.", "METHOD_NOT_ALLOWED",
+                               headers={"Allow": "POST"}) from None
+        except CannotGetOperationTypeError as error:
+            raise RequestError(400, error.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise RequestError(400, "No GraphQL query found in the request.") from None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        data = await super().process_result(request, result)
+        exchange: Exchange = request.state.graphql_exchange
+        exchange.has_errors = bool(result.errors)
+        if graphql_http.is_request_error(result.data, result.errors):
+            exchange.request_error = True
+            if exchange.answer_type == graphql_http.GRAPHQL_RESPONSE_JSON:
+                data.pop("data", None)
+        return data
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        assert isinstance(sub_response, Exchange)
+        body = self.encode_json(response_data)
+        status = 200
+        if sub_response.request_error and sub_response.answer_type == graphql_http.GRAPHQL_RESPONSE_JSON:
+            status = 400
+        headers = self._cache_headers(sub_response, body)
+        if headers.get("ETag") and http_caching.matches(sub_response.request.headers.get("if-none-match"), headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        response = Response(body, status_code=sub_response.status_code or status, headers=headers)
+        response.headers["content-type"] = graphql_http.CONTENT_TYPES[sub_response.answer_type]
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
+
+    # -- HTTP caching (service/web/http_caching.py) ----------------------------------------
+
+    def _cache_headers(self, exchange: Exchange, body: bytes) -> dict[str, str]:
+        request, data = exchange.request, exchange.request_data
+        public = data is not None and exchange.status_code is None and http_caching.is_public(
+            method=request.method,
+            authorized="authorization" in request.headers,
+            has_errors=exchange.has_errors,
+            query=data.query,
+            operation_name=data.operation_name,
+        )
+        if public:
+            return http_caching.public_headers(
+                http_caching.etag(body, exchange.answer_type), self.settings.http_cache_max_age, cors=self.origins.enabled
+            )
+        return http_caching.private_headers(cors=self.origins.enabled)
+
+    # -- WebSocket -----------------------------------------------------------------------
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        # The same allow-list as CORS: a page that may call the API may subscribe too.
+        return self.origins.allows(origin)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         actor = request.scope.get("state", {}).get("actor", ANONYMOUS)
