@@ -253,6 +253,5 @@ class GraphQLView(GraphQL[Context, None]):
 
             return json.loads(data)
 
-    def encode_json(self, data: object) -> str:
-        # A str makes Strawberry send WebSocket text frames, which browsers' graphql-ws expects.
-        return orjson.dumps(data).decode()
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
