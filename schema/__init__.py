@@ -7,7 +7,9 @@ from strawberry import relay
 
 from kameng.settings import Settings, get_settings
 from schema.accounts.users import AccountMutations, AccountQueries, User
-from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, Merchant, Product
+from schema.commerce.catalog import CatalogMutations, CatalogQueries, Product
+from schema.commerce.inventory import InventoryMutations
+from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
@@ -16,13 +18,16 @@ from schema.loyalty.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, Use
 from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
 from schema.commerce.orders import Order, OrderMutations, OrderQueries, OrderSubscriptions
 from schema.commerce.payments import Payment, PaymentMutations
+from schema.commerce.settlement import SettlementMutations
 
 
 def _query_root() -> type:
     # Made afresh per schema: Strawberry's relay.node() fields are modified when a schema is
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
-    class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries):
+    class Query(
+        AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries
+    ):
         node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
         nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
 
@@ -31,7 +36,9 @@ def _query_root() -> type:
 
 @strawberry.type
 class Mutation(
-    AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
+    AccountMutations, NotificationMutations,
+    MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
+    FollowMutations,
     LoyaltyMutations,
     CommunityMutations,
 ):

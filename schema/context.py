@@ -17,7 +17,7 @@ from models.accounts.users import User
 from models.commerce.catalog import Category, Merchant, Product
 from models.commerce.orders import OrderEvent
 from resolvers.accounts import users as accounts
-from resolvers.commerce import catalog, inventory, ledger, orders
+from resolvers.commerce import catalog, inventory, ledger, merchants, orders
 from resolvers.community import follows
 from resolvers.community import community as community_loads
 from resolvers.community import moderation as moderation_loads
@@ -37,7 +37,7 @@ class Loaders:
 
     @cached_property
     def merchant(self) -> DataLoader[int, Merchant | None]:
-        return DataLoader(catalog.get_merchants)
+        return DataLoader(merchants.get_merchants)
 
     @cached_property
     def product(self) -> DataLoader[int, Product | None]:
@@ -45,7 +45,7 @@ class Loaders:
 
     @cached_property
     def category(self) -> DataLoader[int, Category | None]:
-        return DataLoader(catalog.get_categories)
+        return DataLoader(merchants.get_categories)
 
     @cached_property
     def following_count(self) -> DataLoader[int, int]:

@@ -41,7 +41,7 @@ def job(*, queue: str = "default", **options: Any) -> Callable[[JobFn], JobFn]:
 
 def load_all() -> None:
     """Import every module that declares jobs."""
-    import workers.delivery  # noqa: F401
+    import workers.commerce  # noqa: F401
     import workers.feeds  # noqa: F401
     import workers.loyalty  # noqa: F401
     import workers.notifications  # noqa: F401

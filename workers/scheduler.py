@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import logging
 
-from workers.delivery import SWEEPS as DELIVERY_SWEEPS
+from workers.commerce import SWEEPS as COMMERCE_SWEEPS
 from workers.feeds import SWEEPS as FEED_SWEEPS
 from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
 
-SWEEPS = (*DELIVERY_SWEEPS, *FEED_SWEEPS, *LOYALTY_SWEEPS)
+SWEEPS = (*COMMERCE_SWEEPS, *FEED_SWEEPS, *LOYALTY_SWEEPS)
 
 log = logging.getLogger(__name__)
 
