@@ -14,7 +14,8 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from models.accounts.users import User
-from models.commerce.catalog import Category, Merchant, Product
+from models.commerce.catalog import Product
+from models.commerce.merchants import Category, Merchant
 from models.commerce.orders import OrderEvent
 from resolvers.accounts import users as accounts
 from resolvers.commerce import catalog, inventory, ledger, merchants, orders

@@ -11,7 +11,8 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from models.commerce.catalog import Category, DeliveryKind, Merchant, MerchantStatus, Product, ProductStatus
+from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.inventory import CardKey
 from models.commerce.orders import Order
 from resolvers.accounts.auth import Actor, require

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from kameng.settings import get_settings
-from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import Merchant
 from models.commerce.orders import Order, OrderStatus
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, require

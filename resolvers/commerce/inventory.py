@@ -29,7 +29,8 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from kameng import crypto
-from models.commerce.catalog import DeliveryKind, MerchantStatus, Product
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
 from resolvers.accounts.auth import Actor, require

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.accounts.users import STAFF_ROLES, Role, User
-from models.commerce.catalog import Category, Merchant, MerchantStatus
+from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.ledger import Entry
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require

@@ -16,7 +16,8 @@ from tortoise.exceptions import IntegrityError
 from kameng import runtime
 from kameng.security import hash_password, verify_password
 from kameng.settings import get_settings
-from models.commerce.catalog import DeliveryKind, MerchantStatus, Product, ProductStatus
+from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.merchants import MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus, can_transition
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require

@@ -9,9 +9,9 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from models.commerce.catalog import Category as CategoryModel
-from models.commerce.catalog import Merchant as MerchantModel
-from models.commerce.catalog import MerchantStatus as MerchantStatusValue
+from models.commerce.merchants import Category as CategoryModel
+from models.commerce.merchants import Merchant as MerchantModel
+from models.commerce.merchants import MerchantStatus as MerchantStatusValue
 from resolvers.commerce import catalog, ledger, merchants
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
 from schema.accounts.users import User
