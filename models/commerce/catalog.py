@@ -52,7 +52,7 @@ class Product(Model):
 
     class Meta:
         table = "product"
-        # Keyset pagination: newest (id), by price, best selling (see resolvers/catalog.py).
+        # Keyset pagination: newest (id), by price, best selling (see resolvers/commerce/catalog.py).
         indexes = (
             ("status", "id"),
             ("merchant_id", "id"),

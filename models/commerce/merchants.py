@@ -25,7 +25,7 @@ class Merchant(Model):
     name = fields.CharField(max_length=80, unique=True)
     description = fields.TextField(default="")
     status = fields.CharEnumField(MerchantStatus, max_length=16, default=MerchantStatus.ACTIVE)
-    # Upstream supplier for DIRECT_TOPUP products (called by the delivery worker).
+    # Upstream supplier for DIRECT_TOPUP products (called by resolvers/commerce/delivery.py).
     supplier_url = fields.CharField(max_length=500, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 

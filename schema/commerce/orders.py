@@ -15,7 +15,7 @@ from kameng import runtime
 from models.commerce.orders import Order as OrderModel
 from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
-from resolvers.commerce import delivery, inventory, orders
+from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
 from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
 from schema.context import Info
@@ -98,7 +98,6 @@ class Order(relay.Node):
 
     @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
     def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.loyalty.loyalty")]]:
-        from resolvers.commerce import pricing
         from schema.loyalty.loyalty import price_lines
 
         return price_lines(pricing.order_lines(self._model), self._model.currency)
