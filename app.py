@@ -34,7 +34,7 @@ from tortoise import connections
 from kameng import runtime
 from kameng.observability import HTTP_REQUESTS, configure_logging
 from kameng.settings import Settings, get_settings
-from resolvers.commerce.payments import CALLBACK_MAX_BYTES, handle_callback
+from resolvers.commerce.callbacks import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from service import wiring
 from service.web import pages

@@ -7,6 +7,7 @@ MODEL_MODULES = [
     "models.accounts.users",
     "models.accounts.notifications",
     "models.outbox",
+    "models.commerce.merchants",
     "models.commerce.catalog",
     "models.commerce.inventory",
     "models.commerce.orders",

@@ -20,13 +20,9 @@ from schema.accounts.notifications import (
 )
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
-from schema.commerce.catalog import (
-    CatalogMutations,
-    CatalogQueries,
-    Category,
-    Merchant,
-    Product,
-)
+from schema.commerce.catalog import CatalogMutations, CatalogQueries, Product
+from schema.commerce.inventory import InventoryMutations
+from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.commerce.orders import (
     Order,
     OrderMutations,
@@ -35,6 +31,7 @@ from schema.commerce.orders import (
 )
 from schema.commerce.payments import Payment, PaymentMutations
 from schema.commerce.pricing import PricingQueries
+from schema.commerce.settlement import SettlementMutations
 from schema.community.answers import AnswerMutations
 from schema.community.comments import CommentMutations
 from schema.community.feeds import FeedQueries
@@ -84,7 +81,7 @@ def _query_root(settings: Settings) -> type:
 
     @strawberry.type(name="Query")
     class Query(
-        AccountQueries, CatalogQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
+        AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
@@ -121,7 +118,9 @@ def _query_root(settings: Settings) -> type:
 
 @strawberry.type
 class Mutation(
-    AccountMutations, NotificationMutations, CatalogMutations, OrderMutations, PaymentMutations, FollowMutations,
+    AccountMutations, NotificationMutations,
+    MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
+    FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
 ):

@@ -14,12 +14,13 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from models.accounts.users import User
-from models.commerce.catalog import Category, Merchant, Product
+from models.commerce.catalog import Product
+from models.commerce.merchants import Category, Merchant
 from models.commerce.orders import OrderEvent
 from models.loyalty.points import PointsBalance
 from resolvers.accounts import users as accounts
 from resolvers.accounts.auth import ANONYMOUS, Actor
-from resolvers.commerce import catalog, inventory, ledger, orders
+from resolvers.commerce import catalog, inventory, ledger, merchants, orders
 from resolvers.community import comments, follows, moderation, posts, reactions, topics
 from resolvers.loyalty import checkins, points
 
@@ -37,7 +38,7 @@ class Loaders:
 
     @cached_property
     def merchant(self) -> DataLoader[int, Merchant | None]:
-        return DataLoader(catalog.get_merchants)
+        return DataLoader(merchants.get_merchants)
 
     @cached_property
     def product(self) -> DataLoader[int, Product | None]:
@@ -45,7 +46,7 @@ class Loaders:
 
     @cached_property
     def category(self) -> DataLoader[int, Category | None]:
-        return DataLoader(catalog.get_categories)
+        return DataLoader(merchants.get_categories)
 
     @cached_property
     def following_count(self) -> DataLoader[int, int]:

@@ -19,7 +19,7 @@ from models.community.posts import PostKind
 from models.commerce.orders import OrderStatus
 from models.commerce.payments import PaymentMethod
 from resolvers.accounts import users as accounts
-from resolvers.commerce import catalog, inventory, ledger, orders, payments
+from resolvers.commerce import catalog, delivery, inventory, ledger, merchants, orders, payments
 from resolvers.community import comments, posts
 from resolvers.accounts.auth import Actor
 
@@ -61,8 +61,8 @@ async def _build() -> list[DemoAccount]:
     buyer, buyer_login = await _user(Role.BUYER, "Buyer")
     staff, as_owner, as_buyer = Actor(user=admin), Actor(user=owner), Actor(user=buyer)
 
-    games = await catalog.create_category(staff, name="Game cards", slug="game-cards")
-    shop = await catalog.create_merchant(as_owner, name="Demo Card Shop", description="Game cards, delivered in seconds.")
+    games = await merchants.create_category(staff, name="Game cards", slug="game-cards")
+    shop = await merchants.create_merchant(as_owner, name="Demo Card Shop", description="Game cards, delivered in seconds.")
     card = await catalog.create_product(as_owner, shop.id, catalog.ProductFields(
         title="Steam Wallet 50", description="A CNY 50 Steam wallet code.", price="48.00",
         delivery_kind=DeliveryKind.CARD_KEY, category_id=games.id,
@@ -83,9 +83,7 @@ async def _build() -> list[DemoAccount]:
                                                      (ledger.wallet(buyer.id), Decimal("200.00"))])
     order = await orders.create_order(as_buyer, orders.NewOrder(card.id, 1, f"demo-order-{buyer.id}"))
     await payments.pay_order(as_buyer, order.id, PaymentMethod.WALLET)
-    from workers.delivery import deliver_order  # the job, run here so the demo is complete
-
-    await deliver_order(order.id)
+    await delivery.deliver_order(order.id)  # the job's use case, run here so the demo is complete
     delivered = await orders.visible_order(as_buyer, order.id)
     assert delivered is not None and delivered.status == OrderStatus.DELIVERED
 

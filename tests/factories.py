@@ -10,7 +10,8 @@ from kameng.crypto import box
 from kameng.security import AccessClaims, digest, hash_password, issue_access_token, new_refresh_secret
 from kameng.settings import get_settings
 from models.accounts.users import AuthSession, Role, User
-from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import Merchant
 from models.commerce.inventory import CardKey
 from resolvers.commerce import ledger
 

@@ -12,7 +12,8 @@ import pytest
 from strawberry.relay import GlobalID
 
 from models.accounts.users import Role, User
-from models.commerce.catalog import Category, DeliveryKind, Merchant, MerchantStatus, Product, ProductStatus
+from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.merchants import Category, Merchant, MerchantStatus
 from resolvers.commerce import ledger
 from tests.conftest import Client, count_queries
 

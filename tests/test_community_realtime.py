@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from strawberry.relay import GlobalID
 
 from kameng import runtime

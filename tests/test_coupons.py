@@ -13,9 +13,8 @@ from models.accounts.users import Role
 from models.loyalty.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
 from models.commerce.orders import Order, OrderStatus
 from models.loyalty.points import PointsEntry
-from resolvers.commerce import payments
+from resolvers.commerce import orders, settlement
 from resolvers.loyalty import points
-from resolvers.accounts.auth import Actor
 from tests.factories import make_product, make_user, make_users
 from tests.test_ledger import assert_ledger_consistent
 from tests.test_points import (
@@ -29,7 +28,6 @@ from tests.test_points import (
     purchase_booked,
 )
 from resolvers.loyalty import events as loyalty
-from workers import delivery
 
 CLAIM = """mutation($input: ClaimCouponInput!) { claimCoupon(input: $input) { errors { code field message }
   userCoupon { id status source coupon { code kind } } } }"""
@@ -180,7 +178,7 @@ async def test_coupon_and_points_come_back_when_the_order_is_cancelled_or_expire
     second = (await client.gql(CREATE, variables))["createOrder"]
     assert second["errors"] == []
     await Order.filter(id=int(_pk(second["order"]["id"]))).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-    assert await delivery.sweep_expired() >= 1
+    assert await orders.sweep_expired() >= 1
     await held.refresh_from_db()
     assert held.status == UserCouponStatus.AVAILABLE and await points.balance(user.id) == 1000
     await assert_points_consistent(user)
@@ -203,7 +201,7 @@ async def test_refund_gives_back_coupon_and_points_and_ledgers_balance(stack) ->
     await pay_and_deliver(user, order)
     await held.refresh_from_db()
     assert held.status == UserCouponStatus.USED
-    assert await payments.refund_order(await Order.get(id=order.id), "test refund")
+    assert await settlement.refund_order(await Order.get(id=order.id), "test refund")
     await held.refresh_from_db()
     assert held.status == UserCouponStatus.AVAILABLE and held.order_id is None
     assert await points.balance(user.id) == 1000

@@ -10,7 +10,7 @@ from models.community.posts import ContentStatus, Post, PostKind
 from models.commerce.ledger import Posting
 from models.commerce.orders import Order
 from models.loyalty.points import PointsEntry
-from resolvers.commerce import ledger, payments
+from resolvers.commerce import ledger, settlement
 from resolvers.loyalty import points
 from tests.conftest import eventually
 from tests.factories import make_product, make_user
@@ -72,7 +72,7 @@ async def test_a_refunded_order_from_a_post_credits_nothing(stack) -> None:  # t
     post = await make_post(author)
     order = await place_order(buyer, from_post_id=post.id)
     order = await pay_and_deliver(buyer, order)
-    assert await payments.refund_order(order, "not as described")
+    assert await settlement.refund_order(order, "not as described")
     await loyalty.handle(buyer.id, "ORDER_REFUNDED", f"order:{order.id}")
     await loyalty.handle(buyer.id, "ORDER_COMPLETED", f"order:{order.id}")  # even if it came now
     assert not await credited(author.id, order)

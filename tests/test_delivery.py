@@ -22,12 +22,12 @@ from models.accounts.users import Role
 from models.commerce.catalog import DeliveryKind
 from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
-from resolvers.commerce import ledger
+from resolvers.commerce import delivery, ledger
 from tests.conftest import Client, Stack, eventually, free_port
 from tests.factories import add_keys, fund, make_merchant, make_product, make_user, make_users, token_for
 from tests.test_ledger import assert_ledger_consistent
 from tests.test_subscriptions import connect, recv
-from workers import delivery
+from workers import commerce
 
 CREATE = """mutation($input: CreateOrderInput!) { createOrder(input: $input) {
   errors { code } order { id orderNo status } } }"""
@@ -183,7 +183,7 @@ async def test_delivery_rerun_changes_nothing(make_client) -> None:  # type: ign
     before = sorted(await CardKey.filter(order_id=order_id).values_list("id", flat=True))
     events = await OrderEvent.filter(order_id=order_id).count()
     for _ in range(3):
-        await delivery.deliver_order(order_id)
+        await commerce.deliver_order(order_id)
     assert sorted(await CardKey.filter(order_id=order_id).values_list("id", flat=True)) == before
     assert await OrderEvent.filter(order_id=order_id).count() == events
     assert await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).count() == 2
@@ -269,10 +269,10 @@ async def test_topup_that_never_succeeds_is_refunded_when_retries_run_out(make_c
 
     await eventually(delivering)
     # What dramatiq calls once the retries are used up (they take minutes by design).
-    await delivery.delivery_gave_up({"kwargs": {"order_id": order_id}}, {"retries": 6})
+    await commerce.delivery_gave_up({"kwargs": {"order_id": order_id}}, {"retries": 6})
     assert (await Order.get(id=order_id)).status == OrderStatus.REFUNDED
     assert await ledger.balance(ledger.wallet(user.id)) == Decimal("7.00")
-    await delivery.delivery_gave_up({"kwargs": {"order_id": order_id}}, {"retries": 6})  # idempotent
+    await commerce.delivery_gave_up({"kwargs": {"order_id": order_id}}, {"retries": 6})  # idempotent
     assert await ledger.balance(ledger.wallet(user.id)) == Decimal("7.00")
 
 

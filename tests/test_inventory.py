@@ -21,7 +21,8 @@ from tortoise import connections
 from kameng import crypto
 from service.cli import read_key_file
 from models.accounts.users import Role, User
-from models.commerce.catalog import DeliveryKind, Merchant, Product
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import Merchant
 from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order, OrderStatus
 from resolvers.commerce import inventory

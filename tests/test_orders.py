@@ -13,7 +13,7 @@ from models.commerce.inventory import CardKey, CardKeyStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from tests.conftest import Client
 from tests.factories import make_product, make_user, make_users, token_for
-from workers import delivery
+from resolvers.commerce import orders
 
 CREATE = """mutation($input: CreateOrderInput!) { createOrder(input: $input) {
   errors { code field message } order { id orderNo status quantity total { amount currency } unitPrice { amount }
@@ -161,8 +161,8 @@ async def test_unpaid_orders_expire_and_release_stock(client: Client) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
     numbers = [order["orderNo"], manual["orderNo"]]
     await Order.filter(order_no__in=numbers).update(expires_at=past)
-    assert await delivery.sweep_expired() >= 2
-    assert await delivery.sweep_expired() == 0  # idempotent
+    assert await orders.sweep_expired() >= 2
+    assert await orders.sweep_expired() == 0  # idempotent
     for no in numbers:
         expired = await Order.get(order_no=no)
         assert expired.status == OrderStatus.CANCELLED

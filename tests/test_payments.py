@@ -35,7 +35,7 @@ from models.commerce.ledger import Posting
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.outbox import OutboxEntry, OutboxKind
 from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
-from resolvers.commerce import ledger, orders, payments
+from resolvers.commerce import callbacks, ledger, orders, settlement
 from resolvers.accounts.auth import Actor
 from subscriptions import outbox
 from tests.conftest import Client, Stack, free_port
@@ -591,10 +591,10 @@ async def test_late_guest_payment_is_parked_for_refund_through_the_provider(
     payload = await pay(client, order, "EXTERNAL", orderNo=order.order_no, queryPassword="guest password")
     payment = await Payment.get(id=_pk(payload["payment"]["id"]))
     await expire(order, timedelta(seconds=stack.settings.late_payment_grace_seconds + 5))
-    refunds_before = await ledger.balance(payments.gateway_refunds("kpay"))
+    refunds_before = await ledger.balance(callbacks.gateway_refunds("kpay"))
     response = await send_callback(http, signed(callback_params(payment, order), secret(stack)))
     assert '"outcome":"REFUNDED_LATE"' in response.text
-    assert await ledger.balance(payments.gateway_refunds("kpay")) == refunds_before + Decimal("10.00")
+    assert await ledger.balance(callbacks.gateway_refunds("kpay")) == refunds_before + Decimal("10.00")
     await assert_ledger_consistent()
 
 
@@ -638,12 +638,12 @@ async def test_auto_complete_settles_old_deliveries_once(stack: Stack, make_clie
     long_ago = datetime.now(UTC) - timedelta(days=stack.settings.auto_complete_days, hours=1)
     await move_to_delivered(old, delivered_at=long_ago)
     await move_to_delivered(recent)
-    await payments.complete_delivered_orders()  # (or the auto-complete sweep got there first)
+    await settlement.complete_delivered_orders()  # (or the auto-complete sweep got there first)
     assert await status_of(old) == OrderStatus.COMPLETED
     assert await status_of(recent) == OrderStatus.DELIVERED
     assert await posting("order.settle", str(old.id)) is not None
     assert await posting("order.settle", str(recent.id)) is None
-    await payments.complete_delivered_orders()  # again: nothing more for these
+    await settlement.complete_delivered_orders()  # again: nothing more for these
     assert await Posting.filter(reason="order.settle", reference=str(old.id)).count() == 1
     assert await OrderEvent.filter(order_id=old.id, status=OrderStatus.COMPLETED).count() == 1
     await assert_ledger_consistent()
@@ -658,11 +658,11 @@ async def test_failed_delivery_refund_returns_money_and_stock(make_client) -> No
     assert await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).count() == 1
     async with outbox.atomic():
         assert await orders.transition(order, OrderStatus.FAILED, note="supplier down")
-    assert await payments.refund_order(order, "automatic refund") is True
+    assert await settlement.refund_order(order, "automatic refund") is True
     assert await status_of(order) == OrderStatus.REFUNDED
     assert await ledger.balance(ledger.wallet(buyer.id)) == Decimal("10.00")
     assert await CardKey.filter(order_id=order.id).count() == 0  # the reserved key is for sale again
-    assert await payments.refund_order(order, "automatic refund") is False  # idempotent
+    assert await settlement.refund_order(order, "automatic refund") is False  # idempotent
     assert await ledger.balance(ledger.wallet(buyer.id)) == Decimal("10.00")
     await assert_ledger_consistent()
 

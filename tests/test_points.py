@@ -9,7 +9,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from kameng import clock
 from models.accounts.users import User
 from models.commerce.orders import Order, OrderStatus
 from models.loyalty.points import CheckIn, PointsBalance, PointsEntry
-from resolvers.commerce import orders, payments
+from resolvers.commerce import orders, payments, settlement
 from resolvers.loyalty import points
 from resolvers.accounts.auth import Actor
 from resolvers.errors import ErrorCode, UserFacingError
@@ -89,7 +88,7 @@ async def pay_and_deliver(user: User, order: Order) -> Order:
 
 async def complete(user: User, order: Order) -> Order:
     order = await pay_and_deliver(user, order)
-    await payments.confirm_receipt(Actor(user=user), order.id)
+    await settlement.confirm_receipt(Actor(user=user), order.id)
     return await Order.get(id=order.id)
 
 

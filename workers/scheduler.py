@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import logging
 
-from workers.delivery import SWEEPS as DELIVERY_SWEEPS
+from workers.commerce import SWEEPS as COMMERCE_SWEEPS
 from workers.community import SWEEPS as COMMUNITY_SWEEPS
 from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
 
-SWEEPS = (*DELIVERY_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS)
+SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS)
 
 log = logging.getLogger(__name__)
 

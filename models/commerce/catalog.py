@@ -1,3 +1,5 @@
+"""Products: what a shop sells, how it is delivered, and its stock limit and counters."""
+
 from __future__ import annotations
 
 from enum import StrEnum
@@ -5,12 +7,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from models.accounts.users import User
-
-
-class MerchantStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
+from models.commerce.merchants import Category, Merchant
 
 
 class DeliveryKind(StrEnum):
@@ -22,36 +19,6 @@ class DeliveryKind(StrEnum):
 class ProductStatus(StrEnum):
     ACTIVE = "ACTIVE"
     HIDDEN = "HIDDEN"
-
-
-class Merchant(Model):
-    """A shop, owned by one MERCHANT user. Its deposit and earnings live in the ledger."""
-
-    id = fields.BigIntField(primary_key=True)
-    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
-        "kameng.User", related_name="merchants", on_delete=fields.RESTRICT
-    )
-    name = fields.CharField(max_length=80, unique=True)
-    description = fields.TextField(default="")
-    status = fields.CharEnumField(MerchantStatus, max_length=16, default=MerchantStatus.ACTIVE)
-    # Upstream supplier for DIRECT_TOPUP products (called by the delivery worker).
-    supplier_url = fields.CharField(max_length=500, default="")
-    created_at = fields.DatetimeField(auto_now_add=True)
-
-    class Meta:
-        table = "merchant"
-
-
-class Category(Model):
-    id = fields.BigIntField(primary_key=True)
-    name = fields.CharField(max_length=60)
-    slug = fields.CharField(max_length=60, unique=True)
-    parent: fields.ForeignKeyNullableRelation[Category] = fields.ForeignKeyField(
-        "kameng.Category", related_name="children", null=True, on_delete=fields.SET_NULL
-    )
-
-    class Meta:
-        table = "category"
 
 
 class Product(Model):
@@ -85,7 +52,7 @@ class Product(Model):
 
     class Meta:
         table = "product"
-        # Keyset pagination: newest (id), by price, best selling (see resolvers/catalog.py).
+        # Keyset pagination: newest (id), by price, best selling (see resolvers/commerce/catalog.py).
         indexes = (
             ("status", "id"),
             ("merchant_id", "id"),

@@ -62,7 +62,7 @@ class Order(Model):
     query_password_hash = fields.CharField(max_length=255, default="")
     topup_account = fields.CharField(max_length=120, default="")
     from_post_id = fields.BigIntField(null=True)  # the post the order was placed from (creators)
-    # The pricing engine's breakdown (resolvers/pricing.py): list price x quantity with the
+    # The pricing engine's breakdown (resolvers/commerce/pricing.py): list price x quantity with the
     # wholesale tier is `unit_price * quantity`; then tier, coupon and points discounts.
     tier_discount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
     coupon_discount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)

@@ -1,6 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.commerce.catalog import DeliveryKind, MerchantStatus, ProductStatus
+from models.commerce.catalog import DeliveryKind, ProductStatus
+from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import CardKeyStatus
 from models.commerce.orders import OrderStatus
 from models.commerce.payments import PaymentMethod, PaymentStatus

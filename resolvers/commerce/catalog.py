@@ -1,109 +1,39 @@
-"""Merchants, categories and products: who may create and change them, what a valid product
-is, who sees what, and the product list with its keyset orders."""
+"""Products: what a valid product is, who may create and change one, who sees what, and
+the product list with its keyset orders. (Shops and categories: merchants.py.)"""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
-from models.accounts.users import STAFF_ROLES, Role, User
-from models.commerce.catalog import Category, DeliveryKind, Merchant, MerchantStatus, Product, ProductStatus
+from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.inventory import CardKey
-from models.commerce.ledger import Entry
 from models.commerce.orders import Order
-from resolvers.commerce import ledger, pricing
-from resolvers.accounts import notifications
-from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.accounts.auth import Actor, require
+from resolvers.commerce import pricing
+from resolvers.commerce.inputs import bounded_int, clean_text, parse_amount
+from resolvers.commerce.merchants import can_manage, find_merchant
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate, paginate_by, parse_decimal, parse_int
-from subscriptions import outbox
 
-MERCHANT_ROLES = frozenset({Role.MERCHANT, Role.ADMIN})
-MERCHANT_NAME_MAX = 80
-MERCHANT_DESCRIPTION_MAX = 2000
-CATEGORY_NAME_MAX = 60
 TITLE_MAX = 120
 PRODUCT_DESCRIPTION_MAX = 20_000
 SEARCH_MAX = 100
 QUANTITY_MAX = 10_000
 PROMISE_MAX_MINUTES = 30 * 24 * 60
 STOCK_LIMIT_MAX = 1_000_000_000
-PRICE_MAX = Decimal("9999999999.99")  # NUMERIC(12,2)
-DEPOSIT_REASON = "merchant.deposit"
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-# -- input cleaning ---------------------------------------------------------------------
-
-
-def clean_text(value: str, field: str, *, minimum: int, maximum: int, multiline: bool = False) -> str:
-    """NFC, trimmed, within length, no control characters (newlines and tabs if multiline)."""
-    text = unicodedata.normalize("NFC", value).strip()
-    if not minimum <= len(text) <= maximum:
-        raise invalid(field, f"Give {minimum} to {maximum} characters." if minimum else f"At most {maximum} characters.")
-    allowed_controls = "\n\t" if multiline else ""
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed_controls for ch in text):
-        raise invalid(field, "Control characters are not allowed.")
-    return text
-
-
-def parse_amount(raw: str, field: str, *, allow_zero: bool = False) -> Decimal:
-    """A decimal string such as "9.90": finite, positive (or zero), at most two decimals."""
-    try:
-        amount = Decimal(raw.strip())
-    except (InvalidOperation, AttributeError):
-        raise invalid(field, "Give an amount such as 9.90.") from None
-    if not amount.is_finite():
-        raise invalid(field, "Give an amount such as 9.90.")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise invalid(field, "The amount must be positive." if not allow_zero else "The amount must not be negative.")
-    if amount != amount.quantize(pricing.CENT):
-        raise invalid(field, "Amounts have at most two decimals.")
-    if amount > PRICE_MAX:
-        raise invalid(field, f"The amount must not exceed {PRICE_MAX}.")
-    return amount.quantize(pricing.CENT)
-
-
-def _bounded_int(value: int, field: str, low: int, high: int) -> int:
-    if not low <= value <= high:
-        raise invalid(field, f"{field} must be between {low} and {high}.")
-    return value
-
-
-# -- batch loads (DataLoaders) ----------------------------------------------------------
-
-
-async def get_merchants(ids: list[int]) -> list[Merchant | None]:
-    found = {m.id: m for m in await Merchant.filter(id__in=ids)}
-    return [found.get(i) for i in ids]
 
 
 async def get_products(ids: list[int]) -> list[Product | None]:
+    """Batch load for DataLoaders."""
     found = {p.id: p for p in await Product.filter(id__in=ids)}
     return [found.get(i) for i in ids]
-
-
-async def get_categories(ids: list[int]) -> list[Category | None]:
-    found = {c.id: c for c in await Category.filter(id__in=ids)}
-    return [found.get(i) for i in ids]
-
-
-# -- visibility -------------------------------------------------------------------------
-
-
-def can_manage(actor: Actor, merchant: Merchant) -> bool:
-    """The shop's owner or staff."""
-    return allowed(actor, owner_id=merchant.owner_id)
 
 
 def product_visible(actor: Actor, product: Product, merchant: Merchant) -> bool:
@@ -111,110 +41,6 @@ def product_visible(actor: Actor, product: Product, merchant: Merchant) -> bool:
     seen only by the shop's owner and staff."""
     public = product.status == ProductStatus.ACTIVE and merchant.status == MerchantStatus.ACTIVE
     return public or can_manage(actor, merchant)
-
-
-# -- merchants --------------------------------------------------------------------------
-
-
-async def create_merchant(actor: Actor, *, name: str, description: str = "") -> Merchant:
-    """A MERCHANT opens their shop (one each); an ADMIN may open several."""
-    user = require(actor, roles=MERCHANT_ROLES)
-    name = clean_text(name, "name", minimum=2, maximum=MERCHANT_NAME_MAX)
-    description = clean_text(description, "description", minimum=0, maximum=MERCHANT_DESCRIPTION_MAX, multiline=True)
-    try:
-        async with in_transaction():
-            # Serialise one owner's concurrent attempts: a row lock on PostgreSQL; SQLite runs
-            # one write transaction at a time anyway. (Not values_list(): Tortoise drops FOR
-            # UPDATE from it.)
-            await User.filter(id=user.id).select_for_update().first()
-            if user.role != Role.ADMIN and await Merchant.filter(owner_id=user.id).exists():
-                raise UserFacingError(ErrorCode.DUPLICATE, "You already have a shop.")
-            if await Merchant.filter(name__iexact=name).exists():
-                raise UserFacingError(ErrorCode.DUPLICATE, "A shop with this name exists.", "name")
-            return await Merchant.create(owner_id=user.id, name=name, description=description)
-    except IntegrityError:  # the unique name, taken concurrently
-        raise UserFacingError(ErrorCode.DUPLICATE, "A shop with this name exists.", "name") from None
-
-
-async def _merchant(merchant_id: int, field: str = "merchantId") -> Merchant:
-    merchant = await Merchant.filter(id=merchant_id).first()
-    if merchant is None:
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such shop.", field)
-    return merchant
-
-
-async def get_merchant(merchant_id: int) -> Merchant | None:
-    return await Merchant.filter(id=merchant_id).first()
-
-
-async def set_merchant_status(actor: Actor, merchant_id: int, status: MerchantStatus) -> Merchant:
-    """Staff suspend or reinstate a shop; the owner is notified."""
-    require(actor, roles=STAFF_ROLES)
-    merchant = await _merchant(merchant_id)
-    if merchant.status == status:
-        return merchant
-    async with outbox.atomic():
-        await Merchant.filter(id=merchant.id).update(status=status)
-        merchant.status = status
-        title = f"Your shop {merchant.name} is {'suspended' if status == MerchantStatus.SUSPENDED else 'active again'}"
-        await notifications.notify(merchant.owner_id, f"MERCHANT_{status.value}", title, data={"merchantId": merchant.id})
-    return merchant
-
-
-async def hold_deposit(actor: Actor, merchant_id: int, amount: str, idempotency_key: str | None = None) -> Merchant:
-    """Staff move a security deposit (保证金) from the owner's wallet into the shop's deposit
-    account. With an idempotency key, a retried request holds the money once."""
-    require(actor, roles=STAFF_ROLES)
-    value = parse_amount(amount, "amount")
-    merchant = await _merchant(merchant_id)
-    if idempotency_key is not None:
-        key = idempotency_key.strip()
-        if not 8 <= len(key) <= 80:
-            raise invalid("idempotencyKey", "The idempotency key must be 8 to 80 characters.")
-        reference = f"{merchant.id}:{key}"
-    else:
-        reference = f"{merchant.id}:{uuid.uuid4().hex}"
-    deposit = ledger.merchant_deposit(merchant.id)
-    legs = [(ledger.wallet(merchant.owner_id), -value), (deposit, value)]
-    try:
-        posted = await ledger.post(DEPOSIT_REASON, reference, legs, memo=f"deposit held by user {actor.user_id}")
-    except UserFacingError as error:
-        if error.code == ErrorCode.INSUFFICIENT_BALANCE:
-            raise UserFacingError(error.code, "The owner's wallet does not hold this amount.", "amount") from None
-        raise
-    if not posted:  # a retry: fine if it asked for the same amount, a clash otherwise
-        held = await Entry.filter(
-            posting__reason=DEPOSIT_REASON, posting__reference=reference, account__code=deposit
-        ).values_list("amount", flat=True)
-        if [Decimal(a) for a in held] != [value]:
-            raise UserFacingError(
-                ErrorCode.DUPLICATE, "This idempotency key was used for another amount.", "idempotencyKey"
-            )
-    return merchant
-
-
-# -- categories -------------------------------------------------------------------------
-
-
-async def create_category(actor: Actor, *, name: str, slug: str, parent_id: int | None = None) -> Category:
-    require(actor, roles=STAFF_ROLES)
-    name = clean_text(name, "name", minimum=1, maximum=CATEGORY_NAME_MAX)
-    slug = slug.strip()
-    if len(slug) > CATEGORY_NAME_MAX or not _SLUG.match(slug):
-        raise invalid("slug", "A slug is lower-case letters and digits joined by single hyphens.")
-    if parent_id is not None and not await Category.filter(id=parent_id).exists():
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such parent category.", "parentId")
-    if await Category.filter(slug=slug).exists():
-        raise UserFacingError(ErrorCode.DUPLICATE, "A category with this slug exists.", "slug")
-    try:
-        return await Category.create(name=name, slug=slug, parent_id=parent_id)
-    except IntegrityError:
-        raise UserFacingError(ErrorCode.DUPLICATE, "A category with this slug exists.", "slug") from None
-
-
-async def list_categories() -> list[Category]:
-    return list(await Category.all().order_by("name", "id"))
-
 
 # -- products ---------------------------------------------------------------------------
 
@@ -301,15 +127,15 @@ async def _validate(fields: ProductFields, current: Product | None) -> dict[str,
             raise UserFacingError(ErrorCode.NOT_FOUND, "No such category.", "categoryId")
         changes["category_id"] = category_id
     if "min_quantity" in given:
-        changes["min_quantity"] = _bounded_int(given["min_quantity"], "minQuantity", 1, QUANTITY_MAX)
+        changes["min_quantity"] = bounded_int(given["min_quantity"], "minQuantity", 1, QUANTITY_MAX)
     if "max_quantity" in given:
-        changes["max_quantity"] = _bounded_int(given["max_quantity"], "maxQuantity", 1, QUANTITY_MAX)
+        changes["max_quantity"] = bounded_int(given["max_quantity"], "maxQuantity", 1, QUANTITY_MAX)
     if "delivery_promise_minutes" in given:
-        changes["delivery_promise_minutes"] = _bounded_int(
+        changes["delivery_promise_minutes"] = bounded_int(
             given["delivery_promise_minutes"], "deliveryPromiseMinutes", 0, PROMISE_MAX_MINUTES
         )
     if "stock_limit" in given and given["stock_limit"] is not None:
-        changes["stock_limit"] = _bounded_int(given["stock_limit"], "stockLimit", 0, STOCK_LIMIT_MAX)
+        changes["stock_limit"] = bounded_int(given["stock_limit"], "stockLimit", 0, STOCK_LIMIT_MAX)
     elif "stock_limit" in given:
         changes["stock_limit"] = None
     if "wholesale_tiers" in given:
@@ -349,7 +175,7 @@ def _owned_merchant(actor: Actor, merchant: Merchant) -> None:
 
 async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) -> Product:
     require(actor)
-    merchant = await _merchant(merchant_id)
+    merchant = await find_merchant(merchant_id)
     _owned_merchant(actor, merchant)
     for name in ("title", "price", "delivery_kind"):
         if getattr(fields, name) is UNCHANGED:

@@ -1,5 +1,10 @@
-"""Card-key inventory: bulk import (GraphQL and `kameng keys import`), stock counts, and the
-audited reveal of a delivered order's secrets.
+"""Inventory: every stock movement, and card keys' import and audited reveal.
+
+Stock moves only here: an order reserves it (card keys or stock units), an unpaid order
+releases it, a late-paid order takes it again, delivery sells the keys, and a delivered
+order counts as sold. Every movement is conditional (on a key still being available, on
+enough units being left), so concurrent orders never take the same stock twice; the caller
+holds the transaction that binds the movement to the order's transition.
 
 Secrets are sealed with AES-GCM (kameng.crypto) bound to their product, and deduplicated by
 an HMAC fingerprint under the unique index (product_id, fingerprint): the database decides
@@ -19,15 +24,17 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from kameng import crypto
-from models.commerce.catalog import DeliveryKind, MerchantStatus, Product
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
-from resolvers.commerce import orders
 from resolvers.accounts.auth import Actor, require
+from resolvers.commerce.access import is_buyer
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 
 #: One GraphQL import at most; the command line has no limit (it reads a file in chunks).
@@ -193,7 +200,101 @@ async def _insert_new(connection: BaseDBAsyncClient, rows: list[tuple[Any, ...]]
     return inserted
 
 
-# -- stock ------------------------------------------------------------------------------
+# -- stock movements --------------------------------------------------------------------
+
+
+async def reserve(order: Order, product: Product) -> None:
+    """Hold a new order's stock until it is paid or expires: its card keys, or its units.
+
+    SOLD_OUT or INSUFFICIENT_STOCK if there is not enough; the caller's transaction then
+    undoes a partial take.
+    """
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        taken = await take_keys(product.id, order.id, order.quantity, CardKeyStatus.RESERVED)
+        if taken < order.quantity:
+            if taken == 0 and not await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).exists():
+                raise UserFacingError(ErrorCode.SOLD_OUT, "Sold out.", "productId")
+            raise UserFacingError(ErrorCode.INSUFFICIENT_STOCK, "Not enough stock for this quantity.", "quantity")
+    elif product.stock_limit is not None:
+        if not await _take_units(product.id, order.quantity):
+            code = ErrorCode.SOLD_OUT if product.stock_limit <= 0 else ErrorCode.INSUFFICIENT_STOCK
+            raise UserFacingError(code, "Not enough stock for this quantity.", "quantity")
+
+
+async def take_again(order: Order) -> bool:
+    """A cancelled order paid late takes its stock again: True if all of it was there.
+
+    On False the caller's savepoint must undo whatever part was taken.
+    """
+    product = await Product.get(id=order.product_id)
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        return await take_keys(product.id, order.id, order.quantity, CardKeyStatus.RESERVED) == order.quantity
+    if product.stock_limit is not None:
+        return await _take_units(product.id, order.quantity)
+    return True
+
+
+async def _take_units(product_id: int, quantity: int) -> bool:
+    updated = await Product.filter(id=product_id, stock_limit__gte=quantity).update(
+        stock_limit=F("stock_limit") - quantity
+    )
+    return updated == 1
+
+
+async def take_keys(product_id: int, order_id: int, quantity: int, status: CardKeyStatus) -> int:
+    """Bind up to ``quantity`` available keys of a product to an order; returns how many.
+
+    On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so concurrent buyers
+    take different keys without waiting; everywhere, the update is conditional on the key
+    still being available and its affected-row count is what counts.
+    """
+    candidates = (
+        CardKey.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE)
+        .order_by("id")
+        .limit(quantity)
+        .select_for_update(skip_locked=True)
+    )
+    # Model rows, not values_list(): Tortoise drops FOR UPDATE from values queries.
+    ids = [key.id for key in await candidates.only("id")]
+    if not ids:
+        return 0
+    changes: dict[str, Any] = {"status": status, "order_id": order_id}
+    if status == CardKeyStatus.SOLD:
+        changes["sold_at"] = datetime.now(UTC)
+    return await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
+
+
+async def release(order: Order) -> None:
+    """Give back what an unpaid or undelivered order held (its reserved keys, or its units)."""
+    released = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+        status=CardKeyStatus.AVAILABLE, order_id=None
+    )
+    if released == 0:
+        product = await Product.get(id=order.product_id)
+        if product.delivery_kind != DeliveryKind.CARD_KEY and product.stock_limit is not None:
+            await Product.filter(id=product.id).update(stock_limit=F("stock_limit") + order.quantity)
+
+
+async def sell_keys(order: Order, now: datetime) -> int:
+    """At delivery: the keys reserved at checkout become SOLD, and a revived (late-paid) order
+    that holds too few takes fresh ones. Returns how many keys the order now has sold; a
+    re-run finds them sold already and takes no more."""
+    await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+        status=CardKeyStatus.SOLD, sold_at=now
+    )
+    sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
+    if sold < order.quantity:
+        sold += await take_keys(order.product_id, order.id, order.quantity - sold, CardKeyStatus.SOLD)
+    return sold
+
+
+async def count_sold(order: Order) -> None:
+    """A delivered order adds to its product's sold count (in the DELIVERED transition's
+    transaction, so that it counts once)."""
+    await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+
+
+# -- stock counts -----------------------------------------------------------------------
 
 
 async def available_counts(product_ids: list[int]) -> list[int]:
@@ -217,7 +318,7 @@ async def reveal_card_keys(actor: Actor, order: Order) -> list[str]:
     Anyone else gets an empty list (and nothing is decrypted). Every reveal is audited: one
     CardKeyReveal row per key, with who and from where, written before the secrets leave.
     """
-    if not orders.is_buyer(actor, order):
+    if not is_buyer(actor, order):
         return []
     keys = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).order_by("id")
     if not keys:

@@ -1,5 +1,8 @@
-"""Orders: creation with stock reservation, the one place that moves an order between
-statuses, cancellation, expiry, confirmation, lookup and visibility."""
+"""Orders: creation (with its stock reserved), the one place that moves an order between
+statuses, cancellation, expiry and its sweep, lookup and visibility.
+
+Delivery is resolvers/commerce/delivery.py, paying payments.py and callbacks.py, completion
+and refunds settlement.py; they all move the order through ``transition`` below."""
 
 from __future__ import annotations
 
@@ -9,19 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 
 from kameng import runtime
 from kameng.security import hash_password, verify_password
 from kameng.settings import get_settings
-from models.commerce.catalog import DeliveryKind, MerchantStatus, Product, ProductStatus
-from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.merchants import MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus, can_transition
-from resolvers.loyalty import coupons, creators, points
 from resolvers.accounts import notifications
-from resolvers.commerce import pricing
-from resolvers.accounts.users import normalise_email
 from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.accounts.users import normalise_email
+from resolvers.commerce import inventory, pricing
+from resolvers.commerce.access import actor_label, is_buyer
+from resolvers.loyalty import coupons, creators, points
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -195,12 +198,12 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 topup_account=topup_account,
                 expires_at=now + timedelta(seconds=settings.order_reservation_seconds),
             )
-            await _reserve_stock(order, product)
+            await inventory.reserve(order, product)
             if priced.user_coupon is not None:
                 await coupons.lock_for_order(priced.user_coupon.id, order.id)
             if quote.points_used and actor.user is not None:
                 await points.spend_for_order(actor.user.id, order.id, quote.points_used)
-            event = await OrderEvent.create(order_id=order.id, status=order.status, actor=_actor(actor), note="created")
+            event = await OrderEvent.create(order_id=order.id, status=order.status, actor=actor_label(actor), note="created")
             await outbox.emit(
                 topic_for(order.id),
                 {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
@@ -225,60 +228,6 @@ def _same_request(order: Order, request: NewOrder) -> Order:
     return order
 
 
-async def _reserve_stock(order: Order, product: Product) -> None:
-    if product.delivery_kind == DeliveryKind.CARD_KEY:
-        taken = await take_keys(product.id, order.id, order.quantity, CardKeyStatus.RESERVED)
-        if taken < order.quantity:
-            if taken == 0 and not await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).exists():
-                raise UserFacingError(ErrorCode.SOLD_OUT, "Sold out.", "productId")
-            raise UserFacingError(ErrorCode.INSUFFICIENT_STOCK, "Not enough stock for this quantity.", "quantity")
-    elif product.stock_limit is not None:
-        updated = await Product.filter(id=product.id, stock_limit__gte=order.quantity).update(
-            stock_limit=F("stock_limit") - order.quantity
-        )
-        if updated != 1:
-            code = ErrorCode.SOLD_OUT if product.stock_limit <= 0 else ErrorCode.INSUFFICIENT_STOCK
-            raise UserFacingError(code, "Not enough stock for this quantity.", "quantity")
-
-
-async def take_keys(product_id: int, order_id: int, quantity: int, status: CardKeyStatus) -> int:
-    """Bind up to ``quantity`` available keys of a product to an order; returns how many.
-
-    On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so concurrent buyers
-    take different keys without waiting; everywhere, the update is conditional on the key
-    still being available and its affected-row count is what counts.
-    """
-    candidates = (
-        CardKey.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE)
-        .order_by("id")
-        .limit(quantity)
-        .select_for_update(skip_locked=True)
-    )
-    # Model rows, not values_list(): Tortoise drops FOR UPDATE from values queries.
-    ids = [key.id for key in await candidates.only("id")]
-    if not ids:
-        return 0
-    changes: dict[str, Any] = {"status": status, "order_id": order_id}
-    if status == CardKeyStatus.SOLD:
-        changes["sold_at"] = datetime.now(UTC)
-    return await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
-
-
-async def release_stock(order: Order) -> None:
-    """Give back what an unpaid order held (its reserved keys, or its stock units)."""
-    released = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
-        status=CardKeyStatus.AVAILABLE, order_id=None
-    )
-    if released == 0:
-        product = await Product.get(id=order.product_id)
-        if product.delivery_kind != DeliveryKind.CARD_KEY and product.stock_limit is not None:
-            await Product.filter(id=product.id).update(stock_limit=F("stock_limit") + order.quantity)
-
-
-def _actor(actor: Actor) -> str:
-    return f"user:{actor.user.id}" if actor.user is not None else "guest"
-
-
 # -- buyer actions and timers ----------------------------------------------------------
 
 
@@ -287,9 +236,9 @@ async def cancel_order(actor: Actor, order_id: int) -> Order:
     if order is None or not is_buyer(actor, order):
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
     async with outbox.atomic():
-        if not await transition(order, OrderStatus.CANCELLED, actor=_actor(actor), note="cancelled by the buyer"):
+        if not await transition(order, OrderStatus.CANCELLED, actor=actor_label(actor), note="cancelled by the buyer"):
             raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be cancelled.")
-        await release_stock(order)
+        await inventory.release(order)
     return order
 
 
@@ -301,7 +250,7 @@ async def expire_order(order_id: int) -> bool:
     async with outbox.atomic():
         if not await transition(order, OrderStatus.CANCELLED, note="payment time ran out"):
             return False
-        await release_stock(order)
+        await inventory.release(order)
     return True
 
 
@@ -311,13 +260,15 @@ async def expired_unpaid(limit: int = 500) -> list[int]:
     return [row[0] for row in rows]
 
 
+async def sweep_expired() -> int:
+    """The sweep behind a lost or late expiry job: every unpaid order past its time."""
+    expired = 0
+    for order_id in await expired_unpaid():
+        expired += await expire_order(order_id)
+    return expired
+
+
 # -- who may see an order --------------------------------------------------------------
-
-
-def is_buyer(actor: Actor, order: Order) -> bool:
-    if actor.user is not None:
-        return order.buyer_id == actor.user.id
-    return order.buyer_id is None and actor.guest_order_id == order.id
 
 
 async def visible_order(actor: Actor, order_id: int) -> Order | None:
@@ -337,6 +288,21 @@ async def visible_orders(actor: Actor, order_ids: list[int]) -> list[Order | Non
     ]
 
 
+async def order_to_follow(actor: Actor, order_id: int, credentials: tuple[str, str] | None = None) -> Order:
+    """The order whose live status the actor may follow: one they may see, or a guest order
+    whose lookup credentials (order number, password) they give. UNAUTHENTICATED for an
+    anonymous actor without credentials, FORBIDDEN otherwise."""
+    order = await visible_order(actor, order_id)
+    if order is None and credentials is not None:
+        guest = await lookup(actor, *credentials)
+        order = guest if guest is not None and guest.id == order_id else None
+    if order is None:
+        if actor.user is None and credentials is None:
+            require(actor)
+        raise UserFacingError(ErrorCode.FORBIDDEN, "You cannot follow this order.")
+    return order
+
+
 async def lookup(actor: Actor, order_no: str, password: str) -> Order | None:
     """Guest lookup by order number and query password, rate-limited against guessing."""
     limiter = runtime.limiter()
@@ -348,27 +314,6 @@ async def lookup(actor: Actor, order_no: str, password: str) -> Order | None:
     order = await Order.filter(order_no=order_no.strip()[:32]).first()
     if not verify_password(order.query_password_hash if order and order.query_password_hash else None, password):
         return None
-    return order
-
-
-
-async def fulfill_order(actor: Actor, order_id: int, note: str) -> Order:
-    """A MANUAL order delivered by hand: its merchant (or staff) marks it delivered."""
-    order = await Order.filter(id=order_id).select_related("merchant", "product").first()
-    if order is None:
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
-    require(actor, owner_id=order.merchant.owner_id)
-    if order.product.delivery_kind != DeliveryKind.MANUAL:
-        raise UserFacingError(ErrorCode.INVALID_STATE, "Only MANUAL orders are fulfilled by hand.", "orderId")
-    if len(note) > 300:
-        raise invalid("note", "The note has at most 300 characters.")
-    async with outbox.atomic():
-        if not await transition(
-            order, OrderStatus.DELIVERED, actor=_actor(actor), note=note or "delivered by the merchant",
-            delivered_at=datetime.now(UTC),
-        ):
-            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be fulfilled.")
-        await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
     return order
 
 
@@ -386,3 +331,12 @@ async def events_of(order_ids: list[int]) -> list[list[OrderEvent]]:
     for event in await OrderEvent.filter(order_id__in=order_ids).order_by("id"):
         grouped[event.order_id].append(event)
     return [grouped[i] for i in order_ids]
+
+
+async def current(order_id: int) -> Order:
+    """The order as it is now, read afresh: a subscription outlives any request cache."""
+    return await Order.get(id=order_id)
+
+
+async def last_event(order_id: int) -> OrderEvent | None:
+    return await OrderEvent.filter(order_id=order_id).order_by("-id").first()

@@ -16,7 +16,8 @@ from tortoise.expressions import F
 from tortoise.functions import Count
 
 from models.accounts.users import User
-from models.commerce.catalog import Merchant, Product
+from models.commerce.catalog import Product
+from models.commerce.merchants import Merchant
 from models.community.follows import Follow, FollowKind
 from models.community.topics import Topic
 from resolvers.community.fanout import current_store

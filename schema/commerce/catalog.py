@@ -1,8 +1,9 @@
-"""Merchants, categories, products and card-key imports in the graph.
+"""Products in the graph: the Product type, the product list, and product mutations.
 
-Thin: GraphQL values in, resolvers.commerce.catalog / resolvers.commerce.inventory called, types out. Every
-related object (merchant, category, stock, balances) comes through a request-scoped
-DataLoader, so a page of products costs the same few queries whatever its size.
+Thin: GraphQL values in, resolvers.commerce.catalog called, types out. Every related object
+(merchant, category, stock) comes through a request-scoped DataLoader, so a page of
+products costs the same few queries whatever its size. Shops and categories are
+schema/commerce/merchants.py; card-key imports schema/commerce/inventory.py.
 """
 
 from __future__ import annotations
@@ -16,23 +17,19 @@ import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
-from models.commerce.catalog import Category as CategoryModel
 from models.commerce.catalog import DeliveryKind as DeliveryKindValue
-from models.commerce.catalog import Merchant as MerchantModel
-from models.commerce.catalog import MerchantStatus as MerchantStatusValue
 from models.commerce.catalog import Product as ProductModel
 from models.commerce.catalog import ProductStatus as ProductStatusValue
-from resolvers.commerce import catalog, inventory, ledger, pricing
+from resolvers.commerce import catalog, pricing
 from resolvers.commerce.catalog import UNCHANGED, ProductFields
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
-from schema.accounts.users import User
-from schema.base import Connection, Money, UserError, decode_id, run_mutation
+from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
 from schema.context import Info
 
 if TYPE_CHECKING:
+    from schema.commerce.merchants import Category, Merchant
     from schema.community.types import Post, PostKind, Topic
 
-MerchantStatus = strawberry.enum(MerchantStatusValue, name="MerchantStatus")
 DeliveryKind = strawberry.enum(
     DeliveryKindValue,
     name="DeliveryKind",
@@ -42,10 +39,9 @@ DeliveryKind = strawberry.enum(
 ProductStatus = strawberry.enum(ProductStatusValue, name="ProductStatus", description="HIDDEN: unlisted.")
 ProductSort = strawberry.enum(ProductSortValue, name="ProductSort")
 
-CURRENCY = "CNY"
 
-
-def _ids(node_ids: Iterable[str]) -> list[int | None]:
+def node_keys(node_ids: Iterable[str]) -> list[int | None]:
+    """Database keys of node ids; None for one that is not a number."""
     parsed: list[int | None] = []
     for node_id in node_ids:
         try:
@@ -55,35 +51,8 @@ def _ids(node_ids: Iterable[str]) -> list[int | None]:
     return parsed
 
 
+
 # -- types ------------------------------------------------------------------------------
-
-
-@strawberry.type
-class Category(relay.Node):
-    id: relay.NodeID[int]
-    name: str
-    slug: str
-    _model: strawberry.Private[CategoryModel]
-
-    @strawberry.field
-    async def parent(self, info: Info) -> Category | None:
-        if self._model.parent_id is None:
-            return None
-        parent = await info.context.loaders.category.load(self._model.parent_id)
-        return Category.from_model(parent) if parent is not None else None
-
-    @classmethod
-    def from_model(cls, category: CategoryModel) -> Category:
-        return cls(id=category.id, name=category.name, slug=category.slug, _model=category)
-
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Category | None]:
-        ids = _ids(node_ids)
-        found = await info.context.loaders.category.load_many([i for i in ids if i is not None])
-        by_id = {c.id: c for c in found if c is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
 @strawberry.type
@@ -96,6 +65,7 @@ class WholesaleTier:
 class DeliveryPromise:
     minutes: int
     text: str = strawberry.field(description='Human-readable, e.g. "Delivered within 10 minutes".')
+
 
 
 @strawberry.type
@@ -141,12 +111,16 @@ class Product(relay.Node):
         return self._model.stock_limit
 
     @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
+    async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
+        from schema.commerce.merchants import Merchant
+
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return Merchant.from_model(merchant)
 
     @strawberry.field
-    async def category(self, info: Info) -> Category | None:
+    async def category(self, info: Info) -> Annotated[Category, strawberry.lazy("schema.commerce.merchants")] | None:
+        from schema.commerce.merchants import Category
+
         if self._model.category_id is None:
             return None
         category = await info.context.loaders.category.load(self._model.category_id)
@@ -196,7 +170,8 @@ class Product(relay.Node):
     async def resolve_nodes(
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Product | None]:
-        return await _visible_products(info, _ids(node_ids))
+        return await _visible_products(info, node_keys(node_ids))
+
 
 
 async def _visible_products(info: Info, ids: list[int | None]) -> list[Product | None]:
@@ -216,67 +191,8 @@ async def _visible_products(info: Info, ids: list[int | None]) -> list[Product |
     return result
 
 
-@strawberry.type(description="A shop.")
-class Merchant(relay.Node):
-    id: relay.NodeID[int]
-    name: str
-    description: str
-    status: MerchantStatus
-    created_at: datetime
-    _model: strawberry.Private[MerchantModel]
 
-    @strawberry.field
-    async def owner(self, info: Info) -> User | None:
-        user = await info.context.loaders.user.load(self._model.owner_id)
-        return User.from_model(user) if user is not None and user.is_active else None
-
-    @strawberry.field(description="The security deposit (保证金) the platform holds for this shop.")
-    async def deposit(self, info: Info) -> Money:
-        amount = await info.context.loaders.account_balance.load(ledger.merchant_deposit(self.id))
-        return Money(amount=amount, currency=CURRENCY)
-
-    @strawberry.field(description="The shop's earnings balance: for its owner and staff; null otherwise.")
-    async def balance(self, info: Info) -> Money | None:
-        if not catalog.can_manage(info.context.actor, self._model):
-            return None
-        amount = await info.context.loaders.account_balance.load(ledger.merchant_balance(self.id))
-        return Money(amount=amount, currency=CURRENCY)
-
-    @strawberry.field(description="The shop's products (hidden ones too, for its owner and staff).")
-    async def products(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        sort: ProductSort | None = ProductSortValue.NEWEST,
-    ) -> Connection[Product]:
-        listing = catalog.ProductFilter(merchant_id=self.id, include_hidden=True)
-        return await _product_page(info, listing, sort, first=first, after=after, last=last, before=before)
-
-    @classmethod
-    def from_model(cls, merchant: MerchantModel) -> Merchant:
-        return cls(
-            id=merchant.id,
-            name=merchant.name,
-            description=merchant.description,
-            status=merchant.status,
-            created_at=merchant.created_at,
-            _model=merchant,
-        )
-
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Merchant | None]:
-        ids = _ids(node_ids)
-        found = await info.context.loaders.merchant.load_many([i for i in ids if i is not None])
-        by_id = {m.id: m for m in found if m is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
-
-
-async def _product_page(
+async def product_page(
     info: Info, listing: catalog.ProductFilter, sort: ProductSortValue | None, **page: Any
 ) -> Connection[Product]:
     result = await catalog.list_products(info.context.actor, listing, sort or ProductSortValue.NEWEST, **page)
@@ -284,6 +200,7 @@ async def _product_page(
     for product in result.items:  # fetched in the same query: no second look-up
         merchants.prime(product.merchant_id, product.merchant)
     return Connection.of(result, Product.from_model)
+
 
 
 # -- queries ----------------------------------------------------------------------------
@@ -313,6 +230,7 @@ class ProductFilterInput:
         )
 
 
+
 @strawberry.type
 class CatalogQueries:
     @strawberry.field(description="Products on sale, newest first unless sorted otherwise.")
@@ -327,78 +245,15 @@ class CatalogQueries:
         sort: ProductSort | None = ProductSortValue.NEWEST,
     ) -> Connection[Product]:
         listing = filter.to_filter() if filter is not None else catalog.ProductFilter()
-        return await _product_page(info, listing, sort, first=first, after=after, last=last, before=before)
+        return await product_page(info, listing, sort, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="A product; null if it does not exist or is hidden from the viewer.")
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         (product,) = await _visible_products(info, [decode_id(id, "Product", "id")])
         return product
 
-    @strawberry.field
-    async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
-        merchant = await info.context.loaders.merchant.load(decode_id(id, "Merchant", "id"))
-        return Merchant.from_model(merchant) if merchant is not None else None
-
-    @strawberry.field(description="Every category, by name.")
-    async def categories(self, info: Info) -> list[Category]:
-        found = await catalog.list_categories()
-        info.context.loaders.category.prime_many({c.id: c for c in found})
-        return [Category.from_model(c) for c in found]
-
 
 # -- mutations --------------------------------------------------------------------------
-
-
-@strawberry.input
-class CreateMerchantInput:
-    name: str
-    description: str = ""
-
-
-@strawberry.type
-class CreateMerchantPayload:
-    errors: list[UserError]
-    merchant: Merchant | None = None
-
-
-@strawberry.input
-class SetMerchantStatusInput:
-    merchant_id: strawberry.ID
-    status: MerchantStatus
-
-
-@strawberry.type
-class SetMerchantStatusPayload:
-    errors: list[UserError]
-    merchant: Merchant | None = None
-
-
-@strawberry.input
-class HoldMerchantDepositInput:
-    merchant_id: strawberry.ID
-    amount: str = strawberry.field(description='A decimal string, e.g. "500.00".')
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Retrying with the same key holds the money once (8 to 80 characters)."
-    )
-
-
-@strawberry.type
-class HoldMerchantDepositPayload:
-    errors: list[UserError]
-    merchant: Merchant | None = None
-
-
-@strawberry.input
-class CreateCategoryInput:
-    name: str
-    slug: str = strawberry.field(description='Lower-case letters and digits joined by hyphens, e.g. "game-cards".')
-    parent_id: strawberry.ID | None = None
-
-
-@strawberry.type
-class CreateCategoryPayload:
-    errors: list[UserError]
-    category: Category | None = None
 
 
 @strawberry.input
@@ -448,37 +303,18 @@ class UpdateProductInput:
 
 @strawberry.type
 class CreateProductPayload:
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
     product: Product | None = None
 
 
 @strawberry.type
 class UpdateProductPayload:
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
     product: Product | None = None
 
 
-@strawberry.input
-class ImportCardKeysInput:
-    product_id: strawberry.ID
-    keys: list[str] = strawberry.field(
-        description="One secret each (at most 10,000 per request, 500 characters each); trimmed, "
-        "blanks dropped, duplicates skipped."
-    )
 
-
-@strawberry.type
-class ImportCardKeysPayload:
-    errors: list[UserError]
-    imported: int | None = strawberry.field(default=None, description="New keys stored.")
-    duplicates: int | None = strawberry.field(
-        default=None, description="Keys repeated in the request or already stored for the product."
-    )
-    blank: int | None = strawberry.field(default=None, description="Empty entries dropped.")
-    product: Product | None = None
-
-
-def _forget(loader: DataLoader[Any, Any], key: Any) -> None:
+def forget(loader: DataLoader[Any, Any], key: Any) -> None:
     """Drop a value this request may have loaded before changing it."""
     with contextlib.suppress(KeyError):
         loader.clear(key)
@@ -510,78 +346,18 @@ def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFie
     )
 
 
+
 @strawberry.type
 class CatalogMutations:
-    @strawberry.mutation(description="A MERCHANT opens their shop (one each; an ADMIN may open several).")
-    async def create_merchant(self, info: Info, input: CreateMerchantInput) -> CreateMerchantPayload:
-        async def action() -> dict[str, Any]:
-            merchant = await catalog.create_merchant(info.context.actor, name=input.name, description=input.description)
-            return {"merchant": Merchant.from_model(merchant)}
-
-        return await run_mutation(CreateMerchantPayload, action())
-
-    @strawberry.mutation(description="Staff: suspend or reinstate a shop.")
-    async def set_merchant_status(self, info: Info, input: SetMerchantStatusInput) -> SetMerchantStatusPayload:
-        async def action() -> dict[str, Any]:
-            merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
-            merchant = await catalog.set_merchant_status(info.context.actor, merchant_id, input.status)
-            return {"merchant": Merchant.from_model(merchant)}
-
-        return await run_mutation(SetMerchantStatusPayload, action())
-
-    @strawberry.mutation(description="Staff: move a security deposit from the owner's wallet to the shop's deposit.")
-    async def hold_merchant_deposit(self, info: Info, input: HoldMerchantDepositInput) -> HoldMerchantDepositPayload:
-        async def action() -> dict[str, Any]:
-            merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
-            merchant = await catalog.hold_deposit(
-                info.context.actor, merchant_id, input.amount, idempotency_key=input.idempotency_key
-            )
-            return {"merchant": Merchant.from_model(merchant)}
-
-        return await run_mutation(HoldMerchantDepositPayload, action())
-
-    @strawberry.mutation(description="Staff: add a category.")
-    async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryPayload:
-        async def action() -> dict[str, Any]:
-            parent_id = decode_id(input.parent_id, "Category", "parentId") if input.parent_id is not None else None
-            category = await catalog.create_category(
-                info.context.actor, name=input.name, slug=input.slug, parent_id=parent_id
-            )
-            return {"category": Category.from_model(category)}
-
-        return await run_mutation(CreateCategoryPayload, action())
-
-    @strawberry.mutation(description="The shop's owner (or staff) adds a product.")
+    @mutation(description="The shop's owner (or staff) adds a product.")
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductPayload:
-        async def action() -> dict[str, Any]:
-            merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
-            product = await catalog.create_product(info.context.actor, merchant_id, _product_fields(input))
-            return {"product": Product.from_model(product)}
+        merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
+        product = await catalog.create_product(info.context.actor, merchant_id, _product_fields(input))
+        return CreateProductPayload(product=Product.from_model(product))
 
-        return await run_mutation(CreateProductPayload, action())
-
-    @strawberry.mutation(description="The shop's owner (or staff) changes a product.")
+    @mutation(description="The shop's owner (or staff) changes a product.")
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductPayload:
-        async def action() -> dict[str, Any]:
-            product_id = decode_id(input.id, "Product", "id")
-            product = await catalog.update_product(info.context.actor, product_id, _product_fields(input))
-            _forget(info.context.loaders.product, product.id)
-            return {"product": Product.from_model(product)}
-
-        return await run_mutation(UpdateProductPayload, action())
-
-    @strawberry.mutation(description="The shop's owner imports card keys into a CARD_KEY product.")
-    async def import_card_keys(self, info: Info, input: ImportCardKeysInput) -> ImportCardKeysPayload:
-        async def action() -> dict[str, Any]:
-            product_id = decode_id(input.product_id, "Product", "productId")
-            result = await inventory.import_card_keys(info.context.actor, product_id, input.keys)
-            product = await catalog.get_product(product_id)
-            _forget(info.context.loaders.card_key_stock, product_id)
-            return {
-                "imported": result.imported,
-                "duplicates": result.duplicates,
-                "blank": result.blank,
-                "product": Product.from_model(product) if product is not None else None,
-            }
-
-        return await run_mutation(ImportCardKeysPayload, action())
+        product_id = decode_id(input.id, "Product", "id")
+        product = await catalog.update_product(info.context.actor, product_id, _product_fields(input))
+        forget(info.context.loaders.product, product.id)
+        return UpdateProductPayload(product=Product.from_model(product))

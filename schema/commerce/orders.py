@@ -6,23 +6,23 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 
 from kameng import runtime
 from models.commerce.orders import Order as OrderModel
-from models.commerce.orders import OrderEvent as OrderEventModel
 from models.commerce.orders import OrderStatus as OrderStatusValue
-from resolvers.commerce import inventory, orders
-from resolvers.accounts.auth import Actor, require
-from resolvers.errors import ErrorCode, UserFacingError
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors, run_mutation
+from resolvers.accounts.auth import Actor
+from resolvers.commerce import delivery, inventory, orders, pricing
+from resolvers.errors import UserFacingError
+from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
 from schema.context import Info
 
 if TYPE_CHECKING:
-    from schema.commerce.catalog import Merchant, Product
+    from schema.commerce.catalog import Product
+    from schema.commerce.merchants import Merchant
     from schema.commerce.pricing import PriceLine
 
 OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
@@ -64,8 +64,8 @@ class Order(relay.Node):
         return Product.from_model(product)
 
     @strawberry.field
-    async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.catalog")]:
-        from schema.commerce.catalog import Merchant
+    async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
+        from schema.commerce.merchants import Merchant
 
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return Merchant.from_model(merchant)
@@ -98,7 +98,6 @@ class Order(relay.Node):
 
     @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
     def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.commerce.pricing")]]:
-        from resolvers.commerce import pricing
         from schema.commerce.pricing import price_lines
 
         return price_lines(pricing.order_lines(self._model), self._model.currency)
@@ -159,7 +158,7 @@ class OrderStatusEvent:
 
     @strawberry.field(description="The order as it is now (read only when asked for).")
     async def order(self, info: Info) -> Order:
-        return Order.from_model(await OrderModel.get(id=self._order_id))
+        return Order.from_model(await orders.current(self._order_id))
 
 
 @strawberry.input
@@ -177,7 +176,7 @@ class CreateOrderInput:
 
 @strawberry.type
 class CreateOrderPayload:
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
     order: Order | None = None
 
 
@@ -204,10 +203,6 @@ class OrderLookupInput:
     password: str
 
 
-async def _with_order(action: Any) -> dict[str, Any]:
-    return {"order": Order.from_model(await action)}
-
-
 @strawberry.type
 class OrderQueries:
     @strawberry.field(description="Visible to the buyer, the product's merchant and staff; null otherwise.")
@@ -230,39 +225,34 @@ class OrderQueries:
 
 @strawberry.type
 class OrderMutations:
-    @strawberry.mutation
+    @mutation()
     async def create_order(self, info: Info, input: CreateOrderInput) -> CreateOrderPayload:
-        async def action() -> dict[str, Any]:
-            request = orders.NewOrder(
-                product_id=decode_id(input.product_id, "Product", "productId"),
-                quantity=input.quantity,
-                idempotency_key=input.idempotency_key,
-                contact_email=input.contact_email,
-                query_password=input.query_password,
-                topup_account=input.topup_account,
-                coupon_code=input.coupon_code,
-                points_to_use=input.points_to_use,
-                from_post_id=decode_id(input.from_post_id, "Post", "fromPostId") if input.from_post_id else None,
-            )
-            order = await orders.create_order(info.context.actor, request)
-            if info.context.actor.user is None:
-                info.context.guest_order_id = order.id
-            return {"order": Order.from_model(order)}
-
-        return await run_mutation(CreateOrderPayload, action())
+        request = orders.NewOrder(
+            product_id=decode_id(input.product_id, "Product", "productId"),
+            quantity=input.quantity,
+            idempotency_key=input.idempotency_key,
+            contact_email=input.contact_email,
+            query_password=input.query_password,
+            topup_account=input.topup_account,
+            coupon_code=input.coupon_code,
+            points_to_use=input.points_to_use,
+            from_post_id=decode_id(input.from_post_id, "Post", "fromPostId") if input.from_post_id else None,
+        )
+        order = await orders.create_order(info.context.actor, request)
+        if info.context.actor.user is None:
+            info.context.guest_order_id = order.id
+        return CreateOrderPayload(order=Order.from_model(order))
 
     @mutation()
     async def cancel_order(self, info: Info, input: OrderIdInput) -> OrderPayload:
         order_id = decode_id(input.order_id, "Order", "orderId")
         return OrderPayload(order=Order.from_model(await orders.cancel_order(info.context.actor, order_id)))
 
-    @strawberry.mutation(description="MANUAL products: the merchant marks the order delivered.")
+    @mutation(description="MANUAL products: the merchant marks the order delivered.")
     async def fulfill_order(self, info: Info, input: FulfillOrderInput) -> OrderPayload:
-        async def action() -> dict[str, Any]:
-            order_id = decode_id(input.order_id, "Order", "orderId")
-            return await _with_order(orders.fulfill_order(info.context.actor, order_id, input.note))
-
-        return await run_mutation(OrderPayload, action())
+        order_id = decode_id(input.order_id, "Order", "orderId")
+        order = await delivery.fulfill_order(info.context.actor, order_id, input.note)
+        return OrderPayload(order=Order.from_model(order))
 
 
 @strawberry.type
@@ -276,20 +266,13 @@ class OrderSubscriptions:
     async def order_status_changed(
         self, info: Info, order_id: strawberry.ID, lookup: OrderLookupInput | None = None
     ) -> AsyncGenerator[OrderStatusEvent, None]:
-        actor = info.context.actor
         key = decode_id(order_id, "Order", "orderId")
-        order = await orders.visible_order(actor, key)
-        if order is None and lookup is not None:
-            guest = await orders.lookup(actor, lookup.order_no, lookup.password)
-            order = guest if guest is not None and guest.id == key else None
-        if order is None:
-            if actor.user is None and lookup is None:
-                require(actor)
-            raise UserFacingError(ErrorCode.FORBIDDEN, "You cannot follow this order.")
+        credentials = (lookup.order_no, lookup.password) if lookup is not None else None
+        await orders.order_to_follow(info.context.actor, key, credentials)
         async with runtime.bus().subscribe(orders.topic_for(key)) as events:
             # Listening already: read the current state now, and nothing can fall in between.
-            current = await OrderModel.get(id=key)
-            last = await OrderEventModel.filter(order_id=key).order_by("-id").first()
+            current = await orders.current(key)
+            last = await orders.last_event(key)
             last_id = last.id if last is not None else 0
             yield OrderStatusEvent(
                 status=current.status,

@@ -1,9 +1,14 @@
-"""Delivery: a paid order becomes a delivered one, exactly once.
+"""Delivery: a paid order becomes a delivered one, exactly once; or it fails and is refunded.
 
 ``deliver_order`` is sent through the outbox by the payment's own transaction, and may run
 more than once (at-least-once brokers, the stuck-order sweep, a worker killed mid-way): each
 step is conditional on the order's status, and the keys are bound in the same transaction
 that marks the order DELIVERED, so a re-run delivers the same keys, never more.
+
+By kind: CARD_KEY sells the reserved keys at once; DIRECT_TOPUP calls the merchant's
+supplier (``SupplierUnavailable`` propagates so that the job is retried with backoff, then
+``give_up`` refunds); MANUAL waits for the merchant's ``fulfill_order`` until a deadline,
+after which the overdue sweep refunds.
 """
 
 from __future__ import annotations
@@ -13,17 +18,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from tortoise.expressions import F
 
 from kameng.settings import get_settings
-from models.commerce.catalog import DeliveryKind, Merchant, Product
-from models.commerce.inventory import CardKey, CardKeyStatus
+from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.merchants import Merchant
 from models.commerce.orders import Order, OrderStatus
 from resolvers.accounts import notifications
-from resolvers.commerce import orders, payments
-from subscriptions import outbox
-from subscriptions import jobs
-from workers.jobs import job
+from resolvers.accounts.auth import Actor, require
+from resolvers.commerce import inventory, orders, settlement
+from resolvers.commerce.access import actor_label
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+from subscriptions import jobs, outbox
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +42,11 @@ class SupplierRefused(Exception):
 
 
 class SupplierUnavailable(Exception):
-    """Timeout, connection error or 5xx: retried with backoff."""
+    """Timeout, connection error or 5xx: the job raises it to be retried with backoff."""
 
 
-@job(queue="delivery", max_retries=6, min_backoff=1_000, max_backoff=60_000, on_retry_exhausted="delivery_gave_up")
 async def deliver_order(order_id: int) -> None:
+    """Deliver a paid order (idempotent). Raises ``SupplierUnavailable`` to be retried."""
     order = await Order.filter(id=order_id).first()
     if order is None:
         return
@@ -63,19 +68,13 @@ async def deliver_order(order_id: int) -> None:
 async def _deliver_card_keys(order: Order) -> None:
     try:
         async with outbox.atomic():
-            # Keys reserved at checkout become sold; a revived (late-paid) order takes fresh ones.
             now = datetime.now(UTC)
-            await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
-                status=CardKeyStatus.SOLD, sold_at=now
-            )
-            sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
-            if sold < order.quantity:
-                sold += await orders.take_keys(order.product_id, order.id, order.quantity - sold, CardKeyStatus.SOLD)
+            sold = await inventory.sell_keys(order, now)
             if sold != order.quantity:
                 raise NotEnoughKeys(f"order {order.id}: {sold} of {order.quantity} keys")
             if not await orders.transition(order, OrderStatus.DELIVERED, note="card keys delivered", delivered_at=now):
                 return  # someone else finished it; this transaction's key changes roll back
-            await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+            await inventory.count_sold(order)
     except NotEnoughKeys as exc:
         log.warning("delivery: %s", exc)
         await fail_and_refund(order.id, "out of stock at delivery")
@@ -88,12 +87,12 @@ async def _deliver_topup(order: Order, product: Product) -> None:
     except SupplierRefused as exc:
         await fail_and_refund(order.id, f"supplier refused: {exc}"[:300])
         return
-    # SupplierUnavailable propagates: dramatiq retries with backoff, then delivery_gave_up.
+    # SupplierUnavailable propagates: the job retries with backoff, then give_up refunds.
     async with outbox.atomic():
         if await orders.transition(
             order, OrderStatus.DELIVERED, note=f"topped up (supplier ref {receipt})"[:300], delivered_at=datetime.now(UTC)
         ):
-            await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+            await inventory.count_sold(order)
 
 
 async def call_supplier(url: str, order: Order, product: Product) -> str:
@@ -128,7 +127,7 @@ async def call_supplier(url: str, order: Order, product: Product) -> str:
 
 
 async def _await_manual(order: Order, product: Product) -> None:
-    """MANUAL products: the merchant fulfils by hand before the deadline (fulfillOrder)."""
+    """MANUAL products: the merchant fulfils by hand before the deadline (fulfill_order)."""
     if order.delivery_due_at is not None:
         return
     due = datetime.now(UTC) + timedelta(minutes=product.delivery_promise_minutes)
@@ -143,6 +142,29 @@ async def _await_manual(order: Order, product: Product) -> None:
             )
 
 
+async def fulfill_order(actor: Actor, order_id: int, note: str) -> Order:
+    """A MANUAL order delivered by hand: its merchant (or staff) marks it delivered."""
+    order = await Order.filter(id=order_id).select_related("merchant", "product").first()
+    if order is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    require(actor, owner_id=order.merchant.owner_id)
+    if order.product.delivery_kind != DeliveryKind.MANUAL:
+        raise UserFacingError(ErrorCode.INVALID_STATE, "Only MANUAL orders are fulfilled by hand.", "orderId")
+    if len(note) > 300:
+        raise invalid("note", "The note has at most 300 characters.")
+    async with outbox.atomic():
+        if not await orders.transition(
+            order, OrderStatus.DELIVERED, actor=actor_label(actor), note=note or "delivered by the merchant",
+            delivered_at=datetime.now(UTC),
+        ):
+            raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be fulfilled.")
+        await inventory.count_sold(order)
+    return order
+
+
+# -- failure ------------------------------------------------------------------------------
+
+
 async def fail_and_refund(order_id: int, note: str) -> None:
     """Mark the order FAILED and give the buyer's money back (each step idempotent)."""
     order = await Order.get(id=order_id)
@@ -151,29 +173,15 @@ async def fail_and_refund(order_id: int, note: str) -> None:
             await orders.transition(order, OrderStatus.FAILED, note=note)
         order = await Order.get(id=order_id)
     if order.status == OrderStatus.FAILED:
-        await payments.refund_order(order, note="automatic refund: " + note)
+        await settlement.refund_order(order, note="automatic refund: " + note)
 
 
-@job(queue="delivery", max_retries=20)
-async def delivery_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
-    """Called by dramatiq when deliver_order has used up its retries."""
-    order_id = int(message_data.get("kwargs", {}).get("order_id", 0))
-    if order_id:
-        await fail_and_refund(order_id, "delivery failed after retries")
+async def give_up(order_id: int) -> None:
+    """Delivery used up its retries: the order fails and is refunded."""
+    await fail_and_refund(order_id, "delivery failed after retries")
 
 
-@job(queue="default", max_retries=5)
-async def expire_order(order_id: int) -> None:
-    await orders.expire_order(order_id)
-
-
-# -- sweeps: what a timer, a crash or a lost message left behind -------------------------
-
-async def sweep_expired() -> int:
-    expired = 0
-    for order_id in await orders.expired_unpaid():
-        expired += await orders.expire_order(order_id)
-    return expired
+# -- sweeps: what a crash or a lost message left behind ----------------------------------
 
 
 async def sweep_stuck_deliveries() -> int:
@@ -191,6 +199,7 @@ async def sweep_stuck_deliveries() -> int:
 
 
 async def sweep_overdue_manual() -> int:
+    """MANUAL orders the merchant did not deliver before the deadline fail and are refunded."""
     now = datetime.now(UTC)
     overdue = await Order.filter(status=OrderStatus.DELIVERING, delivery_due_at__lte=now).limit(500).values_list(
         "id", flat=True
@@ -198,10 +207,3 @@ async def sweep_overdue_manual() -> int:
     for order_id in overdue:
         await fail_and_refund(order_id, "the merchant did not deliver in time")
     return len(overdue)
-
-
-async def sweep_auto_complete() -> int:
-    return await payments.complete_delivered_orders()
-
-
-SWEEPS = (sweep_expired, sweep_stuck_deliveries, sweep_overdue_manual, sweep_auto_complete)

@@ -1,0 +1,182 @@
+"""Settlement: an order completes (the buyer confirms, or the sweep after
+``auto_complete_days``) and its escrow goes to the merchant less the platform fee; or it is
+refunded (delivery failed, staff decided) and the escrow goes back where it came from. Also
+staff wallet adjustments. Each movement is one ledger posting keyed so that it cannot
+happen twice:
+
+=====================  ===========================  ===========================================
+reason                 reference                    legs
+=====================  ===========================  ===========================================
+order.settle           order id                     escrow -> merchant:<m> + platform:fees
+order.refund           order id                     escrow -> wallet:<buyer> (guests: gateway:<p>)
+wallet.adjust          uuid                         platform:adjustments <-> wallet:<user>
+=====================  ===========================  ===========================================
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from kameng.settings import get_settings
+from models.accounts.users import STAFF_ROLES, Role, User
+from models.commerce.orders import Order, OrderStatus
+from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
+from resolvers.accounts import notifications
+from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.commerce import escrow, inventory, ledger, orders
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+from subscriptions import outbox
+
+REASON_MIN, REASON_MAX = 3, 200
+#: The largest single staff adjustment, either way: a typo guard, not a policy.
+MAX_ADJUSTMENT = Decimal("100000.00")
+#: The wallet ledger is kept in one currency (account codes carry none).
+WALLET_CURRENCY = "CNY"
+
+
+# -- completion and settlement ----------------------------------------------------------------
+
+
+async def confirm_receipt(actor: Actor, order_id: int) -> Order:
+    """The signed-in buyer confirms a DELIVERED order: COMPLETED, and escrow is settled to the
+    merchant less the platform fee, in one transaction. Guest orders complete automatically."""
+    user = require(actor)
+    order = await Order.filter(id=order_id).first()
+    if order is None or order.buyer_id != user.id:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    async with outbox.atomic():
+        if not await orders.transition(
+            order, OrderStatus.COMPLETED, actor=f"user:{user.id}", note="receipt confirmed",
+            completed_at=datetime.now(UTC),
+        ):
+            raise UserFacingError(
+                ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be confirmed."
+            )
+        await escrow.settle(order)
+    return order
+
+
+async def complete_delivered_orders(limit: int = 500) -> int:
+    """The auto-complete sweep: orders DELIVERED more than ``auto_complete_days`` ago become
+    COMPLETED and are settled. Idempotent and safe to run concurrently (conditional
+    transitions, settlement keyed by order). There is no dispute concept yet: nothing holds
+    an order back from auto-completion."""
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=get_settings().auto_complete_days)
+    due = await Order.filter(status=OrderStatus.DELIVERED, delivered_at__lte=cutoff).order_by("id").limit(limit)
+    completed = 0
+    for order in due:
+        async with outbox.atomic():
+            if await orders.transition(
+                order, OrderStatus.COMPLETED, note="completed automatically", completed_at=now
+            ):
+                await escrow.settle(order)
+                completed += 1
+    return completed
+
+
+# -- refunds ----------------------------------------------------------------------------------
+
+
+async def refund_order(order: Order, note: str, *, actor: str = "system") -> bool:
+    """REFUNDED, and the escrowed total back where it came from (the wallet of a signed-in
+    buyer, the provider for a guest), in one transaction. Stock of an undelivered order is
+    released. Returns False if the order was refunded already; INVALID_STATE if it cannot be."""
+    async with outbox.atomic():
+        current = await Order.filter(id=order.id).select_for_update().get()
+        if current.status == OrderStatus.REFUNDED:
+            return False
+        previous = current.status
+        if not await orders.transition(current, OrderStatus.REFUNDED, actor=actor, note=note[:300]):
+            raise UserFacingError(
+                ErrorCode.INVALID_STATE, f"An order that is {current.status.value} cannot be refunded."
+            )
+        await escrow.refund(current, escrow.refund_destination(current, await _paid_from(current)))
+        if previous != OrderStatus.DELIVERED:
+            await inventory.release(current)
+    order.status = current.status
+    return True
+
+
+async def _paid_from(order: Order) -> str:
+    payment = await Payment.filter(order_id=order.id, status=PaymentStatus.SUCCEEDED).order_by("id").first()
+    if payment is not None and payment.method == PaymentMethod.EXTERNAL:
+        return ledger.gateway(payment.provider)
+    if order.buyer_id is None:
+        raise RuntimeError(f"guest order {order.id} has no successful external payment to refund")
+    return ledger.wallet(order.buyer_id)
+
+
+async def refund_by_staff(actor: Actor, order_id: int, reason: str) -> Order:
+    """Staff (moderators and admins) refund a PAID, FAILED or DELIVERED order: the money
+    only goes back where it came from, so support may do it."""
+    staff = require(actor, roles=STAFF_ROLES)
+    reason = _reason(reason)
+    order = await Order.filter(id=order_id).first()
+    if order is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
+    if not await refund_order(order, f"refunded by staff: {reason}", actor=f"user:{staff.id}"):
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This order was refunded already.")
+    return order
+
+
+# -- wallets --------------------------------------------------------------------------------
+
+
+def may_see_wallet(actor: Actor, user_id: int) -> bool:
+    """A wallet's balance is for its owner and staff."""
+    return allowed(actor, owner_id=user_id)
+
+
+async def adjust_wallet(actor: Actor, user_id: int, amount: Decimal, reason: str) -> tuple[User, Decimal]:
+    """An admin credits (or, for a correction, debits) a user's wallet, never below zero.
+
+    ADMIN only: an adjustment creates or removes money, unlike a refund. The posting's memo
+    records who did it and why. Returns the user and the new balance.
+    """
+    admin = require(actor, roles=[Role.ADMIN])
+    amount = _adjustment(amount)
+    reason = _reason(reason)
+    user = await User.filter(id=user_id).first()
+    if user is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, "No such user.", "userId")
+    reference = uuid.uuid4().hex
+    async with outbox.atomic():
+        await ledger.post(
+            "wallet.adjust",
+            reference,
+            [(ledger.ADJUSTMENTS, -amount), (ledger.wallet(user.id), amount)],
+            memo=f"by user:{admin.id}: {reason}",
+        )
+        await notifications.notify(
+            user.id,
+            "WALLET_ADJUSTED",
+            f"Your wallet was {'credited' if amount > 0 else 'debited'} {abs(amount)} {WALLET_CURRENCY}",
+            reason,
+            {"amount": str(amount)},
+            dedupe_key=f"wallet.adjust:{reference}",
+        )
+    return user, await ledger.balance(ledger.wallet(user.id))
+
+
+def _adjustment(amount: Decimal | str) -> Decimal:
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, TypeError, ValueError):
+        raise invalid("amount", "Give an amount such as \"10.00\" or \"-2.50\".") from None
+    if not value.is_finite() or abs(value) > MAX_ADJUSTMENT:
+        raise invalid("amount", f"An adjustment is at most {MAX_ADJUSTMENT} either way.")
+    value = ledger.money(value)
+    if value == 0:
+        raise invalid("amount", "An adjustment is not zero.")
+    return value
+
+
+def _reason(reason: str) -> str:
+    text = " ".join((reason or "").split())
+    if not REASON_MIN <= len(text) <= REASON_MAX or any(unicodedata.category(c) == "Cc" for c in text):
+        raise invalid("reason", f"Give a reason of {REASON_MIN} to {REASON_MAX} characters.")
+    return text

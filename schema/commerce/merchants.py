@@ -1,0 +1,219 @@
+"""Shops and categories in the graph: the Merchant and Category types, and the mutations
+that open a shop, suspend it, hold its deposit, and add a category."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from models.commerce.merchants import Category as CategoryModel
+from models.commerce.merchants import Merchant as MerchantModel
+from models.commerce.merchants import MerchantStatus as MerchantStatusValue
+from resolvers.commerce import catalog, ledger, merchants
+from resolvers.commerce.catalog import ProductSort as ProductSortValue
+from schema.accounts.users import User
+from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.commerce.catalog import Product, ProductSort, node_keys, product_page
+from schema.context import Info
+
+MerchantStatus = strawberry.enum(MerchantStatusValue, name="MerchantStatus")
+
+CURRENCY = "CNY"
+
+
+# -- types ------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Category(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    slug: str
+    _model: strawberry.Private[CategoryModel]
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Category | None:
+        if self._model.parent_id is None:
+            return None
+        parent = await info.context.loaders.category.load(self._model.parent_id)
+        return Category.from_model(parent) if parent is not None else None
+
+    @classmethod
+    def from_model(cls, category: CategoryModel) -> Category:
+        return cls(id=category.id, name=category.name, slug=category.slug, _model=category)
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Category | None]:
+        ids = node_keys(node_ids)
+        found = await info.context.loaders.category.load_many([i for i in ids if i is not None])
+        by_id = {c.id: c for c in found if c is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+
+
+
+@strawberry.type(description="A shop.")
+class Merchant(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    description: str
+    status: MerchantStatus
+    created_at: datetime
+    _model: strawberry.Private[MerchantModel]
+
+    @strawberry.field
+    async def owner(self, info: Info) -> User | None:
+        user = await info.context.loaders.user.load(self._model.owner_id)
+        return User.from_model(user) if user is not None and user.is_active else None
+
+    @strawberry.field(description="The security deposit (保证金) the platform holds for this shop.")
+    async def deposit(self, info: Info) -> Money:
+        amount = await info.context.loaders.account_balance.load(ledger.merchant_deposit(self.id))
+        return Money(amount=amount, currency=CURRENCY)
+
+    @strawberry.field(description="The shop's earnings balance: for its owner and staff; null otherwise.")
+    async def balance(self, info: Info) -> Money | None:
+        if not merchants.can_manage(info.context.actor, self._model):
+            return None
+        amount = await info.context.loaders.account_balance.load(ledger.merchant_balance(self.id))
+        return Money(amount=amount, currency=CURRENCY)
+
+    @strawberry.field(description="The shop's products (hidden ones too, for its owner and staff).")
+    async def products(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        sort: ProductSort | None = ProductSortValue.NEWEST,
+    ) -> Connection[Product]:
+        listing = catalog.ProductFilter(merchant_id=self.id, include_hidden=True)
+        return await product_page(info, listing, sort, first=first, after=after, last=last, before=before)
+
+    @classmethod
+    def from_model(cls, merchant: MerchantModel) -> Merchant:
+        return cls(
+            id=merchant.id,
+            name=merchant.name,
+            description=merchant.description,
+            status=merchant.status,
+            created_at=merchant.created_at,
+            _model=merchant,
+        )
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Merchant | None]:
+        ids = node_keys(node_ids)
+        found = await info.context.loaders.merchant.load_many([i for i in ids if i is not None])
+        by_id = {m.id: m for m in found if m is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+
+
+
+# -- queries ----------------------------------------------------------------------------
+
+
+@strawberry.type
+class MerchantQueries:
+    @strawberry.field
+    async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
+        merchant = await info.context.loaders.merchant.load(decode_id(id, "Merchant", "id"))
+        return Merchant.from_model(merchant) if merchant is not None else None
+
+    @strawberry.field(description="Every category, by name.")
+    async def categories(self, info: Info) -> list[Category]:
+        found = await merchants.list_categories()
+        info.context.loaders.category.prime_many({c.id: c for c in found})
+        return [Category.from_model(c) for c in found]
+
+
+# -- mutations --------------------------------------------------------------------------
+
+
+@strawberry.input
+class CreateMerchantInput:
+    name: str
+    description: str = ""
+
+
+@strawberry.type
+class CreateMerchantPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    merchant: Merchant | None = None
+
+
+@strawberry.input
+class SetMerchantStatusInput:
+    merchant_id: strawberry.ID
+    status: MerchantStatus
+
+
+@strawberry.type
+class SetMerchantStatusPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    merchant: Merchant | None = None
+
+
+@strawberry.input
+class HoldMerchantDepositInput:
+    merchant_id: strawberry.ID
+    amount: str = strawberry.field(description='A decimal string, e.g. "500.00".')
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key holds the money once (8 to 80 characters)."
+    )
+
+
+@strawberry.type
+class HoldMerchantDepositPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    merchant: Merchant | None = None
+
+
+@strawberry.input
+class CreateCategoryInput:
+    name: str
+    slug: str = strawberry.field(description='Lower-case letters and digits joined by hyphens, e.g. "game-cards".')
+    parent_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class CreateCategoryPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    category: Category | None = None
+
+
+
+
+@strawberry.type
+class MerchantMutations:
+    @mutation(description="A MERCHANT opens their shop (one each; an ADMIN may open several).")
+    async def create_merchant(self, info: Info, input: CreateMerchantInput) -> CreateMerchantPayload:
+        merchant = await merchants.create_merchant(info.context.actor, name=input.name, description=input.description)
+        return CreateMerchantPayload(merchant=Merchant.from_model(merchant))
+
+    @mutation(description="Staff: suspend or reinstate a shop.")
+    async def set_merchant_status(self, info: Info, input: SetMerchantStatusInput) -> SetMerchantStatusPayload:
+        merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
+        merchant = await merchants.set_merchant_status(info.context.actor, merchant_id, input.status)
+        return SetMerchantStatusPayload(merchant=Merchant.from_model(merchant))
+
+    @mutation(description="Staff: move a security deposit from the owner's wallet to the shop's deposit.")
+    async def hold_merchant_deposit(self, info: Info, input: HoldMerchantDepositInput) -> HoldMerchantDepositPayload:
+        merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
+        merchant = await merchants.hold_deposit(
+            info.context.actor, merchant_id, input.amount, idempotency_key=input.idempotency_key
+        )
+        return HoldMerchantDepositPayload(merchant=Merchant.from_model(merchant))
+
+    @mutation(description="Staff: add a category.")
+    async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryPayload:
+        parent_id = decode_id(input.parent_id, "Category", "parentId") if input.parent_id is not None else None
+        category = await merchants.create_category(info.context.actor, name=input.name, slug=input.slug, parent_id=parent_id)
+        return CreateCategoryPayload(category=Category.from_model(category))

@@ -1,0 +1,73 @@
+"""Settlement in the graph: confirmReceipt, refundOrder and adjustWallet."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+
+from resolvers.commerce import settlement
+from schema.accounts.users import User
+from schema.base import Money, UserError, decode_id, mutation, no_errors
+from schema.commerce.orders import Order
+from schema.commerce.payments import Wallet
+from schema.context import Info
+
+
+@strawberry.input
+class ConfirmReceiptInput:
+    order_id: strawberry.ID
+
+
+@strawberry.type
+class ConfirmReceiptPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    order: Order | None = None
+
+
+@strawberry.input
+class RefundOrderInput:
+    order_id: strawberry.ID
+    reason: str
+
+
+@strawberry.type
+class RefundOrderPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    order: Order | None = None
+
+
+@strawberry.input
+class AdjustWalletInput:
+    user_id: strawberry.ID
+    amount: Decimal = strawberry.field(description="Negative for a correction; the wallet never goes below zero.")
+    reason: str = strawberry.field(description="3 to 200 characters, kept with the posting.")
+
+
+@strawberry.type
+class AdjustWalletPayload:
+    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    user: User | None = None
+    wallet: Wallet | None = None
+
+
+@strawberry.type
+class SettlementMutations:
+    @mutation(description="The buyer confirms a DELIVERED order: COMPLETED, and the merchant is paid.")
+    async def confirm_receipt(self, info: Info, input: ConfirmReceiptInput) -> ConfirmReceiptPayload:
+        order_id = decode_id(input.order_id, "Order", "orderId")
+        order = await settlement.confirm_receipt(info.context.actor, order_id)
+        return ConfirmReceiptPayload(order=Order.from_model(order))
+
+    @mutation(description="Staff: refund a PAID, FAILED or DELIVERED order to where it was paid from.")
+    async def refund_order(self, info: Info, input: RefundOrderInput) -> RefundOrderPayload:
+        order_id = decode_id(input.order_id, "Order", "orderId")
+        order = await settlement.refund_by_staff(info.context.actor, order_id, input.reason)
+        return RefundOrderPayload(order=Order.from_model(order))
+
+    @mutation(description="Admins: credit or debit a user's wallet, with a reason.")
+    async def adjust_wallet(self, info: Info, input: AdjustWalletInput) -> AdjustWalletPayload:
+        user_id = decode_id(input.user_id, "User", "userId")
+        user, balance = await settlement.adjust_wallet(info.context.actor, user_id, input.amount, input.reason)
+        wallet = Wallet(balance=Money(amount=balance, currency=settlement.WALLET_CURRENCY))
+        return AdjustWalletPayload(user=User.from_model(user), wallet=wallet)
