@@ -37,6 +37,8 @@ from kameng.settings import Settings, get_settings
 from resolvers.commerce.payments import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from service import wiring
+from service.web.limits import RequestLimits
+from service.web.outages import OutageResponses
 from service.web.view import GraphQLView
 
 log = structlog.get_logger("kameng.http")
@@ -173,5 +175,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    # Issue 10: an unreachable database or Redis answers 503; bodies are bounded before
+    # anything parses them.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
+    app.add_middleware(OutageResponses)
     app.add_middleware(RequestContext)
     return app

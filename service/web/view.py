@@ -18,6 +18,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from resolvers.accounts.auth import ANONYMOUS, Actor, authenticate
 from resolvers.errors import UserFacingError
 from schema.context import Context
+from service.web.sessions import SessionTransportWSHandler, SessionWSHandler
 
 
 def _bearer(value: str | None) -> str | None:
@@ -34,6 +35,10 @@ def _client_ip(scope: Scope) -> str:
 
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with Kameng's authentication, context and JSON encoding."""
+
+    # Issue 10: a WebSocket ends with the session it was opened with (service/web/sessions.py).
+    graphql_transport_ws_handler_class = SessionTransportWSHandler
+    graphql_ws_handler_class = SessionWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

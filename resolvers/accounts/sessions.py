@@ -1,0 +1,101 @@
+"""Sign-in sessions: revocation that reaches open WebSockets, and the refresh grace window.
+
+Revoking a session writes, in the same transaction, one event per session on
+``topics.session(id)``: every WebSocket opened with that session listens there and closes
+(service/web/sessions.py). ``is_alive`` is the periodic re-check those sockets also run.
+
+Refresh grace (issue 10): a refresh token is rotated on every use, and reusing an old one
+revokes the session (it was copied). Two tabs, or a retried request, reuse the token within
+milliseconds; the answer to them is the same new pair, for ``refresh_reuse_grace_seconds``.
+The new secret is derived from the presented one with the server's signing secret, so the
+server can hand the same pair out again without storing it, and nobody can compute it
+offline from a stolen old token. Which tokens were just rotated is kept for the window in
+Redis (or this process's memory on the embedded default).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+from tortoise.queryset import QuerySet
+
+from kameng import runtime
+from kameng.settings import get_settings
+from models.accounts.users import AuthSession
+from subscriptions import outbox, topics
+
+log = logging.getLogger(__name__)
+
+# rotated-token digest key -> (expiry monotonic time, generation it was rotated to)
+_LOCAL_GRACE: dict[str, tuple[float, int]] = {}
+
+
+async def revoke(sessions: QuerySet[AuthSession]) -> int:
+    """Revoke the still-active ``sessions``; their WebSockets close once this commits."""
+    now = datetime.now(UTC)
+    async with outbox.atomic():
+        ids = await sessions.filter(revoked_at=None).values_list("id", flat=True)
+        if not ids:
+            return 0
+        count = await AuthSession.filter(id__in=ids, revoked_at=None).update(revoked_at=now)
+        for session_id in ids:
+            await outbox.emit(topics.session(str(session_id)), {"revoked": True})
+    return count
+
+
+async def is_alive(session_id: uuid.UUID, user_id: int) -> bool:
+    """The session exists, is neither revoked nor expired, and its user is active."""
+    return await AuthSession.filter(
+        id=session_id, user_id=user_id, revoked_at=None, expires_at__gt=datetime.now(UTC), user__is_active=True
+    ).exists()
+
+
+def next_secret(secret: str, session_id: uuid.UUID, generation: int) -> str:
+    """The refresh secret that follows ``secret`` at ``generation`` (deterministic, keyed)."""
+    key = get_settings().signing_secret().encode()
+    mac = hmac.new(key, f"refresh:{session_id}:{generation}:{secret}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def _grace_key(session_id: uuid.UUID, presented_digest: str) -> str:
+    return f"{get_settings().namespace}:refresh-grace:{session_id}:{presented_digest}"
+
+
+async def remember_rotation(session_id: uuid.UUID, presented_digest: str, generation: int) -> None:
+    """Note that the token with ``presented_digest`` was just rotated to ``generation``.
+
+    Best effort: failing to note it only means a concurrent reuse is treated as theft.
+    """
+    grace = get_settings().refresh_reuse_grace_seconds
+    if grace <= 0:
+        return
+    key = _grace_key(session_id, presented_digest)
+    redis = runtime.redis()
+    if redis is None:
+        now = time.monotonic()
+        for stale in [k for k, (expiry, _) in _LOCAL_GRACE.items() if expiry <= now]:
+            _LOCAL_GRACE.pop(stale, None)
+        _LOCAL_GRACE[key] = (now + grace, generation)
+        return
+    try:
+        await redis.set(key, str(generation), px=max(1, int(grace * 1000)))
+    except Exception as exc:  # an outage must not fail a rotation that already committed
+        log.warning("refresh grace not recorded: %r", exc)
+
+
+async def rotated_to(session_id: uuid.UUID, presented_digest: str) -> int | None:
+    """The generation the presented token was rotated to within the grace window, if it was."""
+    key = _grace_key(session_id, presented_digest)
+    redis = runtime.redis()
+    if redis is None:
+        entry = _LOCAL_GRACE.get(key)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+    value = await redis.get(key)
+    return int(value) if value is not None else None
+
