@@ -11,6 +11,7 @@ from schema.commerce.catalog import CatalogMutations, CatalogQueries, Category, 
 from schema.community.community import Comment, CommunityMutations, CommunityQueries, Post, Topic
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
+from schema.node_ids import StrictNodeIds
 from schema.community.feeds import FeedQueries, FeedSubscriptions, FollowMutations
 from schema.loyalty.loyalty import Coupon, LoyaltyMutations, LoyaltyQueries, UserCoupon
 from schema.accounts.notifications import Notification, NotificationMutations, NotificationSubscriptions
@@ -23,8 +24,12 @@ def _query_root() -> type:
     # built from them, so a second schema (tests, benchmarks) needs fields of its own.
     @strawberry.type(name="Query")
     class Query(AccountQueries, CatalogQueries, OrderQueries, LoyaltyQueries, CommunityQueries, FeedQueries):
-        node: relay.Node | None = relay.node(description="Any object by its global ID (null if not visible).")
-        nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in the order asked.")
+        node: relay.Node | None = relay.node(
+            description="Any object by its global ID (null if not visible).", extensions=[StrictNodeIds()]
+        )
+        nodes: list[relay.Node | None] = relay.node(
+            description="Objects by global ID, in the order asked.", extensions=[StrictNodeIds()]
+        )
 
     return Query
 

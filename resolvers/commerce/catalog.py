@@ -8,7 +8,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -58,19 +58,21 @@ def clean_text(value: str, field: str, *, minimum: int, maximum: int, multiline:
 
 
 def parse_amount(raw: str, field: str, *, allow_zero: bool = False) -> Decimal:
-    """A decimal string such as "9.90": finite, positive (or zero), at most two decimals."""
-    try:
-        amount = Decimal(raw.strip())
-    except (InvalidOperation, AttributeError):
-        raise invalid(field, "Give an amount such as 9.90.") from None
-    if not amount.is_finite():
+    """A decimal string such as "9.90": finite, positive (or zero), at most two decimals.
+
+    Strict (issue 10): ASCII digits only (``Decimal`` also takes "١٢", exponents, "NaN"), and
+    the magnitude is checked before quantizing, which fails on huge values ("1e30").
+    """
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", text, flags=re.ASCII):
         raise invalid(field, "Give an amount such as 9.90.")
+    amount = Decimal(text)
     if amount < 0 or (amount == 0 and not allow_zero):
         raise invalid(field, "The amount must be positive." if not allow_zero else "The amount must not be negative.")
-    if amount != amount.quantize(pricing.CENT):
-        raise invalid(field, "Amounts have at most two decimals.")
     if amount > PRICE_MAX:
         raise invalid(field, f"The amount must not exceed {PRICE_MAX}.")
+    if amount != amount.quantize(pricing.CENT):
+        raise invalid(field, "Amounts have at most two decimals.")
     return amount.quantize(pricing.CENT)
 
 
