@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     # request) gets the same new pair; later reuse still revokes the session.
     refresh_reuse_grace_seconds: float = Field(default=30, ge=0)
     # How often a WebSocket re-checks its session besides the revocation events it listens to.
-    ws_session_check_seconds: float = Field(default=30, gt=0)
+    ws_session_check_seconds: float = Field(default=60, gt=0)
     # Addresses of proxies whose X-Forwarded-For is trusted (uvicorn's forwarded_allow_ips);
     # empty: nobody's, the peer address is the client address.
     forwarded_allow_ips: str = Field(

@@ -62,18 +62,25 @@ async def test_repetition_through_fragments_counts_too(client: Client) -> None:
     assert (await client.post(fine)).json() == {"data": {"viewer": None}}
 
 
-async def test_comments_and_spacing_share_one_validation(client: Client) -> None:
+def test_comments_and_spacing_share_one_validation() -> None:
+    from kameng.settings import Settings
+    from schema import build_schema
     from schema.extensions import DocumentCache
 
-    assert DocumentCache  # the cache under test is the one the server's schema built
-    a = (await client.post("query Light { viewer { id } }")).json()
-    b = (await client.post("# hello\nquery   Light {\n  viewer { id }  # again\n}")).json()
-    assert a == b == {"data": {"viewer": None}}
+    schema = build_schema(Settings())._schema
+    cache = DocumentCache((), max_tokens=2000)
+    plain = "query Light { viewer { id } }"
+    noisy = "# hello " + uuid.uuid4().hex + "\nquery   Light {\n  viewer { id }  # again\n}"
+    first = cache.errors(schema, plain, cache.document(plain), ())
+    second = cache.errors(schema, noisy, cache.document(noisy), ())
+    assert first == [] and second is first  # one validation for both texts
+    other = "query Light { viewer { nickname } }"
+    assert cache.errors(schema, other, cache.document(other), ()) is not first
 
 
 async def test_unknown_fragment_is_a_validation_error(client: Client) -> None:
     body = (await client.post("{ ...Nope }")).json()
-    assert body["data"] is None if "data" in body else True
+    assert body.get("data") is None
     assert body["errors"][0]["message"] == "Unknown fragment 'Nope'."
     assert body["errors"][0]["locations"] == [{"line": 1, "column": 3}]
 
