@@ -40,6 +40,8 @@ from service import wiring
 from service.web import pages
 from service.web.cors import OriginPolicy
 from service.web.explorer import ExplorerGate
+from service.web.limits import RequestLimits
+from service.web.outages import OutageResponses
 from service.web.view import GraphQLView
 
 log = structlog.get_logger("kameng.http")
@@ -180,5 +182,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[cors] if cors is not None else [],
     )
+    # Issue 10: an unreachable database or Redis answers 503; bodies are bounded before
+    # anything parses them.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
+    app.add_middleware(OutageResponses)
     app.add_middleware(RequestContext)
     return app

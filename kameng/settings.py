@@ -161,6 +161,26 @@ class Settings(BaseSettings):
     def explorer_enabled(self) -> bool:
         return self.env == "development" if self.explorer is None else self.explorer
 
+    # -- issue 10: hostile clients
+    # A field selected more often than this in one selection set refuses the document before
+    # graphql-core's (quadratic) overlapping-fields rule runs.
+    max_repeated_fields: int = Field(default=10, ge=1)
+    # Request bodies (413 beyond), JSON nesting (400 beyond) and variables (refused before
+    # execution beyond) of /graphql.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=4)
+    max_variables_bytes: int = Field(default=256 * 1024, ge=1024)
+    # A refresh token presented again this soon after it was rotated (a second tab, a retried
+    # request) gets the same new pair; later reuse still revokes the session.
+    refresh_reuse_grace_seconds: float = Field(default=30, ge=0)
+    # How often a WebSocket re-checks its session besides the revocation events it listens to.
+    ws_session_check_seconds: float = Field(default=60, gt=0)
+    # Addresses of proxies whose X-Forwarded-For is trusted (uvicorn's forwarded_allow_ips);
+    # empty: nobody's, the peer address is the client address.
+    forwarded_allow_ips: str = Field(
+        default="", validation_alias=AliasChoices("KAMENG_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

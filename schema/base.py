@@ -113,13 +113,23 @@ async def run_mutation(payload: Callable[..., P], action: Awaitable[dict[str, An
 
 
 def decode_id(global_id: relay.GlobalID | str, expected: str, field: str) -> int:
-    """The database key inside a global ID of the expected type, or INVALID_INPUT."""
+    """The database key inside a global ID of the expected type, or INVALID_INPUT.
+
+    Strict: the key is a positive 64-bit integer in ASCII digits without sign, spaces,
+    underscores or leading zeros (``int()`` would take " 1_0", "١٢"; ``Order:1.5``,
+    ``Order:0x1`` and ``Order:`` are refused as well).
+    """
+    import re
+
     from resolvers.errors import invalid
 
     try:
         gid = global_id if isinstance(global_id, relay.GlobalID) else relay.GlobalID.from_id(global_id)
-        if gid.type_name != expected:
+        if gid.type_name != expected or not re.fullmatch(r"[1-9][0-9]{0,18}", gid.node_id, flags=re.ASCII):
             raise ValueError
-        return int(gid.node_id)
-    except (ValueError, TypeError):
+        key = int(gid.node_id)
+        if key > 2**63 - 1:
+            raise ValueError
+        return key
+    except (ValueError, TypeError, UnicodeError):
         raise invalid(field, f"Expected the ID of a {expected}.") from None

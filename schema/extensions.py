@@ -29,6 +29,9 @@ from strawberry.schema.schema import validate_document
 from kameng.observability import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, operation_label
 from kameng.settings import Settings
 from resolvers.errors import UserFacingError
+from schema import documents
+from schema.outages import MESSAGE as OUTAGE_MESSAGE
+from schema.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE, is_outage, mark_outage
 
 log = structlog.get_logger("kameng.graphql")
 
@@ -66,6 +69,14 @@ class MaskUnexpectedErrors(SchemaExtension):
                 original_error=None, extensions={"code": original.code.value},
             )
         request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if is_outage(original):
+            # Retryable, and not a bug: said plainly; over HTTP the status becomes 503.
+            mark_outage()
+            log.warning("graphql.outage", path=error.path, error=repr(original))
+            return GraphQLError(
+                OUTAGE_MESSAGE, error.nodes, error.source, error.positions, error.path, original_error=None,
+                extensions={"code": SERVICE_UNAVAILABLE, "retryAfter": RETRY_AFTER_SECONDS, "requestId": request_id},
+            )
         log.error("graphql.unexpected_error", path=error.path, exc_info=original)
         message = str(error.message) if self.debug else "Unexpected error."
         return GraphQLError(
@@ -110,17 +121,26 @@ class Metrics(SchemaExtension):
 
 
 class DocumentCache:
-    """Parsed documents and validation errors by query text, shared by the requests of one
-    ``build_extensions`` call (the extension instances themselves are per request).
+    """Parsed documents by query text, and validation errors by normalised text, shared by the
+    requests of one ``build_extensions`` call (the extension instances themselves are per request).
 
     Bounded LRU. A parse failure is not cached (as with ParserCache). Validation results are
-    keyed on (schema, query text, rules): the token limit is fixed per cache, so the query text
-    determines the document, and the rules are the tuple built once in ``build_extensions``.
+    keyed on (schema, normalised query text, rules): the normalised text (comments and
+    insignificant whitespace stripped, ``documents.cache_key``) is computed once per distinct
+    query text, so a random comment costs a parse but not a validation; the token limit is
+    fixed per cache and the rules are the tuple built once in ``build_extensions``. Before
+    graphql-core's rules, the linear checks of ``schema/documents.py`` run: a document they
+    refuse never reaches the quadratic overlapping-fields rule.
     """
 
-    def __init__(self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int, maxsize: int = 512) -> None:
+    def __init__(
+        self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int, maxsize: int = 512,
+        max_repeated_fields: int = 10,
+    ) -> None:
         self.rules, self.max_tokens, self.maxsize = rules, max_tokens, maxsize
-        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self.max_repeated_fields = max_repeated_fields
+        # query text -> (document, the linear checks' errors, normalised text if they passed)
+        self._documents: OrderedDict[str, tuple[DocumentNode, list[GraphQLError], str]] = OrderedDict()
         self._errors: OrderedDict[tuple[Any, ...], list[GraphQLError]] = OrderedDict()
 
     def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -128,23 +148,31 @@ class DocumentCache:
         while len(cache) > self.maxsize:
             cache.popitem(last=False)
 
-    def document(self, query: str) -> DocumentNode:
-        document = self._documents.get(query)
-        if document is None:
+    def _entry(self, query: str) -> tuple[DocumentNode, list[GraphQLError], str]:
+        entry = self._documents.get(query)
+        if entry is None:
             document = parse(query, max_tokens=self.max_tokens)  # GraphQLError on syntax or too many tokens
-            self._remember(self._documents, query, document)
+            refused = documents.shape_errors(document, self.max_repeated_fields)
+            entry = (document, refused, "" if refused else documents.cache_key(query))
+            self._remember(self._documents, query, entry)
         else:
             with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
                 self._documents.move_to_end(query)
-        return document
+        return entry
+
+    def document(self, query: str) -> DocumentNode:
+        return self._entry(query)[0]
 
     def errors(
         self, schema: GraphQLSchema, query: str, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
     ) -> list[GraphQLError]:
-        key = (schema, query, rules)
+        _, refused, normalised = self._entry(query)
+        if refused:
+            return refused
+        key = (schema, normalised, rules)
         errors = self._errors.get(key)
         if errors is None:
-            errors = validate_document(schema, document, rules)
+            errors = validate_document(schema, document, rules) or documents.literal_errors(document)
             self._remember(self._errors, key, errors)
         else:
             with contextlib.suppress(KeyError):
@@ -163,9 +191,10 @@ class PreparedDocuments(SchemaExtension):
     Strawberry with the same rules.
     """
 
-    def __init__(self, cache: DocumentCache) -> None:
+    def __init__(self, cache: DocumentCache, max_variables_bytes: int = 256 * 1024) -> None:
         super().__init__()
         self.cache = cache
+        self.max_variables_bytes = max_variables_bytes
         self._ours = False
 
     def on_parse(self) -> Iterator[None]:
@@ -184,6 +213,12 @@ class PreparedDocuments(SchemaExtension):
             context.pre_execution_errors = self.cache.errors(
                 context.schema._schema, context.query, context.graphql_document, rules
             )
+        if not context.pre_execution_errors:
+            # Per request (variables are not part of the cached document); an empty list
+            # keeps Strawberry's own validation from running twice.
+            context.pre_execution_errors = documents.variable_errors(
+                context.variables, self.max_variables_bytes
+            ) or context.pre_execution_errors
         yield
 
 
@@ -195,6 +230,8 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    documents = DocumentCache(tuple(rules), settings.max_query_tokens, maxsize=512)
+    cache = DocumentCache(
+        tuple(rules), settings.max_query_tokens, maxsize=512, max_repeated_fields=settings.max_repeated_fields
+    )
     masking = type("MaskUnexpectedErrors", (MaskUnexpectedErrors,), {"debug": settings.debug})
-    return [masking, Metrics, functools.partial(PreparedDocuments, documents)]
+    return [masking, Metrics, functools.partial(PreparedDocuments, cache, settings.max_variables_bytes)]

@@ -8,11 +8,11 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from kameng.settings import ConfigurationError, get_settings
+from kameng.settings import ConfigurationError, Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kameng: social commerce for virtual goods.")
 T = TypeVar("T")
@@ -63,17 +63,22 @@ def serve(
     if workers > 1 and (settings.redis_url is None or settings.broker_url is None or settings.is_sqlite):
         raise _fail("--workers > 1 needs DATABASE_URL (PostgreSQL), REDIS_URL and BROKER_URL: "
                     "processes must share their state.")
-    uvicorn.run(
-        "app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,  # our structured logging
-        access_log=False,  # one line per request comes from the app, with its request id
-        proxy_headers=True,
-        ws_max_size=256 * 1024,
-    )
+    uvicorn.run("app:create_app", factory=True, host=host, port=port, workers=workers, **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for `serve` (tests start servers with the same)."""
+    # Whose X-Forwarded-For decides the client address (which rate limits count) is an explicit
+    # setting: uvicorn's own default trusts loopback, so a same-host proxy passing the client's
+    # header along let anyone pick their address.
+    trusted = [ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip()]
+    return {
+        "log_config": None,  # our structured logging
+        "access_log": False,  # one line per request comes from the app, with its request id
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or [],
+        "ws_max_size": 256 * 1024,
+    }
 
 
 @cli.command()

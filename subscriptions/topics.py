@@ -33,3 +33,8 @@ def replies(user_id: int) -> str:
 def tier(user_id: int) -> str:
     """A user's membership tier changes."""
     return f"user:{user_id}:tier"
+
+
+def session(session_id: str) -> str:
+    """The end of one sign-in session (logout, revocation): its WebSockets close."""
+    return f"session:{session_id}"

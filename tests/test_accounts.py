@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import pytest
 
 from models.accounts.users import AuthSession, User
 from tests.conftest import LOGIN, REGISTER, Client
@@ -60,7 +61,7 @@ BAD_REGISTRATIONS = [
     ({"email": "{u}@example.com", "password": "correct horse", "nickname": "A"}, "nickname"),
     ({"email": "{u}@example.com", "password": "correct horse", "nickname": "   "}, "nickname"),
     ({"email": "{u}@example.com", "password": "correct horse", "nickname": "x" * 41}, "nickname"),
-    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "bad\u0000name"}, "nickname"),
+    ({"email": "{u}@example.com", "password": "correct horse", "nickname": "bad\u0007name"}, "nickname"),
 ]
 
 
@@ -75,18 +76,33 @@ async def test_bad_registrations_return_user_errors_and_change_nothing(client: C
     assert await User.all().count() == users_before
 
 
+async def test_nul_in_a_registration_is_refused_before_execution(client: Client) -> None:
+    users_before = await User.all().count()
+    variables = {"input": {"email": f"{uuid.uuid4().hex[:10]}@example.com", "password": "correct horse",
+                           "nickname": "bad\u0000name"}}
+    body = (await client.post(REGISTER, variables)).json()
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+        ("INVALID_INPUT", "input.nickname")
+    ]
+    assert await User.all().count() == users_before
+
+
 async def test_wrong_password_is_invalid_credentials_then_rate_limited(client: Client, make_client) -> None:  # type: ignore[no-untyped-def]
     account = await client.register()
+    attacker = make_client()
     codes = []
     for _ in range(7):
-        attacker = make_client()  # a different address each time: the per-account limit holds
         payload = (await attacker.gql(LOGIN, {"input": {"email": account["email"], "password": "wrong password"}}))["login"]
         codes.append(payload["errors"][0]["code"])
     assert codes[:5] == ["INVALID_CREDENTIALS"] * 5
     assert codes[5:] == ["RATE_LIMITED"] * 2
-    # Even the right password is refused while the account is throttled.
-    payload = await make_client().login(account["email"], account["password"])
+    # From the attacker's address even the right password is refused while it is throttled...
+    payload = await attacker.login(account["email"], account["password"])
     assert payload["errors"][0]["code"] == "RATE_LIMITED"
+    # ... but the owner, at another address, is not locked out (issue 10).
+    payload = await make_client().login(account["email"], account["password"])
+    assert payload["errors"] == [] and payload["accessToken"]
 
 
 async def test_login_is_throttled_per_address(stack, make_client) -> None:  # type: ignore[no-untyped-def]
@@ -153,14 +169,26 @@ async def test_logout_requires_a_session(client: Client) -> None:
     assert payload == {"errors": [{"code": "UNAUTHENTICATED"}], "sessionsEnded": None}
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_session(client: Client) -> None:
+@pytest.fixture
+def short_refresh_grace(stack):  # type: ignore[no-untyped-def]
+    """The server's refresh grace window shortened to half a second, for this test."""
+    from kameng.settings import configure, get_settings
+
+    before = get_settings()
+    configure(before.model_copy(update={"refresh_reuse_grace_seconds": 0.5}))
+    yield
+    configure(before)
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_session(client: Client, short_refresh_grace: None) -> None:
     await client.register()
     first_refresh = client.refresh
     client.token = None
     rotated = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
     assert rotated["errors"] == [] and rotated["refreshToken"] != first_refresh
     assert (await client.gql(VIEWER, token=rotated["accessToken"]))["viewer"] is not None
-    # The old refresh token again: it was copied, so the whole session ends.
+    # Past the grace window, the old refresh token again: it was copied, so the whole session ends.
+    await asyncio.sleep(0.7)
     replay = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
     assert replay["errors"][0]["code"] == "UNAUTHENTICATED"
     _unauthenticated(await client.post(VIEWER, token=rotated["accessToken"]))
@@ -168,13 +196,34 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(client: Client) -> 
     assert again["errors"][0]["code"] == "UNAUTHENTICATED"
 
 
-async def test_concurrent_refreshes_of_one_token_yield_at_most_one_session(client: Client) -> None:
+async def test_reuse_within_the_grace_window_gets_the_same_pair(client: Client) -> None:
+    await client.register()
+    first_refresh = client.refresh
+    client.token = None
+    rotated = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
+    again = (await client.gql(REFRESH, {"input": {"refreshToken": first_refresh}}))["refreshToken"]
+    assert again["errors"] == [] and again["refreshToken"] == rotated["refreshToken"]
+    # Both access tokens work, and the new refresh token rotates as usual.
+    for access in (rotated["accessToken"], again["accessToken"]):
+        assert (await client.gql(VIEWER, token=access))["viewer"] is not None
+    following = (await client.gql(REFRESH, {"input": {"refreshToken": rotated["refreshToken"]}}))["refreshToken"]
+    assert following["errors"] == [] and following["refreshToken"] != rotated["refreshToken"]
+
+
+async def test_ten_concurrent_refreshes_of_one_token_keep_the_session(client: Client) -> None:
+    """Several tabs refreshing at once: all get the same new pair and nobody is signed out."""
     await client.register()
     token = client.refresh
     client.token = None
-    results = await asyncio.gather(*(client.gql(REFRESH, {"input": {"refreshToken": token}}) for _ in range(8)))
-    successes = [r for r in results if not r["refreshToken"]["errors"]]
-    assert len(successes) <= 1
+    results = await asyncio.gather(*(client.gql(REFRESH, {"input": {"refreshToken": token}}) for _ in range(10)))
+    payloads = [r["refreshToken"] for r in results]
+    assert [p["errors"] for p in payloads] == [[]] * 10
+    assert len({p["refreshToken"] for p in payloads}) == 1
+    for payload in payloads:
+        assert (await client.gql(VIEWER, token=payload["accessToken"]))["viewer"] is not None
+    following = (await client.gql(REFRESH, {"input": {"refreshToken": payloads[0]["refreshToken"]}}))["refreshToken"]
+    assert following["errors"] == []
+    assert (await client.gql(VIEWER, token=following["accessToken"]))["viewer"] is not None
 
 
 async def test_malformed_refresh_tokens(client: Client) -> None:

@@ -1,10 +1,18 @@
-"""Sessions: sign-in with rotating refresh tokens, sign-out, and the notice of a new sign-in."""
+"""Sessions: sign-in with rotating refresh tokens, sign-out, revocation that reaches open
+WebSockets, and the notice of a new sign-in.
+
+Revoking a session writes, in the same transaction, one event per session on
+``topics.session(id)``: every WebSocket opened with that session listens there and closes
+(service/web/sessions.py). ``is_alive`` is the periodic re-check those sockets also run.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from tortoise.queryset import QuerySet
 
 from kameng import runtime
 from kameng.security import (
@@ -19,10 +27,10 @@ from kameng.security import (
 )
 from kameng.settings import get_settings
 from models.accounts.users import AuthSession, User
-from resolvers.accounts import notifications
+from resolvers.accounts import notifications, rotation
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import ErrorCode, UserFacingError
-from subscriptions import jobs, outbox
+from subscriptions import jobs, outbox, topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +43,20 @@ class SignedIn:
 
 
 async def login(actor: Actor, *, email: str, password: str) -> SignedIn:
-    """Check the password; throttled per account and per address.
+    """Check the password; throttled per (account, client address) and per address.
 
-    Every attempt is counted before the password is checked, successful ones included, so
-    that concurrent guesses cannot slip past the limit while the first ones are verified.
+    The account limit is keyed by the client address too, so that guessing from one address
+    does not lock the owner (at another address) out; the per-address limit bounds how many
+    accounts one address can try. Every attempt is counted before the password is checked,
+    successful ones included, so that concurrent guesses cannot slip past the limit while the
+    first ones are verified.
     """
     settings = get_settings()
     limiter = runtime.limiter()
     account_key = email.strip().lower()[:254]
-    account_ok = await limiter.hit(settings.login_limit_per_account, "login:account", account_key)
-    ip_ok = await limiter.hit(settings.login_limit_per_ip, "login:ip", actor.ip or "-")
+    address = actor.ip or "-"
+    account_ok = await limiter.hit(settings.login_limit_per_account, "login:account", account_key, address)
+    ip_ok = await limiter.hit(settings.login_limit_per_ip, "login:ip", address)
     if not (account_ok and ip_ok):
         raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many sign-in attempts; wait a minute and try again.")
 
@@ -92,11 +104,16 @@ def _parse_refresh(token: str) -> tuple[uuid.UUID, str]:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The refresh token is not valid.", "refreshToken") from None
 
 
+
+
+
 async def refresh(*, refresh_token: str) -> SignedIn:
     """Trade a refresh token for new tokens; the old refresh token stops working.
 
     Presenting a refresh token that was already used means it was copied: the session is
-    revoked, so both the thief and the owner must sign in again.
+    revoked, so both the thief and the owner must sign in again. Except within the grace
+    window after its rotation (two tabs, a retried request): then the answer is the same new
+    pair (resolvers/accounts/rotation.py).
     """
     session_id, secret = _parse_refresh(refresh_token)
     denied = UserFacingError(ErrorCode.UNAUTHENTICATED, "The refresh token is not valid.", "refreshToken")
@@ -106,28 +123,66 @@ async def refresh(*, refresh_token: str) -> SignedIn:
         raise denied
     presented = digest(secret)
     if not same_digest(presented, session.refresh_hash):
-        await AuthSession.filter(id=session.id, revoked_at=None).update(revoked_at=now)
-        raise denied
-    new_secret = new_refresh_secret()
-    # Conditional on the hash we checked: of two concurrent uses of one token, one wins.
+        return await _reused(session, secret, presented, denied)
+    new_secret = rotation.next_secret(secret, session.id, session.generation + 1)
+    # Noted before rotating: a concurrent use that loses the race below (or reads the
+    # session after it) must find the note, whichever request rotates.
+    await rotation.remember_rotation(session.id, presented, session.generation + 1)
+    # Conditional on the hash we checked: of two concurrent uses of one token, one rotates;
+    # the others find the pair it rotated to (the same secret) and answer it.
     rotated = await AuthSession.filter(id=session.id, refresh_hash=presented, revoked_at=None).update(
         refresh_hash=digest(new_secret), generation=session.generation + 1
     )
     if rotated != 1:
-        await AuthSession.filter(id=session.id, revoked_at=None).update(revoked_at=now)
-        raise denied
+        return await _reused(session, secret, presented, denied)
     return _tokens(session.user, session, new_secret)
 
 
+async def _reused(session: AuthSession, secret: str, presented: str, denied: UserFacingError) -> SignedIn:
+    """An already rotated token: the same new pair within the grace window, else theft."""
+    current = await AuthSession.filter(id=session.id, revoked_at=None).first()
+    generation = await rotation.rotated_to(session.id, presented) if current is not None else None
+    if current is not None and generation is not None:
+        if generation == current.generation:
+            successor = rotation.next_secret(secret, session.id, generation)
+            if same_digest(digest(successor), current.refresh_hash):
+                return _tokens(session.user, current, successor)
+        # Rotated again since: a stale tab, not a copy; it signs in again, nobody is logged out.
+        raise denied
+    await revoke(AuthSession.filter(id=session.id))
+    raise denied
+
+
 async def logout(actor: Actor, *, refresh_token: str | None = None, everywhere: bool = False) -> int:
-    """End the caller's session (or all of them); returns how many sessions ended."""
+    """End the caller's session (or all of them); returns how many sessions ended.
+
+    Their open WebSockets close too (the revocation is published on each session's topic)."""
     user = require(actor)
-    now = datetime.now(UTC)
-    sessions = AuthSession.filter(user_id=user.id, revoked_at=None)
+    targets = AuthSession.filter(user_id=user.id)
     if not everywhere:
         session_id = _parse_refresh(refresh_token)[0] if refresh_token else actor.session_id
-        sessions = sessions.filter(id=session_id)
-    return await sessions.update(revoked_at=now)
+        targets = targets.filter(id=session_id)
+    return await revoke(targets)
+
+
+async def revoke(sessions: QuerySet[AuthSession]) -> int:
+    """Revoke the still-active ``sessions``; their WebSockets close once this commits."""
+    now = datetime.now(UTC)
+    async with outbox.atomic():
+        ids = await sessions.filter(revoked_at=None).values_list("id", flat=True)
+        if not ids:
+            return 0
+        count = await AuthSession.filter(id__in=ids, revoked_at=None).update(revoked_at=now)
+        for session_id in ids:
+            await outbox.emit(topics.session(str(session_id)), {"revoked": True})
+    return count
+
+
+async def is_alive(session_id: uuid.UUID, user_id: int) -> bool:
+    """The session exists, is neither revoked nor expired, and its user is active."""
+    return await AuthSession.filter(
+        id=session_id, user_id=user_id, revoked_at=None, expires_at__gt=datetime.now(UTC), user__is_active=True
+    ).exists()
 
 
 async def notify_new_signin(session_id: str) -> None:

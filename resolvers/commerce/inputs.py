@@ -3,8 +3,9 @@ as decimal strings, bounded numbers. Each refusal is an INVALID_INPUT naming its
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from resolvers.commerce.ledger import CENT
 from resolvers.errors import invalid
@@ -24,19 +25,21 @@ def clean_text(value: str, field: str, *, minimum: int, maximum: int, multiline:
 
 
 def parse_amount(raw: str, field: str, *, allow_zero: bool = False) -> Decimal:
-    """A decimal string such as "9.90": finite, positive (or zero), at most two decimals."""
-    try:
-        amount = Decimal(raw.strip())
-    except (InvalidOperation, AttributeError):
-        raise invalid(field, "Give an amount such as 9.90.") from None
-    if not amount.is_finite():
+    """A decimal string such as "9.90": finite, positive (or zero), at most two decimals.
+
+    Strict: ASCII digits only (``Decimal`` also takes "١٢", exponents and "NaN"), and the
+    magnitude is checked before quantizing, which fails on huge values ("1e30").
+    """
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", text, flags=re.ASCII):
         raise invalid(field, "Give an amount such as 9.90.")
+    amount = Decimal(text)
     if amount < 0 or (amount == 0 and not allow_zero):
         raise invalid(field, "The amount must be positive." if not allow_zero else "The amount must not be negative.")
-    if amount != amount.quantize(CENT):
-        raise invalid(field, "Amounts have at most two decimals.")
     if amount > PRICE_MAX:
         raise invalid(field, f"The amount must not exceed {PRICE_MAX}.")
+    if amount != amount.quantize(CENT):
+        raise invalid(field, "Amounts have at most two decimals.")
     return amount.quantize(CENT)
 
 

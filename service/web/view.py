@@ -28,7 +28,8 @@ from service.web import graphql_http, http_caching
 from service.web.cors import OriginPolicy
 from service.web.graphql_http import RequestError
 from service.web.persisted import PersistedQueries
-from service.web.websocket import LegacyWSHandler, TextFrameWebSocketAdapter, TransportWSHandler
+from service.web.websocket import TextFrameWebSocketAdapter
+from service.web.sessions import SessionTransportWSHandler, SessionWSHandler
 
 
 def _bearer(value: str | None) -> str | None:
@@ -64,8 +65,10 @@ class GraphQLView(GraphQL[Context, None]):
     client-facing HTTP rules of service/web (media types, persisted queries, caching)."""
 
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
-    graphql_transport_ws_handler_class = TransportWSHandler
-    graphql_ws_handler_class = LegacyWSHandler
+    # Text frames, trusted documents (service/web/websocket.py) and, for issue 10, a socket
+    # that ends with the session it was opened with (service/web/sessions.py).
+    graphql_transport_ws_handler_class = SessionTransportWSHandler
+    graphql_ws_handler_class = SessionWSHandler
 
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
