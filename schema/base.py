@@ -133,3 +133,23 @@ def decode_id(global_id: relay.GlobalID | str, expected: str, field: str) -> int
         return key
     except (ValueError, TypeError, UnicodeError):
         raise invalid(field, f"Expected the ID of a {expected}.") from None
+
+
+# -- the graph's types, by name -----------------------------------------------------------
+# The graph is cyclic (a user has orders and an order names its product, a product has
+# posts and a post names its product) while modules must not be. A type that points at a
+# type of a context above its own annotates the field with `strawberry.lazy(...)` and builds
+# the value through `graph_type(name)`; the class registers itself with `@in_graph` when its
+# module is imported, which schema/__init__ does for every context before a schema exists.
+_GRAPH: dict[str, Any] = {}
+
+
+def in_graph(cls: type[T]) -> type[T]:
+    """Register a GraphQL type under its class name, for ``graph_type``."""
+    _GRAPH[cls.__name__] = cls
+    return cls
+
+
+def graph_type(name: str) -> Any:
+    """The GraphQL type class registered as ``name``."""
+    return _GRAPH[name]

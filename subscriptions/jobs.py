@@ -3,7 +3,7 @@
 Use cases build a `JobCall` with one of the functions below and hand it to
 `outbox.enqueue`; workers declare their actor under the same `JobName`. An unknown job
 cannot be built, so a misspelt name fails at the call, inside the transaction, instead of
-being dropped later by the relay. `tests/test_layout.py` checks every name has exactly one
+being dropped later by the relay. `tests/test_contracts.py` checks every name has exactly one
 actor.
 """
 

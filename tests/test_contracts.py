@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from subscriptions import jobs, outbox, topics
-from workers.jobs import JOBS, job, load_all
+from workers.actors import load_all
+from workers.jobs import JOBS, job
 
 
 def test_every_declared_job_has_one_actor_and_every_actor_is_declared() -> None:

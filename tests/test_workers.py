@@ -34,7 +34,8 @@ from tests.conftest import (
 )
 from workers import accounts as notification_jobs
 from workers.broker import build_broker, message_id_for, queue_name, send
-from workers.jobs import JOBS, load_all
+from workers.actors import load_all
+from workers.jobs import JOBS
 
 
 def broker_settings(tmp_path: Path, broker_url: str | None, namespace: str | None = None) -> Settings:

@@ -14,7 +14,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from kameng.settings import Settings
-from workers.jobs import JOBS, load_all
+from workers.actors import load_all
 
 
 def queue_name(settings: Settings, queue: str) -> str:
@@ -35,8 +35,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:
         raise ValueError(f"BROKER_URL must be redis://, rediss:// or amqp://, not {url.split(':', 1)[0]}://")
-    load_all()
-    for spec in JOBS.values():
+    for spec in load_all().values():
         dramatiq.actor(
             spec.fn,
             broker=broker,

@@ -37,11 +37,3 @@ def job(*, queue: str = "default", **options: Any) -> Callable[[JobFn], JobFn]:
         return fn
 
     return register
-
-
-def load_all() -> None:
-    """Import every module that declares jobs."""
-    import workers.accounts  # noqa: F401
-    import workers.commerce  # noqa: F401
-    import workers.community  # noqa: F401
-    import workers.loyalty  # noqa: F401

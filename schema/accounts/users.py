@@ -13,17 +13,18 @@ from models.accounts.users import Role as RoleValue
 from models.accounts.users import User as UserModel
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import allowed
+from resolvers.commerce import ledger, orders, settlement
 from schema.accounts.notifications import Notification
-from schema.base import Connection
+from schema.base import Connection, Money, graph_type
 from schema.context import Info
 from schema.loyalty.coupons import UserCoupon, UserCouponStatus, coupons_of
 from schema.loyalty.creators import CreatorStats, creator_stats_of
 from schema.loyalty.points import Points, points_of
 from schema.loyalty.tasks import Task, tasks_of
 from schema.loyalty.tiers import Tier
-from schema.commerce.orders import Order, OrderStatus, viewer_orders
 
 if TYPE_CHECKING:
+    from schema.commerce.orders import Order, OrderStatus
     from schema.commerce.payments import Wallet
 
 Role = strawberry.enum(RoleValue, name="Role")
@@ -66,9 +67,10 @@ class User(relay.Node):
 
     @strawberry.field(description="The user's wallet: to the user themself and to staff; null otherwise.")
     async def wallet(self, info: Info) -> Annotated[Wallet, strawberry.lazy("schema.commerce.payments")] | None:
-        from schema.commerce.payments import wallet_of
-
-        return await wallet_of(info, self.id)
+        if not settlement.may_see_wallet(info.context.actor, self.id):
+            return None
+        balance = await info.context.loaders.account_balance.load(ledger.wallet(self.id))
+        return graph_type("Wallet")(balance=Money(amount=balance, currency=settlement.WALLET_CURRENCY))
 
     @strawberry.field(description="The viewer's own orders, newest first; null for other users.")
     async def orders(
@@ -76,9 +78,12 @@ class User(relay.Node):
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        status: OrderStatus | None = None,
-    ) -> Connection[Order] | None:
-        return await viewer_orders(info, self.id, first, after, status)
+        status: Annotated[OrderStatus, strawberry.lazy("schema.commerce.orders")] | None = None,
+    ) -> Connection[Annotated[Order, strawberry.lazy("schema.commerce.orders")]] | None:
+        if info.context.actor.user_id != self.id:
+            return None
+        page = await orders.list_for_buyer(info.context.actor, status=status, first=first, after=after)
+        return Connection.of(page, graph_type("Order").from_model)
 
     @strawberry.field(description="The user's points: to the user themself and to staff; null otherwise.")
     async def points(self, info: Info) -> Points | None:

@@ -21,9 +21,10 @@ from models.commerce.catalog import DeliveryKind as DeliveryKindValue
 from models.commerce.catalog import Product as ProductModel
 from models.commerce.catalog import ProductStatus as ProductStatusValue
 from resolvers.commerce import catalog, pricing
+from resolvers.community import posts
 from resolvers.commerce.catalog import UNCHANGED, ProductFields
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.base import Connection, Money, UserError, decode_id, graph_type, mutation, no_errors
 from schema.context import Info
 
 if TYPE_CHECKING:
@@ -112,19 +113,15 @@ class Product(relay.Node):
 
     @strawberry.field
     async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
-        from schema.commerce.merchants import Merchant
-
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
-        return Merchant.from_model(merchant)
+        return graph_type("Merchant").from_model(merchant)
 
     @strawberry.field
     async def category(self, info: Info) -> Annotated[Category, strawberry.lazy("schema.commerce.merchants")] | None:
-        from schema.commerce.merchants import Category
-
         if self._model.category_id is None:
             return None
         category = await info.context.loaders.category.load(self._model.category_id)
-        return Category.from_model(category) if category is not None else None
+        return graph_type("Category").from_model(category) if category is not None else None
 
     @strawberry.field(description="Visible posts about this product (reviews, showcases, ...), newest first.")
     async def posts(
@@ -134,9 +131,10 @@ class Product(relay.Node):
         after: str | None = None,
         kind: Annotated[PostKind, strawberry.lazy("schema.community.types")] | None = None,
     ) -> Connection[Annotated[Post, strawberry.lazy("schema.community.types")]]:
-        from schema.community.posts import product_posts
-
-        return await product_posts(info, self.id, first, after, kind)
+        page = await posts.list_posts(
+            info.context.actor, posts.PostFilter(product_id=self.id, kind=kind), first=first, after=after
+        )
+        return Connection.of(page, graph_type("Post").from_model)
 
     @strawberry.field(description="How many users have a delivered or completed order of this product.")
     async def buyer_count(self, info: Info) -> int:
@@ -144,9 +142,8 @@ class Product(relay.Node):
 
     @strawberry.field(description="The purchaser circle: a topic where buyers of this product talk.")
     async def circle(self, info: Info) -> Annotated[Topic, strawberry.lazy("schema.community.types")] | None:
-        from schema.community.topics import product_circle
-
-        return await product_circle(info, self.id)
+        topic = await info.context.loaders.circle.load(self.id)
+        return graph_type("Topic").from_model(topic) if topic is not None else None
 
     @classmethod
     def from_model(cls, product: ProductModel) -> Product:

@@ -15,7 +15,7 @@ from models.commerce.merchants import MerchantStatus as MerchantStatusValue
 from resolvers.commerce import catalog, ledger, merchants
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
 from schema.accounts.users import User
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.base import Connection, Money, UserError, decode_id, in_graph, mutation, no_errors
 from schema.commerce.catalog import Product, ProductSort, node_keys, product_page
 from schema.context import Info
 
@@ -27,6 +27,7 @@ CURRENCY = "CNY"
 # -- types ------------------------------------------------------------------------------
 
 
+@in_graph
 @strawberry.type
 class Category(relay.Node):
     id: relay.NodeID[int]
@@ -56,6 +57,7 @@ class Category(relay.Node):
 
 
 
+@in_graph
 @strawberry.type(description="A shop.")
 class Merchant(relay.Node):
     id: relay.NodeID[int]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -17,13 +17,12 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.commerce.catalog import Product
+from schema.commerce.merchants import Merchant
+from schema.commerce.pricing import PriceLine, price_lines
 from schema.context import Info
 
-if TYPE_CHECKING:
-    from schema.commerce.catalog import Product
-    from schema.commerce.merchants import Merchant
-    from schema.commerce.pricing import PriceLine
 
 OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
 
@@ -40,6 +39,7 @@ class CardKey:
     secret: str
 
 
+@in_graph
 @strawberry.type
 class Order(relay.Node):
     id: relay.NodeID[int]
@@ -58,15 +58,11 @@ class Order(relay.Node):
 
     @strawberry.field
     async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")]:
-        from schema.commerce.catalog import Product
-
         product = await info.context.loaders.product.load(self._model.product_id)
         return Product.from_model(product)
 
     @strawberry.field
     async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
-        from schema.commerce.merchants import Merchant
-
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return Merchant.from_model(merchant)
 
@@ -98,8 +94,6 @@ class Order(relay.Node):
 
     @strawberry.field(description="The price breakdown, line by line: the pricing engine's, as charged.")
     def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.commerce.pricing")]]:
-        from schema.commerce.pricing import price_lines
-
         return price_lines(pricing.order_lines(self._model), self._model.currency)
 
     @strawberry.field(description="The post the order was placed from, if any.")
@@ -293,11 +287,3 @@ class OrderSubscriptions:
                     _order_id=key,
                 )
 
-
-async def viewer_orders(info: Info, user_id: int, first: int | None, after: str | None,
-                        status: OrderStatusValue | None) -> Connection[Order] | None:
-    """`User.orders`: the viewer's own orders, newest first."""
-    if info.context.actor.user_id != user_id:
-        return None
-    page = await orders.list_for_buyer(info.context.actor, status=status, first=first, after=after)
-    return Connection.of(page, Order.from_model)

@@ -13,8 +13,8 @@ from strawberry import relay
 from models.commerce.payments import Payment as PaymentModel
 from models.commerce.payments import PaymentMethod as PaymentMethodValue
 from models.commerce.payments import PaymentStatus as PaymentStatusValue
-from resolvers.commerce import ledger, payments, settlement
-from schema.base import Money, UserError, decode_id, mutation, no_errors
+from resolvers.commerce import payments
+from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
 from schema.context import Info
 from schema.commerce.orders import Order
 
@@ -26,17 +26,10 @@ PaymentStatus = strawberry.enum(
 )
 
 
+@in_graph
 @strawberry.type(description="A user's wallet: money to pay orders with (refunds land here).")
 class Wallet:
     balance: Money
-
-
-async def wallet_of(info: Info, user_id: int) -> Wallet | None:
-    """`User.wallet`: the user themself and staff only; batched across users."""
-    if not settlement.may_see_wallet(info.context.actor, user_id):
-        return None
-    balance = await info.context.loaders.account_balance.load(ledger.wallet(user_id))
-    return Wallet(balance=Money(amount=balance, currency=settlement.WALLET_CURRENCY))
 
 
 @strawberry.type

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import strawberry
 
-from models.community.posts import PostKind as PostKindValue
 from resolvers.community import posts
 from schema.base import Connection, UserError, decode_id, mutation, no_errors
 from schema.community.types import Post, PostKind, forget_post
@@ -139,13 +138,3 @@ class PostMutations:
         forget_post(info, post_id)
         return DeletePostPayload(post=Post.from_model(await posts.delete_post(info.context.actor, post_id)))
 
-
-# -- on Product (schema.commerce.catalog) -----------------------------------------------
-
-
-async def product_posts(info: Info, product_id: int, first: int | None, after: str | None,
-                        kind: PostKindValue | None) -> Connection[Post]:
-    page = await posts.list_posts(
-        info.context.actor, posts.PostFilter(product_id=product_id, kind=kind), first=first, after=after
-    )
-    return Connection.of(page, Post.from_model)

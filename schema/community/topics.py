@@ -36,10 +36,3 @@ class TopicMutations:
         product_id = decode_id(input.product_id, "Product", "productId")
         return JoinCirclePayload(circle=Topic.from_model(await topics.join_circle(info.context.actor, product_id)))
 
-
-# -- on Product (schema.commerce.catalog) -----------------------------------------------
-
-
-async def product_circle(info: Info, product_id: int) -> Topic | None:
-    topic = await info.context.loaders.circle.load(product_id)
-    return Topic.from_model(topic) if topic is not None else None

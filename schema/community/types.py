@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -27,11 +27,9 @@ from resolvers.commerce import catalog
 from resolvers.community import comments, posts, topics
 from resolvers.community.visibility import can_see
 from schema.accounts.users import User
-from schema.base import Connection
+from schema.base import Connection, in_graph
+from schema.commerce.catalog import Product
 from schema.context import Info
-
-if TYPE_CHECKING:
-    from schema.commerce.catalog import Product
 
 PostKind = strawberry.enum(
     PostKindValue,
@@ -74,10 +72,6 @@ async def user_of(info: Info, user_id: int) -> User | None:
 
 async def _product(info: Info, product_id: int | None) -> Product | None:
     """The product card, or null if it is gone or hidden from the viewer (batched)."""
-    # Across contexts: Product and Post refer to each other, the annotations go through
-    # strawberry.lazy and the instance needs the class here, at run time.
-    from schema.commerce.catalog import Product
-
     if product_id is None:
         return None
     loaders = info.context.loaders
@@ -100,6 +94,7 @@ async def _liked(info: Info, loader_name: str, key: int) -> bool:
 # -- the types --------------------------------------------------------------------------
 
 
+@in_graph
 @strawberry.type(description="A tag. A topic with a product is that product's purchaser circle.")
 class Topic(relay.Node):
     id: relay.NodeID[int]
@@ -142,6 +137,7 @@ class Topic(relay.Node):
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
+@in_graph
 @strawberry.type
 class Post(relay.Node):
     id: relay.NodeID[int]

@@ -1,0 +1,14 @@
+"""Every module that declares actors: importing this one declares them all in the job registry
+(workers/jobs.py), which the broker binds when a process builds it (workers/broker.py)."""
+
+from __future__ import annotations
+
+from workers import accounts, commerce, community, loyalty
+from workers.jobs import JOBS, JobSpec
+
+ACTOR_MODULES = (accounts, commerce, community, loyalty)
+
+
+def load_all() -> dict[str, JobSpec]:
+    """Every declared job, by name."""
+    return JOBS
