@@ -29,6 +29,7 @@ from strawberry.schema.schema import validate_document
 from kameng.observability import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, operation_label
 from kameng.settings import Settings
 from resolvers.errors import UserFacingError
+from schema.cost import QueryCost
 
 log = structlog.get_logger("kameng.graphql")
 
@@ -197,4 +198,4 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         rules.append(NoSchemaIntrospectionCustomRule)
     documents = DocumentCache(tuple(rules), settings.max_query_tokens, maxsize=512)
     masking = type("MaskUnexpectedErrors", (MaskUnexpectedErrors,), {"debug": settings.debug})
-    return [masking, Metrics, functools.partial(PreparedDocuments, documents)]
+    return [masking, Metrics, functools.partial(PreparedDocuments, documents), QueryCost.factory(settings)]
