@@ -18,7 +18,7 @@ from strawberry.relay import GlobalID
 from kameng import clock, runtime
 from kameng.settings import Settings
 from schema import build_schema
-from schema.cost import operation_cost
+from schema.cost_model import operation_cost
 from tests.conftest import Client, Stack, count_queries
 from tests.factories import make_merchant, make_product, make_user, token_for
 
@@ -237,3 +237,10 @@ async def test_subscription_is_costed_once_at_subscribe(stack: Stack, client: Cl
             "maximumCost": stack.settings.max_query_cost,
         }
     assert (await client.post(viewer)).json()["extensions"]["cost"]["remaining"] == budget - 5
+
+
+async def test_free_operations_are_neither_charged_nor_reported(make_client: Any, frozen: Any) -> None:
+    client = make_client("198.51.100.41")
+    assert (await client.post("{ __typename }")).json() == {"data": {"__typename": "Query"}}
+    cost = (await client.post("{ viewer { id } }")).json()["extensions"]["cost"]
+    assert cost["requested"] == 1 and cost["remaining"] == cost["limit"] - 1
