@@ -18,8 +18,9 @@ nothing is neither charged nor reported.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,10 +90,10 @@ class CostCache:
 
 
 class QueryCost(SchemaExtension):
-    """Costs each operation before execution and refuses it above the maximum. This class has
-    no budget: it serves ``execute_sync`` (a budget needs I/O, so a coroutine hook, which
-    synchronous execution refuses); ``BudgetedQueryCost`` serves everything run in the event
-    loop, i.e. every request the app answers."""
+    """Costs each operation before execution and refuses it above the maximum. Made inside the
+    event loop (every request the app answers) it is a ``BudgetedQueryCost``; outside it
+    (``execute_sync``) it has no budget, whose I/O needs a coroutine hook, which synchronous
+    execution refuses."""
 
     def __init__(self, settings: Settings, costs: CostCache) -> None:
         super().__init__()
@@ -102,18 +103,20 @@ class QueryCost(SchemaExtension):
         self.actual: int | None = None
         self._reported = False
 
-    @classmethod
-    def factory(cls, settings: Settings) -> Callable[[], QueryCost]:
-        costs = CostCache(settings.query_cost_list_size)
-
-        def extension() -> QueryCost:
+    def __new__(cls, *_args: Any) -> QueryCost:
+        # Requests run in the event loop and get the budget. Outside it (execute_sync) the
+        # budget's coroutine hook could not run: that execution gets the class without one.
+        if cls is QueryCost:
             try:
                 asyncio.get_running_loop()
-            except RuntimeError:  # execute_sync outside the event loop
-                return QueryCost(settings, costs)
-            return BudgetedQueryCost(settings, costs)
+                cls = BudgetedQueryCost
+            except RuntimeError:
+                pass
+        return super().__new__(cls)
 
-        return extension
+    @classmethod
+    def factory(cls, settings: Settings) -> functools.partial[QueryCost]:
+        return functools.partial(cls, settings, CostCache(settings.query_cost_list_size))
 
     def _price(self) -> None:
         """Sets ``self.cost``; raises QUERY_TOO_COSTLY above the maximum."""

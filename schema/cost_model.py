@@ -183,27 +183,27 @@ def operation_cost(schema: GraphQLSchema, document: Any, operation_name: str | N
     return walk.cost
 
 
-def count_objects(data: Any, opaque: set[str]) -> int:
+def count_objects(data: dict[str, Any], opaque: set[str]) -> int:
     """Objects (dicts) in a result's data, the data itself excepted, not looking inside
-    values under ``opaque`` keys."""
+    values under ``opaque`` keys. (graphql-core builds plain dicts and lists: exact type
+    checks are enough, and this runs after every operation.)"""
     count = 0
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(item, dict):
-                    if key in opaque:
-                        continue
+    objects = [data]
+    while objects:
+        for key, item in objects.pop().items():
+            kind = type(item)
+            if kind is dict:
+                if key not in opaque:
                     count += 1
-                    stack.append(item)
-                elif isinstance(item, list) and key not in opaque:
-                    stack.append(item)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    count += 1
-                    stack.append(item)
-                elif isinstance(item, list):
-                    stack.append(item)
+                    objects.append(item)
+            elif kind is list and key not in opaque:
+                lists = [item]
+                while lists:
+                    for element in lists.pop():
+                        kind = type(element)
+                        if kind is dict:
+                            count += 1
+                            objects.append(element)
+                        elif kind is list:
+                            lists.append(element)
     return count
