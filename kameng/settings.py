@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     introspection: bool = True
 
+    # -- issue 9: query cost (schema/cost.py). Every object 1 point, lists times their size.
+    # The most one operation may cost; more is refused before execution (QUERY_TOO_COSTLY).
+    max_query_cost: int = Field(default=5000, ge=1)
+    # The size assumed for a list field that has no first/last/ids argument.
+    query_cost_list_size: int = Field(default=10, ge=1)
+    # Each client's budget (user id, else address): a bucket of this many points (0: no
+    # budget), refilled from empty to full in this many seconds; RATE_LIMITED when short.
+    query_budget: int = Field(default=50_000, ge=0)
+    query_budget_refill_seconds: float = Field(default=60.0, gt=0)
+
     # Login throttling (limits' notation: "N/period").
     login_limit_per_account: str = "5/minute"
     login_limit_per_ip: str = "30/minute"

@@ -32,6 +32,7 @@ from resolvers.errors import UserFacingError
 from schema import documents
 from schema.outages import MESSAGE as OUTAGE_MESSAGE
 from schema.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE, is_outage, mark_outage
+from schema.cost import QueryCost
 
 log = structlog.get_logger("kameng.graphql")
 
@@ -234,4 +235,4 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         tuple(rules), settings.max_query_tokens, maxsize=512, max_repeated_fields=settings.max_repeated_fields
     )
     masking = type("MaskUnexpectedErrors", (MaskUnexpectedErrors,), {"debug": settings.debug})
-    return [masking, Metrics, functools.partial(PreparedDocuments, cache, settings.max_variables_bytes)]
+    return [masking, Metrics, functools.partial(PreparedDocuments, cache, settings.max_variables_bytes), QueryCost.factory(settings)]

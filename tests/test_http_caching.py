@@ -79,3 +79,16 @@ async def test_posts_errors_and_personal_fields_are_not_cacheable(http: httpx.As
         response = await http.get("/graphql", params={"query": query})
         assert response.headers["cache-control"] == "private, no-store", query
         assert "etag" not in response.headers, query
+
+
+async def test_a_public_answer_carries_no_client_budget(http: httpx.AsyncClient) -> None:
+    """A shared cache gives one body to every client: the query's cost is in it, this
+    client's remaining budget is not (else every request would change the body and ETag)."""
+    first = await http.get("/graphql", params={"query": PUBLIC})
+    second = await http.get("/graphql", params={"query": PUBLIC})
+    cost = first.json()["extensions"]["cost"]
+    assert cost["requested"] > 0 and "maximum" in cost
+    assert "remaining" not in cost and "resetAt" not in cost
+    assert second.headers["etag"] == first.headers["etag"]
+    posted = (await http.post("/graphql", json={"query": PUBLIC})).json()
+    assert "remaining" in posted["extensions"]["cost"]

@@ -39,6 +39,13 @@ def _bearer(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
 
 
+def _drop_client_budget(response_data: dict[str, Any]) -> None:
+    cost = (response_data.get("extensions") or {}).get("cost")
+    if isinstance(cost, dict):
+        for key in ("remaining", "resetAt"):
+            cost.pop(key, None)
+
+
 def _client_ip(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else ""
@@ -191,11 +198,23 @@ class GraphQLView(GraphQL[Context, None]):
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
         assert isinstance(sub_response, Exchange)
+        public = self._is_public(sub_response)
+        if public and isinstance(response_data, dict):
+            # A shared cache hands this body to every client: keep it a function of the
+            # query alone, without this client's remaining query budget (schema/cost.py).
+            _drop_client_budget(response_data)
         body = self.encode_json(response_data)
         status = 200
         if sub_response.request_error and sub_response.answer_type == graphql_http.GRAPHQL_RESPONSE_JSON:
             status = 400
-        headers = self._cache_headers(sub_response, body)
+        if public:
+            headers = http_caching.public_headers(
+                http_caching.etag(body, sub_response.answer_type),
+                self.settings.http_cache_max_age,
+                cors=self.origins.enabled,
+            )
+        else:
+            headers = http_caching.private_headers(cors=self.origins.enabled)
         if headers.get("ETag") and http_caching.matches(sub_response.request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         response = Response(body, status_code=sub_response.status_code or status, headers=headers)
@@ -207,20 +226,15 @@ class GraphQLView(GraphQL[Context, None]):
 
     # -- HTTP caching (service/web/http_caching.py) ----------------------------------------
 
-    def _cache_headers(self, exchange: Exchange, body: bytes) -> dict[str, str]:
+    def _is_public(self, exchange: Exchange) -> bool:
         request, data = exchange.request, exchange.request_data
-        public = data is not None and exchange.status_code is None and http_caching.is_public(
+        return data is not None and exchange.status_code is None and http_caching.is_public(
             method=request.method,
             authorized="authorization" in request.headers,
             has_errors=exchange.has_errors,
             query=data.query,
             operation_name=data.operation_name,
         )
-        if public:
-            return http_caching.public_headers(
-                http_caching.etag(body, exchange.answer_type), self.settings.http_cache_max_age, cors=self.origins.enabled
-            )
-        return http_caching.private_headers(cors=self.origins.enabled)
 
     # -- WebSocket -----------------------------------------------------------------------
 
