@@ -187,6 +187,8 @@ def _endpoints() -> dict[str, Callable[[], Any]]:
     def view(extensions: list[Any], *, cls: type = GraphQLView, executor: type | None = None) -> Any:
         schema = strawberry.Schema(query=Query, extensions=extensions, execution_context_class=executor)
         # The options of app.create_app that matter for HTTP.
+        if issubclass(cls, GraphQLView):
+            return cls(schema, graphql_ide=None, allow_queries_via_get=True, settings=settings)
         return cls(schema, graphql_ide=None, allow_queries_via_get=True)
 
     def kameng(*, drop: tuple[type, ...] = (), cls: type = GraphQLView, executor: Any = product_executor) -> Any:
