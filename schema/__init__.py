@@ -20,7 +20,7 @@ from schema.accounts.notifications import (
 )
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
-from schema.commerce.catalog import CatalogMutations, CatalogQueries, Product
+from schema.commerce.catalog import CatalogQueries, Product
 from schema.commerce.inventory import InventoryMutations
 from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.commerce.orders import (
@@ -31,6 +31,7 @@ from schema.commerce.orders import (
 )
 from schema.commerce.payments import Payment, PaymentMutations
 from schema.commerce.pricing import PricingQueries
+from schema.commerce.product_edits import CatalogMutations
 from schema.commerce.settlement import SettlementMutations
 from schema.community.answers import AnswerMutations
 from schema.community.comments import CommentMutations
@@ -42,6 +43,7 @@ from schema.community.reactions import ReactionMutations
 from schema.community.streams import StreamSubscriptions
 from schema.community.topics import TopicMutations, TopicQueries
 from schema.community.types import Comment, Post, Topic
+from schema.base import describe_generics
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
@@ -134,7 +136,7 @@ class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscrip
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=_query_root(settings),
         mutation=Mutation,
         subscription=Subscription,
@@ -142,6 +144,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
     )
+    describe_generics(schema)
+    return schema
 
 
 def print_sdl() -> str:

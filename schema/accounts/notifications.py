@@ -13,7 +13,7 @@ from kameng import runtime
 from models.accounts.notifications import Notification as NotificationModel
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import require
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.context import Info
 
 
@@ -54,7 +54,7 @@ class MarkNotificationsReadInput:
 
 @strawberry.type
 class MarkNotificationsReadPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     marked: int | None = None
     unread_count: int | None = None
 

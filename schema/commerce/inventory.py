@@ -6,8 +6,9 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.commerce import catalog, inventory
-from schema.base import UserError, decode_id, mutation, no_errors
-from schema.commerce.catalog import Product, forget
+from schema.base import UserError, decode_id, mutation, errors_field
+from schema.commerce.catalog import Product
+from schema.commerce.product_edits import forget
 from schema.context import Info
 
 
@@ -22,7 +23,7 @@ class ImportCardKeysInput:
 
 @strawberry.type
 class ImportCardKeysPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     imported: int | None = strawberry.field(default=None, description="New keys stored.")
     duplicates: int | None = strawberry.field(
         default=None, description="Keys repeated in the request or already stored for the product."

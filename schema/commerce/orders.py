@@ -17,7 +17,7 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
-from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.base import Money, UserError, decode_id, in_graph, mutation, errors_field
 from schema.commerce.catalog import Product
 from schema.commerce.merchants import Merchant
 from schema.commerce.pricing import PriceLine, price_lines
@@ -170,7 +170,7 @@ class CreateOrderInput:
 
 @strawberry.type
 class CreateOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     order: Order | None = None
 
 
@@ -181,7 +181,7 @@ class OrderIdInput:
 
 @strawberry.type
 class OrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     order: Order | None = None
 
 

@@ -14,7 +14,7 @@ from models.commerce.payments import Payment as PaymentModel
 from models.commerce.payments import PaymentMethod as PaymentMethodValue
 from models.commerce.payments import PaymentStatus as PaymentStatusValue
 from resolvers.commerce import payments
-from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.base import Money, UserError, decode_id, in_graph, mutation, errors_field
 from schema.context import Info
 from schema.commerce.orders import Order
 
@@ -75,7 +75,7 @@ class PayOrderInput:
 
 @strawberry.type
 class PayOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     order: Order | None = None
     payment: Payment | None = None
 

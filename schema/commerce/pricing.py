@@ -8,7 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from resolvers.commerce import pricing
-from schema.base import Money, PayloadErrors, UserError, decode_id, no_errors
+from schema.base import Money, PayloadErrors, UserError, decode_id, errors_field
 from schema.context import Info
 from schema.loyalty.tiers import Tier
 
@@ -63,7 +63,7 @@ class PriceQuoteInput:
 
 @strawberry.type
 class PriceQuotePayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     quote: PriceQuote | None = None
 
 

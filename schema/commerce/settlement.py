@@ -8,7 +8,7 @@ import strawberry
 
 from resolvers.commerce import settlement
 from schema.accounts.users import User
-from schema.base import Money, UserError, decode_id, mutation, no_errors
+from schema.base import Money, UserError, decode_id, mutation, errors_field
 from schema.commerce.orders import Order
 from schema.commerce.payments import Wallet
 from schema.context import Info
@@ -21,7 +21,7 @@ class ConfirmReceiptInput:
 
 @strawberry.type
 class ConfirmReceiptPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     order: Order | None = None
 
 
@@ -33,7 +33,7 @@ class RefundOrderInput:
 
 @strawberry.type
 class RefundOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     order: Order | None = None
 
 
@@ -46,7 +46,7 @@ class AdjustWalletInput:
 
 @strawberry.type
 class AdjustWalletPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     user: User | None = None
     wallet: Wallet | None = None
 

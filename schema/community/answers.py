@@ -6,7 +6,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import answers
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.types import Post
 from schema.context import Info
 
@@ -19,7 +19,7 @@ class AcceptAnswerInput:
 
 @strawberry.type
 class AcceptAnswerPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 
@@ -31,7 +31,7 @@ class FulfilDemandInput:
 
 @strawberry.type
 class FulfilDemandPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 

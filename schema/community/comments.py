@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import comments
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.posts import optional_id
 from schema.community.types import Comment, forget_post
 from schema.context import Info
@@ -27,7 +27,7 @@ class AddCommentInput:
 
 @strawberry.type
 class AddCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     comment: Comment | None = None
 
 

@@ -7,7 +7,7 @@ from strawberry import relay
 
 from resolvers.community import follows
 from resolvers.errors import invalid
-from schema.base import UserError, mutation, no_errors
+from schema.base import UserError, mutation, errors_field
 from schema.context import Info
 
 
@@ -31,14 +31,14 @@ class UnfollowInput:
 
 @strawberry.type
 class FollowPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     following: bool | None = None
     changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
 
 
 @strawberry.type
 class UnfollowPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     following: bool | None = None
     changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
 

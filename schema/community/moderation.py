@@ -15,7 +15,7 @@ from models.community.posts import Post as PostModel
 from resolvers.community import moderation
 from resolvers.errors import invalid
 from schema.accounts.users import User
-from schema.base import Connection, UserError, mutation, no_errors
+from schema.base import Connection, UserError, mutation, errors_field
 from schema.community.types import Comment, Post, user_of
 from schema.context import Info
 
@@ -99,7 +99,7 @@ class ReportContentInput:
 
 @strawberry.type
 class ReportContentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     reported: bool | None = None
 
 
@@ -111,7 +111,7 @@ class ModerateContentInput:
 
 @strawberry.type
 class ModerateContentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     target: ModeratedContent | None = None
 
 

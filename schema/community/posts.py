@@ -8,7 +8,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import posts
-from schema.base import Connection, UserError, decode_id, mutation, no_errors
+from schema.base import Connection, UserError, decode_id, mutation, errors_field
 from schema.community.types import Post, PostKind, forget_post
 from schema.context import Info
 
@@ -81,7 +81,7 @@ class CreatePostInput:
 
 @strawberry.type
 class CreatePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 
@@ -95,7 +95,7 @@ class EditPostInput:
 
 @strawberry.type
 class EditPostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 
@@ -106,7 +106,7 @@ class DeletePostInput:
 
 @strawberry.type
 class DeletePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 

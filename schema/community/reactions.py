@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import reactions
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.types import Comment, Post
 from schema.context import Info
 
@@ -17,7 +17,7 @@ class LikePostInput:
 
 @strawberry.type
 class LikePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 
@@ -28,7 +28,7 @@ class UnlikePostInput:
 
 @strawberry.type
 class UnlikePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     post: Post | None = None
 
 
@@ -39,7 +39,7 @@ class LikeCommentInput:
 
 @strawberry.type
 class LikeCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     comment: Comment | None = None
 
 
@@ -50,7 +50,7 @@ class UnlikeCommentInput:
 
 @strawberry.type
 class UnlikeCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     comment: Comment | None = None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import topics
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.types import Topic
 from schema.context import Info
 
@@ -25,7 +25,7 @@ class JoinCircleInput:
 
 @strawberry.type
 class JoinCirclePayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     circle: Topic | None = None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.loyalty import checkins
-from schema.base import UserError, mutation, no_errors
+from schema.base import UserError, mutation, errors_field
 from schema.context import Info
 
 
@@ -16,7 +16,7 @@ class CheckInInput:
 
 @strawberry.type
 class CheckInPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     points_awarded: int | None = None
     streak: int | None = None
     balance: int | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -19,7 +20,7 @@ from models.loyalty.coupons import UserCouponStatus as UserCouponStatusValue
 from resolvers.accounts.auth import allowed, require
 from resolvers.errors import invalid
 from resolvers.loyalty import coupons, points
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.base import Connection, Money, UserError, decode_id, mutation, errors_field
 from schema.context import Info
 from schema.loyalty.points import Perk
 
@@ -80,13 +81,12 @@ class UserCoupon(relay.Node):
         return [cls.from_model(held) if held is not None else None for held in found]
 
 
-async def coupons_of(info: Info, user_id: int, status: UserCouponStatusValue | None, first: int | None,
-                     after: str | None) -> Connection[UserCoupon] | None:
-    """`User.coupons`: to the user themself and to staff."""
+async def coupons_of(info: Info, user_id: int, status: UserCouponStatusValue | None, **page: Any) -> Connection[UserCoupon] | None:
+    """`User.coupons`: to the user themself and to staff. ``page``: first/after/last/before."""
     if not allowed(info.context.actor, owner_id=user_id):
         return None
-    page = await coupons.list_for(info.context.actor, user_id, status=status, first=first, after=after)
-    return Connection.of(page, UserCoupon.from_model)
+    found = await coupons.list_for(info.context.actor, user_id, status=status, **page)
+    return Connection.of(found, UserCoupon.from_model)
 
 
 @strawberry.type(description="What points can buy.")
@@ -102,7 +102,7 @@ class ClaimCouponInput:
 
 @strawberry.type
 class ClaimCouponPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     user_coupon: UserCoupon | None = None
 
 
@@ -114,7 +114,7 @@ class RedeemRewardInput:
 
 @strawberry.type
 class RedeemRewardPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     user_coupon: UserCoupon | None = None
     perk: Perk | None = None
     balance: int | None = strawberry.field(default=None, description="Points left.")
@@ -128,7 +128,7 @@ class IssueCouponsInput:
 
 @strawberry.type
 class IssueCouponsPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     issued_count: int | None = None
     skipped_count: int | None = strawberry.field(default=None, description="Issued to them before: unchanged.")
     failed_user_ids: list[strawberry.ID] | None = None
@@ -153,7 +153,7 @@ class CreateCouponInput:
 
 @strawberry.type
 class CreateCouponPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
+    errors: list[UserError] = errors_field()
     coupon: Coupon | None = None
 
 
