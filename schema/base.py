@@ -249,3 +249,21 @@ def describe_generics(schema: Any) -> None:
         for field in gql_type.fields.values():
             if field.description:
                 field.description = field.description.replace("{node}", node)
+
+
+describe_values(
+    ErrorCode,
+    INVALID_INPUT="A value is malformed or out of range; `field` names it.",
+    NOT_FOUND="No such object, or the viewer may not see it (the two are not told apart).",
+    UNAUTHENTICATED="Sign in first (or the access or refresh token is no longer valid).",
+    FORBIDDEN="Signed in, but the role or ownership does not allow it.",
+    INVALID_CREDENTIALS="Wrong email or password (which one is not said).",
+    EMAIL_TAKEN="An account with this email already exists.",
+    RATE_LIMITED="Too many attempts; wait a while and try again.",
+    SOLD_OUT="The product has no stock left.",
+    INSUFFICIENT_STOCK="Fewer units are left than the quantity asked for.",
+    INSUFFICIENT_BALANCE="The wallet (or points balance) holds too little.",
+    INVALID_STATE="Not possible in the object's current state (e.g. cancelling a paid order).",
+    COUPON_INVALID="The coupon cannot be used here: expired, used, below its minimum spend or out of scope.",
+    DUPLICATE="Already done (e.g. the same card key, or a second check-in today).",
+)
