@@ -11,10 +11,10 @@ from schema.community.types import Comment, forget_post
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="A new comment.")
 class AddCommentInput:
-    post_id: strawberry.ID
-    body: str
+    post_id: strawberry.ID = strawberry.field(description="The post commented on (global ID).")
+    body: str = strawberry.field(description="Markdown (raw HTML is shown as text); @nickname mentions notify.")
     parent_id: strawberry.ID | None = strawberry.field(
         default=None,
         description=f"Reply to this comment. Past depth {comments.MAX_DEPTH - 1} the reply continues "
@@ -25,13 +25,15 @@ class AddCommentInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `addComment`.")
 class AddCommentPayload:
     errors: list[UserError] = errors_field()
-    comment: Comment | None = None
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment: VISIBLE, or HELD for a moderator. Null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of comments.")
 class CommentMutations:
     @mutation(description="Comment on a post or reply to a comment; @nickname mentions notify.")
     async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentPayload:

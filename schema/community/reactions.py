@@ -10,51 +10,59 @@ from schema.community.types import Comment, Post
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="The post to like.")
 class LikePostInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `likePost`.")
 class LikePostPayload:
     errors: list[UserError] = errors_field()
-    post: Post | None = None
+    post: Post | None = strawberry.field(
+        default=None, description="The post, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The post to unlike.")
 class UnlikePostInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `unlikePost`.")
 class UnlikePostPayload:
     errors: list[UserError] = errors_field()
-    post: Post | None = None
+    post: Post | None = strawberry.field(
+        default=None, description="The post, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The comment to like.")
 class LikeCommentInput:
-    comment_id: strawberry.ID
+    comment_id: strawberry.ID = strawberry.field(description="The comment's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `likeComment`.")
 class LikeCommentPayload:
     errors: list[UserError] = errors_field()
-    comment: Comment | None = None
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The comment to unlike.")
 class UnlikeCommentInput:
-    comment_id: strawberry.ID
+    comment_id: strawberry.ID = strawberry.field(description="The comment's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `unlikeComment`.")
 class UnlikeCommentPayload:
     errors: list[UserError] = errors_field()
-    comment: Comment | None = None
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of likes.")
 class ReactionMutations:
     @mutation(description="Like a post (idempotent: liking again changes nothing).")
     async def like_post(self, info: Info, input: LikePostInput) -> LikePostPayload:
