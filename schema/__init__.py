@@ -81,7 +81,8 @@ async def _resolve(node_type: type[relay.Node], info: strawberry.Info, keys: lis
 def _query_root(settings: Settings) -> type:
     max_ids = settings.max_node_ids
 
-    @strawberry.type(name="Query")
+    @strawberry.type(name="Query", description="Everything that can be read. Fields about a user's private "
+                                               "data answer null to others.")
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries,
@@ -118,7 +119,8 @@ def _query_root(settings: Settings) -> type:
     return Query
 
 
-@strawberry.type
+@strawberry.type(description="Everything that can be changed. Each mutation takes an `input` and answers a "
+                             "payload whose `errors` list expected failures; on failure nothing was changed.")
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
@@ -129,7 +131,7 @@ class Mutation(
     pass
 
 
-@strawberry.type
+@strawberry.type(description="Live streams, over the WebSocket endpoint (graphql-transport-ws or graphql-ws) only.")
 class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions):
     pass
 

@@ -235,11 +235,19 @@ _SCALARS = {
 
 
 def describe_generics(schema: Any) -> None:
-    """Fill ``{node}`` in the descriptions of each ``XConnection``/``XEdge`` with ``X``, and
-    replace Strawberry's terse built-in scalar descriptions (graphql-core objects of ``schema``)."""
+    """Fill ``{node}`` in the descriptions of each ``XConnection``/``XEdge`` with ``X``, name
+    the type in each Node's ``id``, and replace Strawberry's terse built-in scalar descriptions
+    (on the graphql-core objects of ``schema``, which the SDL and introspection read)."""
     for name, gql_type in schema._schema.type_map.items():
         if name in _SCALARS and gql_type.description == _SCALARS[name][0]:
             gql_type.description = _SCALARS[name][1]
+        if name == "Node":
+            gql_type.description = "An object with a global ID, which `node(id:)` fetches again."
+        if name == "Node" or any(i.name == "Node" for i in getattr(gql_type, "interfaces", ())):
+            gql_type.fields["id"].description = (
+                f"Global ID of this {name}: opaque and stable. Pass it to `node(id:)`, `nodes(ids:)` or an "
+                "argument that expects this object's ID; do not parse it."
+            )
         definition = getattr(gql_type, "extensions", None) and gql_type.extensions.get("strawberry-definition")
         concrete_of = getattr(definition, "concrete_of", None)
         if concrete_of is None or concrete_of.origin not in (Connection, Edge):

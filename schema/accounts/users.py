@@ -15,7 +15,7 @@ from resolvers.accounts import notifications
 from resolvers.accounts.auth import allowed
 from resolvers.commerce import ledger, orders, settlement
 from schema.accounts.notifications import Notification
-from schema.base import After, Before, Connection, First, Last, Money, describe_values, graph_type
+from schema.base import After, Before, Connection, First, Last, Money, describe_values, graph_type, in_graph
 from schema.context import Info
 from schema.loyalty.coupons import UserCoupon, UserCouponStatus, coupons_of
 from schema.loyalty.creators import CreatorStats, creator_stats_of
@@ -36,6 +36,7 @@ Role = describe_values(
 )
 
 
+@in_graph
 @strawberry.type(
     description="A Kameng account. Anyone may see the public profile (nickname, role, tier, counts); private "
                 "fields answer null to anyone but the user themself (and, where stated, staff)."

@@ -22,7 +22,18 @@ from models.commerce.catalog import ProductStatus as ProductStatusValue
 from resolvers.commerce import catalog, pricing
 from resolvers.community import posts
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
-from schema.base import After, Before, Connection, First, Last, Money, decode_id, describe_values, graph_type
+from schema.base import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    Money,
+    decode_id,
+    describe_values,
+    graph_type,
+    in_graph,
+)
 from schema.context import Info
 
 if TYPE_CHECKING:
@@ -83,6 +94,7 @@ class DeliveryPromise:
 
 
 
+@in_graph
 @strawberry.type(
     description="Something a shop sells: a card key, a top-up or a hand-delivered good. Public while ACTIVE "
                 "in an ACTIVE shop; otherwise only its shop's owner and staff see it."

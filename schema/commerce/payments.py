@@ -41,6 +41,7 @@ class Wallet:
     balance: Money = strawberry.field(description="What the wallet holds now; never negative.")
 
 
+@in_graph
 @strawberry.type(description="One attempt to pay an order. Visible to whoever may see the order.")
 class Payment(relay.Node):
     id: relay.NodeID[int]

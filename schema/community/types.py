@@ -251,6 +251,7 @@ async def _comment(info: Info, comment_id: int) -> Comment | None:
     return Comment.from_model(comment)
 
 
+@in_graph
 @strawberry.type(
     description="A comment on a post, or a reply to a comment. Seen by whoever may see its post, when VISIBLE "
                 "(other statuses: its author and staff)."

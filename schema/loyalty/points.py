@@ -16,7 +16,9 @@ from schema.context import Info
 @strawberry.type(description="One award or spend of points.")
 class PointsEntry:
     amount: int = strawberry.field(description="Points: positive for an award, negative for a spend.")
-    rule: str = strawberry.field(description="Why, as a stable lower-case code, e.g. `purchase`, `check_in`, `review`, `reward`, `order`.")
+    rule: str = strawberry.field(
+        description="Why, as a stable lower-case code, e.g. `purchase`, `check_in`, `review`, `reward`, `order`."
+    )
     reference: str = strawberry.field(description="What it is for, e.g. an order; one entry per rule and reference.")
     memo: str = strawberry.field(description="A note for people; may be empty.")
     created_at: datetime = strawberry.field(description="When.")
