@@ -24,7 +24,7 @@ from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.loyalty.points import PointsEntry
 from schema import build_schema
-from tests.conftest import Client, eventually
+from tests.conftest import Client, count_queries, eventually
 from tests.factories import make_merchant, make_product, make_user, token_for
 
 SPEC_SCALARS = {"String", "Int", "Float", "Boolean", "ID"}
@@ -318,3 +318,22 @@ async def test_each_notification_kind_has_its_payload_type(make_client: Any) -> 
     await Notification.create(user_id=stranger_user.id, kind="ORDER_PAID", title="Not yours", data={"orderId": order_id})
     theirs = (await stranger.gql(PAYLOAD))["viewer"]["notifications"]["edges"]
     assert [e["node"]["payload"] for e in theirs] == [{"__typename": "OrderNotification", "order": None}]
+
+
+async def test_a_page_of_notifications_loads_their_objects_in_batches(make_client: Any) -> None:
+    client, user = await signed_in(make_client)
+    product = await make_product(keys=12)
+    for _ in range(12):
+        made = await client.gql(CREATE_ORDER, {"input": {
+            "productId": gid("Product", product.id), "quantity": 1, "idempotencyKey": uuid.uuid4().hex}})
+        order_id = int(GlobalID.from_id(made["createOrder"]["order"]["id"]).node_id)
+        await Notification.create(user_id=user.id, kind="ORDER_PAID", title="Paid", data={"orderId": order_id})
+    query = """query($first: Int) { viewer { notifications(first: $first) { edges { node { payload {
+      ... on OrderNotification { order { id status } } } } } } } }"""
+    counts = []
+    for first in (2, 12):
+        with count_queries() as queries:
+            page = (await client.gql(query, {"first": first}))["viewer"]["notifications"]["edges"]
+        assert len(page) == first and all(e["node"]["payload"]["order"]["status"] for e in page)
+        counts.append(sum(1 for s in queries.statements if 'FROM "orders"' in s))
+    assert counts[0] == counts[1] == 1

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from models.accounts.notifications import Notification as NotificationModel
@@ -35,11 +36,20 @@ WALLET_CURRENCY = "CNY"
 
 
 async def _node(info: Info, type_name: str, key: int | None) -> Any:
-    """The object of the graph ``type_name`` keyed ``key``, as ``node(id:)`` would answer it."""
+    """The object of the graph ``type_name`` keyed ``key``, as ``node(id:)`` would answer it;
+    batched per type over the request, so a page of notifications costs a query per type."""
     if key is None:
         return None
-    (found,) = await graph_type(type_name).resolve_nodes(info=info, node_ids=[str(key)])
-    return found
+    loaders = info.context.loaders.nodes
+    if type_name not in loaders:
+        node_type = graph_type(type_name)
+
+        async def load(keys: list[str]) -> list[Any]:
+            # resolve_nodes reads only the request's context (viewer, loaders) from info.
+            return list(await node_type.resolve_nodes(info=info, node_ids=keys))
+
+        loaders[type_name] = DataLoader(load)
+    return await loaders[type_name].load(str(key))
 
 
 @strawberry.type(description="About one of the reader's orders: paid, delivered, failed, refunded, completed "
