@@ -43,7 +43,7 @@ from schema.community.reactions import ReactionMutations
 from schema.community.streams import StreamSubscriptions
 from schema.community.topics import TopicMutations, TopicQueries
 from schema.community.types import Comment, Post, Topic
-from schema.base import describe_generics
+from schema.base import finish_descriptions
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
@@ -146,7 +146,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
     )
-    describe_generics(schema)
+    finish_descriptions(schema)
     return schema
 
 

@@ -26,8 +26,8 @@ P = TypeVar("P")
 class UserError:
     code: ErrorCode = strawberry.field(description="What went wrong, as a stable code to branch on.")
     field: str | None = strawberry.field(
-        description="The input field at fault as a camelCase path (e.g. `input.email`, `ids`); null when the "
-                    "failure is not about one field."
+        description="The input field at fault, camelCase as in the input (e.g. `email`, `productId`, "
+                    "`filter.topic`); null when the failure is not about one field."
     )
     message: str = strawberry.field(description="An English sentence fit to show the user; its wording may change.")
 
@@ -59,7 +59,7 @@ class PageInfo:
 
 
 # "{node}" in the descriptions of Connection and Edge is replaced by the node type's name in
-# each specialised type (see describe_generics), so `PostConnection` says it holds posts.
+# each specialised type (see finish_descriptions), so `PostConnection` says it holds posts.
 @strawberry.type(description="One `{node}` of a connection with its cursor.")
 class Edge(Generic[T]):
     cursor: str = strawberry.field(
@@ -234,7 +234,7 @@ _SCALARS = {
 }
 
 
-def describe_generics(schema: Any) -> None:
+def finish_descriptions(schema: Any) -> None:
     """Fill ``{node}`` in the descriptions of each ``XConnection``/``XEdge`` with ``X``, name
     the type in each Node's ``id``, and replace Strawberry's terse built-in scalar descriptions
     (on the graphql-core objects of ``schema``, which the SDL and introspection read)."""

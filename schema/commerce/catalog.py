@@ -106,7 +106,7 @@ class Product(relay.Node):
     price: Money = strawberry.field(description="List price of one unit (wholesale tiers may lower it).")
     delivery_kind: DeliveryKind = strawberry.field(description="How an order of it is delivered.")
     status: ProductStatus = strawberry.field(description="Whether it is listed.")
-    sold_count: int = strawberry.field(description="Units sold in paid orders, all time.")
+    sold_count: int = strawberry.field(description="Units delivered, all time.")
     review_count: int = strawberry.field(description="How many reviews rated it.")
     min_quantity: int = strawberry.field(description="Fewest units per order.")
     max_quantity: int = strawberry.field(description="Most units per order.")

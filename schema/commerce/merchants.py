@@ -36,7 +36,7 @@ from schema.context import Info
 MerchantStatus = describe_values(
     strawberry.enum(MerchantStatusValue, name="MerchantStatus", description="Whether a shop may trade."),
     ACTIVE="Open: its products can be listed and ordered.",
-    SUSPENDED="Closed by staff: its products cannot be ordered; orders already paid are still delivered.",
+    SUSPENDED="Closed by staff: its products are unlisted and cannot be ordered.",
 )
 
 CURRENCY = "CNY"
