@@ -99,7 +99,7 @@ async def paginate(
 # -- ordering by another column ---------------------------------------------------------
 
 
-def _page_size(first: int | None, last: int | None) -> tuple[bool, int]:
+def page_size(first: int | None, last: int | None) -> tuple[bool, int]:
     """(backwards, size) of a request, or INVALID_INPUT (the same rules as ``paginate``)."""
     if first is not None and last is not None:
         raise invalid("first", "Pass either first or last, not both.")
@@ -172,7 +172,7 @@ async def paginate_by(
     rows inserted anywhere never shift a boundary. ``key`` must be a non-null column.
     ``parse`` turns a cursor's JSON value back into a column value (raising ValueError).
     """
-    backwards, size = _page_size(first, last)
+    backwards, size = page_size(first, last)
     filtered = queryset
     if after is not None:
         value, row_id = decode_key_cursor(after, key, parse, "after")

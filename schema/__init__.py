@@ -20,7 +20,7 @@ from schema.accounts.notifications import (
 )
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
-from schema.commerce.catalog import CatalogMutations, CatalogQueries, Product
+from schema.commerce.catalog import CatalogQueries, Product
 from schema.commerce.inventory import InventoryMutations
 from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.commerce.orders import (
@@ -31,6 +31,7 @@ from schema.commerce.orders import (
 )
 from schema.commerce.payments import Payment, PaymentMutations
 from schema.commerce.pricing import PricingQueries
+from schema.commerce.product_edits import CatalogMutations
 from schema.commerce.settlement import SettlementMutations
 from schema.community.answers import AnswerMutations
 from schema.community.comments import CommentMutations
@@ -42,6 +43,7 @@ from schema.community.reactions import ReactionMutations
 from schema.community.streams import StreamSubscriptions
 from schema.community.topics import TopicMutations, TopicQueries
 from schema.community.types import Comment, Post, Topic
+from schema.base import finish_descriptions
 from schema.executor import FastLeafExecutionContext
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
@@ -79,7 +81,8 @@ async def _resolve(node_type: type[relay.Node], info: strawberry.Info, keys: lis
 def _query_root(settings: Settings) -> type:
     max_ids = settings.max_node_ids
 
-    @strawberry.type(name="Query")
+    @strawberry.type(name="Query", description="Everything that can be read. Fields about a user's private "
+                                               "data answer null to others.")
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries,
@@ -116,7 +119,8 @@ def _query_root(settings: Settings) -> type:
     return Query
 
 
-@strawberry.type
+@strawberry.type(description="Everything that can be changed. Each mutation takes an `input` and answers a "
+                             "payload whose `errors` list expected failures; on failure nothing was changed.")
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
@@ -127,14 +131,14 @@ class Mutation(
     pass
 
 
-@strawberry.type
+@strawberry.type(description="Live streams, over the WebSocket endpoint (graphql-transport-ws or graphql-ws) only.")
 class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions):
     pass
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=_query_root(settings),
         mutation=Mutation,
         subscription=Subscription,
@@ -142,6 +146,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
     )
+    finish_descriptions(schema)
+    return schema
 
 
 def print_sdl() -> str:

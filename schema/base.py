@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -20,11 +20,16 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-@strawberry.type(description="An expected failure: nothing was changed.")
+@strawberry.type(
+    description="An expected failure of a mutation (bad input, not allowed, wrong state): nothing was changed."
+)
 class UserError:
-    code: ErrorCode
-    field: str | None
-    message: str
+    code: ErrorCode = strawberry.field(description="What went wrong, as a stable code to branch on.")
+    field: str | None = strawberry.field(
+        description="The input field at fault, camelCase as in the input (e.g. `email`, `productId`, "
+                    "`filter.topic`); null when the failure is not about one field."
+    )
+    message: str = strawberry.field(description="An English sentence fit to show the user; its wording may change.")
 
     @classmethod
     def of(cls, error: UserFacingError) -> UserError:
@@ -33,31 +38,49 @@ class UserError:
 
 @strawberry.type(description="An amount of money. `amount` is a decimal string such as \"10.00\".")
 class Money:
-    amount: Decimal
-    currency: str
+    amount: Decimal = strawberry.field(
+        description="The amount in the currency's major unit as a decimal string (\"10.00\"); never a float."
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. `CNY`.")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection sits in the whole list (Relay cursor connections).")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Whether items follow this page: page on with `after: endCursor`. When paging backward "
+                    "(`last`), true if `before` was given."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Whether items precede this page: page back with `before: startCursor`. When paging forward "
+                    "(`first`), true if `after` was given."
+    )
+    start_cursor: str | None = strawberry.field(description="The cursor of the first edge; null on an empty page.")
+    end_cursor: str | None = strawberry.field(description="The cursor of the last edge; null on an empty page.")
 
 
-@strawberry.type
+# "{node}" in the descriptions of Connection and Edge is replaced by the node type's name in
+# each specialised type (see finish_descriptions), so `PostConnection` says it holds posts.
+@strawberry.type(description="One `{node}` of a connection with its cursor.")
 class Edge(Generic[T]):
-    cursor: str
-    node: T
+    cursor: str = strawberry.field(
+        description="Opaque position of this `{node}` in the list: pass it as `after` or `before`. Valid only for "
+                    "the field (and sort) that handed it out."
+    )
+    node: T = strawberry.field(description="The `{node}` itself.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A page of `{node}` items (Relay cursor connection). Page forward with `first`/`after` or "
+                "backward with `last`/`before`; cursors are keyset positions, so rows added meanwhile do not "
+                "shift a page."
+)
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The `{node}` items of this page, in the list's order.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more `{node}` items lie either side.")
     _page: strawberry.Private[Page[Any]]
 
-    @strawberry.field(description="Counted only when asked for.")
+    @strawberry.field(description="How many `{node}` items the whole list holds (all pages), counted only when "
+                                  "asked for.")
     async def total_count(self) -> int:
         return await self._page.total.count() if self._page.total is not None else len(self.edges)
 
@@ -85,6 +108,9 @@ class PayloadErrors(FieldExtension):
 
     def apply(self, field: StrawberryField) -> None:
         self._field = field
+        for argument in field.arguments:
+            if argument.python_name == "input" and argument.description is None:
+                argument.description = "What to do: every field is described on the input type."
 
     async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
         try:
@@ -101,6 +127,31 @@ def mutation(*, description: str | None = None) -> Any:
 def no_errors() -> list[UserError]:
     """Default of a payload's ``errors``: the payload of a success carries none."""
     return []
+
+
+def errors_field() -> Any:
+    """A payload's ``errors`` field: empty on success."""
+    return strawberry.field(
+        default_factory=no_errors,
+        description="Why nothing was changed; empty on success (and then the other fields are set).",
+    )
+
+
+# Connection arguments, the same on every connection field.
+First = Annotated[int | None, strawberry.argument(
+    description="Page forward: at most this many items from the start, or after `after` (0 to 100; default 20 "
+                "when neither `first` nor `last` is given). Not with `last`."
+)]
+After = Annotated[str | None, strawberry.argument(
+    description="Page forward from here: the `endCursor` (or an edge's `cursor`) of a page of this same field."
+)]
+Last = Annotated[int | None, strawberry.argument(
+    description="Page backward: at most this many items from the end, or before `before` (0 to 100). The page "
+                "still lists its items in the field's order. Not with `first`."
+)]
+Before = Annotated[str | None, strawberry.argument(
+    description="Page backward from here: the `startCursor` (or an edge's `cursor`) of a page of this same field."
+)]
 
 
 async def run_mutation(payload: Callable[..., P], action: Awaitable[dict[str, Any]]) -> P:
@@ -153,3 +204,74 @@ def in_graph(cls: type[T]) -> type[T]:
 def graph_type(name: str) -> Any:
     """The GraphQL type class registered as ``name``."""
     return _GRAPH[name]
+
+
+# -- descriptions a decorator cannot give ---------------------------------------------------
+
+
+def describe_values(enum: Any, **descriptions: str) -> Any:
+    """Describe the values of an enum made by ``strawberry.enum`` from a lower layer's Enum
+    (its members cannot carry ``strawberry.enum_value`` without that layer knowing GraphQL)."""
+    values = {value.name: value for value in enum.__strawberry_definition__.values}
+    if unknown := set(descriptions) - set(values):
+        raise ValueError(f"{enum.__name__} has no value {sorted(unknown)}")
+    for name, description in descriptions.items():
+        values[name].description = description
+    return enum
+
+
+# Strawberry's own wording for its built-in scalars, replaced by what a client must know.
+_SCALARS = {
+    "DateTime": (
+        "Date with time (isoformat)",
+        "An instant as an ISO 8601 string with its UTC offset, e.g. `2026-11-30T20:21:09.123456+00:00`. "
+        "Kameng answers in UTC.",
+    ),
+    "Decimal": (
+        "Decimal (fixed-point)",
+        "An exact decimal number as a string, e.g. `\"10.00\"`: money and rates never travel as floats.",
+    ),
+}
+
+
+def finish_descriptions(schema: Any) -> None:
+    """Fill ``{node}`` in the descriptions of each ``XConnection``/``XEdge`` with ``X``, name
+    the type in each Node's ``id``, and replace Strawberry's terse built-in scalar descriptions
+    (on the graphql-core objects of ``schema``, which the SDL and introspection read)."""
+    for name, gql_type in schema._schema.type_map.items():
+        if name in _SCALARS and gql_type.description == _SCALARS[name][0]:
+            gql_type.description = _SCALARS[name][1]
+        if name == "Node":
+            gql_type.description = "An object with a global ID, which `node(id:)` fetches again."
+        if name == "Node" or any(i.name == "Node" for i in getattr(gql_type, "interfaces", ())):
+            gql_type.fields["id"].description = (
+                f"Global ID of this {name}: opaque and stable. Pass it to `node(id:)`, `nodes(ids:)` or an "
+                "argument that expects this object's ID; do not parse it."
+            )
+        definition = getattr(gql_type, "extensions", None) and gql_type.extensions.get("strawberry-definition")
+        concrete_of = getattr(definition, "concrete_of", None)
+        if concrete_of is None or concrete_of.origin not in (Connection, Edge):
+            continue
+        node = name.removesuffix("Connection").removesuffix("Edge")
+        gql_type.description = gql_type.description.replace("{node}", node)
+        for field in gql_type.fields.values():
+            if field.description:
+                field.description = field.description.replace("{node}", node)
+
+
+describe_values(
+    ErrorCode,
+    INVALID_INPUT="A value is malformed or out of range; `field` names it.",
+    NOT_FOUND="No such object, or the viewer may not see it (the two are not told apart).",
+    UNAUTHENTICATED="Sign in first (or the access or refresh token is no longer valid).",
+    FORBIDDEN="Signed in, but the role or ownership does not allow it.",
+    INVALID_CREDENTIALS="Wrong email or password (which one is not said).",
+    EMAIL_TAKEN="An account with this email already exists.",
+    RATE_LIMITED="Too many attempts; wait a while and try again.",
+    SOLD_OUT="The product has no stock left.",
+    INSUFFICIENT_STOCK="Fewer units are left than the quantity asked for.",
+    INSUFFICIENT_BALANCE="The wallet (or points balance) holds too little.",
+    INVALID_STATE="Not possible in the object's current state (e.g. cancelling a paid order).",
+    COUPON_INVALID="The coupon cannot be used here: expired, used, below its minimum spend or out of scope.",
+    DUPLICATE="Already done (e.g. the same card key, or a second check-in today).",
+)

@@ -29,6 +29,12 @@ class Loaders:
     """One DataLoader per entity, created on first use and dropped with the request."""
 
     @cached_property
+    def nodes(self) -> dict[str, DataLoader[str, Any]]:
+        """Batched ``resolve_nodes`` per GraphQL type name, for fields that reach objects of
+        a type they cannot import (schema/accounts/notification_payloads.py fills it)."""
+        return {}
+
+    @cached_property
     def user(self) -> DataLoader[int, User | None]:
         return DataLoader(accounts.get_users)
 

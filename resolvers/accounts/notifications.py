@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from models.accounts.notifications import Notification
+from models.accounts.users import AuthSession
 from resolvers.accounts.auth import Actor, require
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -97,6 +99,18 @@ async def visible_many(actor: Actor, ids: list[int]) -> list[Notification | None
         return [None] * len(ids)
     found = {n.id: n for n in await Notification.filter(id__in=ids, user_id=actor.user.id)}
     return [found.get(i) for i in ids]
+
+
+async def own_session(actor: Actor, session_id: str) -> AuthSession | None:
+    """The viewer's session a NEW_SIGNIN notification names; None if it is not theirs (or
+    not a session id at all)."""
+    if actor.user is None:
+        return None
+    try:
+        key = uuid.UUID(session_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return await AuthSession.filter(id=key, user_id=actor.user.id).first()
 
 
 async def stream(bus: EventBus, user_id: int, *, after: int | None = None) -> AsyncIterator[Notification]:

@@ -2,7 +2,9 @@
 keyset cursor per feed (the post id; HOT: rank and id).
 
 FOLLOWING reads the viewer's Redis feed when there is a store (built on first read, see
-``resolvers.community.fanout``) and the database otherwise; both give the same pages.
+``resolvers.community.fanout``) and the database otherwise; both give the same pages. Paging
+backward (``last``/``before``) always reads the database: the store is kept for the common
+case, scrolling down from the top.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ async def feed(
     *,
     first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     topic: str | None = None,
     product_id: int | None = None,
     store: FeedStore | None | bool = True,
@@ -64,6 +68,9 @@ async def feed(
     if kind == FeedKind.FOLLOWING:
         if topic is not None:
             raise invalid("topic", "The FOLLOWING feed is not filtered by topic.")
+        if last is not None or before is not None:
+            user = require(actor)
+            return await paginate(following_queryset(user.id), first=first, after=after, last=last, before=before)
         chosen = current_store() if store is True else store
         return await following_page(actor, first=first, after=after, store=chosen or None)
     queryset = public_posts()
@@ -76,8 +83,10 @@ async def feed(
     if topic:
         queryset = queryset.filter(id__in=posts_in_topic(topic))
     if kind == FeedKind.HOT:
-        return await paginate_by(queryset, "hot_rank", descending=True, parse=parse_rank, first=first, after=after)
-    return await paginate(queryset, first=first, after=after)
+        return await paginate_by(
+            queryset, "hot_rank", descending=True, parse=parse_rank, first=first, after=after, last=last, before=before
+        )
+    return await paginate(queryset, first=first, after=after, last=last, before=before)
 
 
 async def following_page(

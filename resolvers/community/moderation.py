@@ -29,7 +29,7 @@ from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, require
 from resolvers.commerce.catalog import clean_text
 from resolvers.errors import ErrorCode, UserFacingError, invalid
-from resolvers.pagination import DEFAULT_PAGE, MAX_PAGE, Page
+from resolvers.pagination import Page, page_size
 from subscriptions import outbox
 
 REASON_MAX = 300
@@ -180,51 +180,68 @@ def _cursor(item: QueueItem) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, int, int]:
+def _decode(cursor: str, field: str) -> tuple[datetime, int, int]:
     try:
         name, at, source, row_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if name != "queue" or not isinstance(source, int) or not isinstance(row_id, int):
             raise ValueError
         return datetime.fromisoformat(at), source, row_id
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise invalid("after", "The cursor is not one this API handed out.") from None
+        raise invalid(field, "The cursor is not one this API handed out.") from None
 
 
-def _after(bound: tuple[datetime, int, int] | None, source: int) -> Q:
+def _beyond(bound: tuple[datetime, int, int] | None, source: int, *, later: bool) -> Q:
+    """Rows of ``source`` after (``later``) or before the (created_at, source, id) ``bound``."""
     if bound is None:
         return Q()
     at, bound_source, row_id = bound
-    if source > bound_source:
-        return Q(created_at__gte=at)
+    if later:
+        if source > bound_source:
+            return Q(created_at__gte=at)
+        if source < bound_source:
+            return Q(created_at__gt=at)
+        return Q(created_at__gt=at) | Q(created_at=at, id__gt=row_id)
     if source < bound_source:
-        return Q(created_at__gt=at)
-    return Q(created_at__gt=at) | Q(created_at=at, id__gt=row_id)
+        return Q(created_at__lte=at)
+    if source > bound_source:
+        return Q(created_at__lt=at)
+    return Q(created_at__lt=at) | Q(created_at=at, id__lt=row_id)
 
 
-async def queue(actor: Actor, *, first: int | None = None, after: str | None = None) -> Page[QueueItem]:
+async def queue(
+    actor: Actor, *, first: int | None = None, after: str | None = None, last: int | None = None,
+    before: str | None = None,
+) -> Page[QueueItem]:
     """For moderators and admins: open reports and held content, oldest first."""
     require(actor, roles=STAFF_ROLES)
-    size = DEFAULT_PAGE if first is None else first
-    if not 0 <= size <= MAX_PAGE:
-        raise invalid("first", f"first must be between 0 and {MAX_PAGE}.")
-    bound = _decode(after) if after is not None else None
-    order = ("created_at", "id")
-    reports = await Report.filter(_after(bound, REPORT), open=True).order_by(*order).limit(size + 1)
-    held_posts = await Post.filter(_after(bound, HELD_POST), status=ContentStatus.HELD).order_by(*order).limit(size + 1)
-    held_comments = await Comment.filter(_after(bound, HELD_COMMENT), status=ContentStatus.HELD).order_by(*order).limit(
+    backwards, size = page_size(first, last)
+    lower = _decode(after, "after") if after is not None else None
+    upper = _decode(before, "before") if before is not None else None
+
+    def bounded(source: int) -> Q:
+        return _beyond(lower, source, later=True) & _beyond(upper, source, later=False)
+
+    # Each source in the page's direction; the last (or first) `size` of the merge are the page.
+    order = ("-created_at", "-id") if backwards else ("created_at", "id")
+    reports = await Report.filter(bounded(REPORT), open=True).order_by(*order).limit(size + 1)
+    held_posts = await Post.filter(bounded(HELD_POST), status=ContentStatus.HELD).order_by(*order).limit(size + 1)
+    held_comments = await Comment.filter(bounded(HELD_COMMENT), status=ContentStatus.HELD).order_by(*order).limit(
         size + 1
     )
     holds = await _hold_reasons([(POST, p.id) for p in held_posts] + [(COMMENT, c.id) for c in held_comments])
     items = [QueueItem(REPORT, r.created_at, r.id, r, r.reason) for r in reports]
     items += [QueueItem(HELD_POST, p.created_at, p.id, p, holds.get((POST, p.id), "")) for p in held_posts]
     items += [QueueItem(HELD_COMMENT, c.created_at, c.id, c, holds.get((COMMENT, c.id), "")) for c in held_comments]
-    items.sort(key=lambda i: (i.created_at, i.source, i.id))
+    items.sort(key=lambda i: (i.created_at, i.source, i.id), reverse=backwards)
+    more = len(items) > size
     page = items[:size]
+    if backwards:
+        page.reverse()
     return Page(
         items=page,
         cursors=[_cursor(i) for i in page],
-        has_next=len(items) > size,
-        has_previous=after is not None,
+        has_next=before is not None if backwards else more,
+        has_previous=more if backwards else after is not None,
     )
 
 

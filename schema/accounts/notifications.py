@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -13,19 +14,34 @@ from kameng import runtime
 from models.accounts.notifications import Notification as NotificationModel
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import require
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.accounts.notification_payloads import NotificationPayload, payload_of
+from schema.base import UserError, decode_id, errors_field, mutation
 from schema.context import Info
 
 
-@strawberry.type
+@strawberry.type(
+    description="Something that happened to the reader (their order, their post, their account). Only its "
+                "recipient sees it."
+)
 class Notification(relay.Node):
     id: relay.NodeID[int]
-    kind: str
-    title: str
-    body: str
-    data: JSON
-    read_at: datetime | None
-    created_at: datetime
+    kind: str = strawberry.field(
+        description="What happened, as an upper-case code (ORDER_PAID, NEW_SIGNIN, LIKES, REPLY, TIER_CHANGED...); "
+                    "`payload` is typed by it. New kinds may be added."
+    )
+    title: str = strawberry.field(description="One line for people, in English, ready to show.")
+    body: str = strawberry.field(description="More detail for people; may be empty.")
+    data: JSON = strawberry.field(
+        description="The untyped data behind `payload`.", deprecation_reason="Use payload."
+    )
+    read_at: datetime | None = strawberry.field(description="When it was marked read; null while unread.")
+    created_at: datetime = strawberry.field(description="When it was created (a grouped one: first created).")
+    _model: strawberry.Private[NotificationModel]
+
+    @strawberry.field(description="What it is about, typed by `kind`: the objects it concerns, as the reader may "
+                                  "see them now.")
+    def payload(self) -> NotificationPayload:
+        return payload_of(self._model)
 
     @classmethod
     def from_model(cls, note: NotificationModel) -> Notification:
@@ -37,6 +53,7 @@ class Notification(relay.Node):
             data=note.data,
             read_at=note.read_at,
             created_at=note.created_at,
+            _model=note,
         )
 
     @classmethod
@@ -47,21 +64,23 @@ class Notification(relay.Node):
         return [cls.from_model(note) if note is not None else None for note in found]
 
 
-@strawberry.input
+@strawberry.input(description="Which of the viewer's notifications to mark read.")
 class MarkNotificationsReadInput:
-    ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Default: all of them.")
+    ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Notification IDs (others' are ignored). Default: all of them."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `markNotificationsRead`.")
 class MarkNotificationsReadPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    marked: int | None = None
-    unread_count: int | None = None
+    errors: list[UserError] = errors_field()
+    marked: int | None = strawberry.field(default=None, description="How many were unread and are now read.")
+    unread_count: int | None = strawberry.field(default=None, description="How many remain unread.")
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of notifications.")
 class NotificationMutations:
-    @mutation()
+    @mutation(description="Mark some or all of the viewer's notifications read (signed-in only).")
     async def mark_notifications_read(
         self, info: Info, input: MarkNotificationsReadInput
     ) -> MarkNotificationsReadPayload:
@@ -71,7 +90,7 @@ class NotificationMutations:
         return MarkNotificationsReadPayload(marked=marked, unread_count=await notifications.unread_count(actor))
 
 
-@strawberry.type
+@strawberry.type(description="Live notifications.")
 class NotificationSubscriptions:
     @strawberry.subscription(
         description=(
@@ -80,7 +99,10 @@ class NotificationSubscriptions:
         )
     )
     async def notification_received(
-        self, info: Info, after: strawberry.ID | None = None
+        self, info: Info,
+        after: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Resume: the ID of the last Notification received; up to 100 created since come first."
+        )] = None,
     ) -> AsyncGenerator[Notification, None]:
         # A UserFacingError raised here reaches the client as an error with its code.
         user = require(info.context.actor)

@@ -15,7 +15,7 @@ from resolvers.accounts import notifications
 from resolvers.accounts.auth import allowed
 from resolvers.commerce import ledger, orders, settlement
 from schema.accounts.notifications import Notification
-from schema.base import Connection, Money, graph_type
+from schema.base import After, Before, Connection, First, Last, Money, describe_values, graph_type, in_graph
 from schema.context import Info
 from schema.loyalty.coupons import UserCoupon, UserCouponStatus, coupons_of
 from schema.loyalty.creators import CreatorStats, creator_stats_of
@@ -27,16 +27,26 @@ if TYPE_CHECKING:
     from schema.commerce.orders import Order, OrderStatus
     from schema.commerce.payments import Wallet
 
-Role = strawberry.enum(RoleValue, name="Role")
+Role = describe_values(
+    strawberry.enum(RoleValue, name="Role", description="What an account may do beyond its own things."),
+    BUYER="A customer: buys, posts, comments and earns points (every new account).",
+    MERCHANT="Runs a shop: sells products and fulfils its orders, besides everything a buyer does.",
+    MODERATOR="Staff: works the moderation queue and may see other users' private data.",
+    ADMIN="Staff with every right: merchants, wallets, coupons and moderation.",
+)
 
 
-@strawberry.type
+@in_graph
+@strawberry.type(
+    description="A Kameng account. Anyone may see the public profile (nickname, role, tier, counts); private "
+                "fields answer null to anyone but the user themself (and, where stated, staff)."
+)
 class User(relay.Node):
     id: relay.NodeID[int]
-    nickname: str
-    role: Role
-    tier: Tier
-    created_at: datetime
+    nickname: str = strawberry.field(description="Public display name; not unique, so not an identifier.")
+    role: Role = strawberry.field(description="What the account may do.")
+    tier: Tier = strawberry.field(description="Membership tier, from the last 12 months' spend and points.")
+    created_at: datetime = strawberry.field(description="When the account was registered.")
 
     @strawberry.field(description="Visible to the user themself and to staff; null otherwise.")
     def email(self, info: Info) -> str | None:
@@ -46,11 +56,11 @@ class User(relay.Node):
     async def notifications(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        unread_only: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        unread_only: Annotated[bool, strawberry.argument(description="Only notifications not yet read.")] = False,
     ) -> Connection[Notification] | None:
         if info.context.actor.user_id != self.id:
             return None
@@ -76,13 +86,20 @@ class User(relay.Node):
     async def orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        status: Annotated[OrderStatus, strawberry.lazy("schema.commerce.orders")] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        status: Annotated[
+            Annotated[OrderStatus, strawberry.lazy("schema.commerce.orders")] | None,
+            strawberry.argument(description="Only orders in this status; default: all."),
+        ] = None,
     ) -> Connection[Annotated[Order, strawberry.lazy("schema.commerce.orders")]] | None:
         if info.context.actor.user_id != self.id:
             return None
-        page = await orders.list_for_buyer(info.context.actor, status=status, first=first, after=after)
+        page = await orders.list_for_buyer(
+            info.context.actor, status=status, first=first, after=after, last=last, before=before
+        )
         return Connection.of(page, graph_type("Order").from_model)
 
     @strawberry.field(description="The user's points: to the user themself and to staff; null otherwise.")
@@ -93,11 +110,15 @@ class User(relay.Node):
     async def coupons(
         self,
         info: Info,
-        status: UserCouponStatus | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        status: Annotated[
+            UserCouponStatus | None, strawberry.argument(description="Only coupons in this status; default: all.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[UserCoupon] | None:
-        return await coupons_of(info, self.id, status, first, after)
+        return await coupons_of(info, self.id, status, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="The task center and the user's progress: to the user themself and to staff.")
     async def tasks(self, info: Info) -> list[Task] | None:
@@ -139,7 +160,7 @@ class User(relay.Node):
         return [cls.from_model(u) if u is not None and u.is_active else None for u in users]
 
 
-@strawberry.type
+@strawberry.type(description="Queries about accounts.")
 class AccountQueries:
     @strawberry.field(description="The signed-in user; null when anonymous.")
     def viewer(self, info: Info) -> User | None:

@@ -1,6 +1,7 @@
 """Products in the graph: the Product type, the product list, and product mutations.
 
-Thin: GraphQL values in, resolvers.commerce.catalog called, types out. Every related object
+Thin: GraphQL values in, resolvers.commerce.catalog called, types out. Product mutations
+are schema/commerce/product_edits.py. Every related object
 (merchant, category, stock) comes through a request-scoped DataLoader, so a page of
 products costs the same few queries whatever its size. Shops and categories are
 schema/commerce/merchants.py; card-key imports schema/commerce/inventory.py.
@@ -8,23 +9,31 @@ schema/commerce/merchants.py; card-key imports schema/commerce/inventory.py.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
-from strawberry.dataloader import DataLoader
 
 from models.commerce.catalog import DeliveryKind as DeliveryKindValue
 from models.commerce.catalog import Product as ProductModel
 from models.commerce.catalog import ProductStatus as ProductStatusValue
 from resolvers.commerce import catalog, pricing
 from resolvers.community import posts
-from resolvers.commerce.catalog import UNCHANGED, ProductFields
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
-from schema.base import Connection, Money, UserError, decode_id, graph_type, mutation, no_errors
+from schema.base import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    Money,
+    decode_id,
+    describe_values,
+    graph_type,
+    in_graph,
+)
 from schema.context import Info
 
 if TYPE_CHECKING:
@@ -37,8 +46,24 @@ DeliveryKind = strawberry.enum(
     description="CARD_KEY: imported keys, delivered at once. DIRECT_TOPUP: the shop's supplier "
     "tops up the buyer's account. MANUAL: the merchant delivers by hand, within the promise.",
 )
-ProductStatus = strawberry.enum(ProductStatusValue, name="ProductStatus", description="HIDDEN: unlisted.")
-ProductSort = strawberry.enum(ProductSortValue, name="ProductSort")
+describe_values(
+    DeliveryKind,
+    CARD_KEY="A card key (卡密) from the imported stock, delivered as soon as the order is paid.",
+    DIRECT_TOPUP="The shop's supplier tops up the account the buyer named; delivered by a worker.",
+    MANUAL="The merchant delivers by hand before the delivery promise runs out.",
+)
+ProductStatus = describe_values(
+    strawberry.enum(ProductStatusValue, name="ProductStatus", description="Whether a product is listed."),
+    ACTIVE="Listed and on sale.",
+    HIDDEN="Unlisted: only its shop's owner and staff see it; it cannot be ordered.",
+)
+ProductSort = describe_values(
+    strawberry.enum(ProductSortValue, name="ProductSort", description="Orders of a product list."),
+    NEWEST="Most recently added first.",
+    PRICE_ASC="Cheapest first (list price).",
+    PRICE_DESC="Dearest first (list price).",
+    BEST_SELLING="Most units sold first.",
+)
 
 
 def node_keys(node_ids: Iterable[str]) -> list[int | None]:
@@ -56,7 +81,7 @@ def node_keys(node_ids: Iterable[str]) -> list[int | None]:
 # -- types ------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="A volume discount: a lower unit price from a quantity per order on.")
 class WholesaleTier:
     min_quantity: int = strawberry.field(description="From this many units per order...")
     unit_price: Money = strawberry.field(description="...each unit costs this.")
@@ -64,25 +89,29 @@ class WholesaleTier:
 
 @strawberry.type(description="How soon an order is delivered once paid.")
 class DeliveryPromise:
-    minutes: int
+    minutes: int = strawberry.field(description="At most this many minutes after payment.")
     text: str = strawberry.field(description='Human-readable, e.g. "Delivered within 10 minutes".')
 
 
 
-@strawberry.type
+@in_graph
+@strawberry.type(
+    description="Something a shop sells: a card key, a top-up or a hand-delivered good. Public while ACTIVE "
+                "in an ACTIVE shop; otherwise only its shop's owner and staff see it."
+)
 class Product(relay.Node):
     id: relay.NodeID[int]
-    title: str
-    description: str
-    price: Money
-    delivery_kind: DeliveryKind
-    status: ProductStatus
-    sold_count: int
-    review_count: int
+    title: str = strawberry.field(description="The product's name.")
+    description: str = strawberry.field(description="The shop's text about the product, plain text; may be empty.")
+    price: Money = strawberry.field(description="List price of one unit (wholesale tiers may lower it).")
+    delivery_kind: DeliveryKind = strawberry.field(description="How an order of it is delivered.")
+    status: ProductStatus = strawberry.field(description="Whether it is listed.")
+    sold_count: int = strawberry.field(description="Units delivered, all time.")
+    review_count: int = strawberry.field(description="How many reviews rated it.")
     min_quantity: int = strawberry.field(description="Fewest units per order.")
     max_quantity: int = strawberry.field(description="Most units per order.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When the product was added.")
+    updated_at: datetime = strawberry.field(description="When the shop last changed it.")
     _model: strawberry.Private[ProductModel]
 
     @strawberry.field(description="Average review rating; null before the first review.")
@@ -97,7 +126,7 @@ class Product(relay.Node):
             for q, p in pricing.parse_tiers(self._model.wholesale_tiers)
         ]
 
-    @strawberry.field
+    @strawberry.field(description="How soon an order of it is delivered once paid.")
     def delivery_promise(self) -> DeliveryPromise:
         minutes = self._model.delivery_promise_minutes
         return DeliveryPromise(minutes=minutes, text=catalog.promise_text(minutes))
@@ -111,12 +140,12 @@ class Product(relay.Node):
             return await info.context.loaders.card_key_stock.load(self._model.id)
         return self._model.stock_limit
 
-    @strawberry.field
+    @strawberry.field(description="The shop that sells it.")
     async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return graph_type("Merchant").from_model(merchant)
 
-    @strawberry.field
+    @strawberry.field(description="Its category; null if it has none.")
     async def category(self, info: Info) -> Annotated[Category, strawberry.lazy("schema.commerce.merchants")] | None:
         if self._model.category_id is None:
             return None
@@ -127,12 +156,18 @@ class Product(relay.Node):
     async def posts(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        kind: Annotated[PostKind, strawberry.lazy("schema.community.types")] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        kind: Annotated[
+            Annotated[PostKind, strawberry.lazy("schema.community.types")] | None,
+            strawberry.argument(description="Only posts of this kind; default: all."),
+        ] = None,
     ) -> Connection[Annotated[Post, strawberry.lazy("schema.community.types")]]:
         page = await posts.list_posts(
-            info.context.actor, posts.PostFilter(product_id=self.id, kind=kind), first=first, after=after
+            info.context.actor, posts.PostFilter(product_id=self.id, kind=kind),
+            first=first, after=after, last=last, before=before,
         )
         return Connection.of(page, graph_type("Post").from_model)
 
@@ -203,14 +238,20 @@ async def product_page(
 # -- queries ----------------------------------------------------------------------------
 
 
-@strawberry.input(name="ProductFilter")
+@strawberry.input(name="ProductFilter", description="Narrows a product list; every given field must match.")
 class ProductFilterInput:
-    merchant_id: strawberry.ID | None = None
-    category_id: strawberry.ID | None = None
-    delivery_kind: DeliveryKind | None = None
+    merchant_id: strawberry.ID | None = strawberry.field(default=None, description="Only this shop's products.")
+    category_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only products of this category (global ID)."
+    )
+    delivery_kind: DeliveryKind | None = strawberry.field(default=None, description="Only this delivery kind.")
     search: str | None = strawberry.field(default=None, description="Words in the title (case-insensitive).")
-    min_price: str | None = strawberry.field(default=None, description='A decimal string, e.g. "5.00".')
-    max_price: str | None = None
+    min_price: str | None = strawberry.field(
+        default=None, description='Lowest list price, inclusive: a decimal string, e.g. "5.00".'
+    )
+    max_price: str | None = strawberry.field(
+        default=None, description='Highest list price, inclusive: a decimal string, e.g. "50.00".'
+    )
     include_hidden: bool = strawberry.field(
         default=False, description="Also the hidden products of shops the viewer manages (staff: all)."
     )
@@ -228,133 +269,29 @@ class ProductFilterInput:
 
 
 
-@strawberry.type
+@strawberry.type(description="Queries about products.")
 class CatalogQueries:
     @strawberry.field(description="Products on sale, newest first unless sorted otherwise.")
     async def products(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: ProductFilterInput | None = None,
-        sort: ProductSort | None = ProductSortValue.NEWEST,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            ProductFilterInput | None, strawberry.argument(description="Narrow the list; default: everything listed.")
+        ] = None,
+        sort: Annotated[ProductSort | None, strawberry.argument(description="The order of the list.")] = (
+            ProductSortValue.NEWEST
+        ),
     ) -> Connection[Product]:
         listing = filter.to_filter() if filter is not None else catalog.ProductFilter()
         return await product_page(info, listing, sort, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="A product; null if it does not exist or is hidden from the viewer.")
-    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+    async def product(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The product's global ID.")]
+    ) -> Product | None:
         (product,) = await _visible_products(info, [decode_id(id, "Product", "id")])
         return product
-
-
-# -- mutations --------------------------------------------------------------------------
-
-
-@strawberry.input
-class WholesaleTierInput:
-    min_quantity: int
-    unit_price: str = strawberry.field(description='A decimal string below the list price, e.g. "9.50".')
-
-
-_UNSET: Any = strawberry.UNSET
-
-
-@strawberry.input
-class CreateProductInput:
-    merchant_id: strawberry.ID
-    title: str
-    price: str = strawberry.field(description='A decimal string, e.g. "9.90": positive, at most two decimals.')
-    delivery_kind: DeliveryKind
-    description: str | None = _UNSET
-    category_id: strawberry.ID | None = _UNSET
-    wholesale_tiers: list[WholesaleTierInput] | None = _UNSET
-    min_quantity: int | None = strawberry.field(default=_UNSET, description="Default 1.")
-    max_quantity: int | None = strawberry.field(default=_UNSET, description="Default 100.")
-    delivery_promise_minutes: int | None = strawberry.field(default=_UNSET, description="Default 10.")
-    stock_limit: int | None = strawberry.field(
-        default=_UNSET, description="DIRECT_TOPUP and MANUAL only: units on sale (null: unlimited)."
-    )
-    status: ProductStatus | None = strawberry.field(default=_UNSET, description="Default ACTIVE.")
-
-
-@strawberry.input(description="Fields left out keep their value; null clears categoryId and stockLimit.")
-class UpdateProductInput:
-    id: strawberry.ID
-    title: str | None = _UNSET
-    price: str | None = _UNSET
-    delivery_kind: DeliveryKind | None = strawberry.field(
-        default=_UNSET, description="Only while the product has no keys and no orders."
-    )
-    description: str | None = _UNSET
-    category_id: strawberry.ID | None = _UNSET
-    wholesale_tiers: list[WholesaleTierInput] | None = _UNSET
-    min_quantity: int | None = _UNSET
-    max_quantity: int | None = _UNSET
-    delivery_promise_minutes: int | None = _UNSET
-    stock_limit: int | None = _UNSET
-    status: ProductStatus | None = _UNSET
-
-
-@strawberry.type
-class CreateProductPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    product: Product | None = None
-
-
-@strawberry.type
-class UpdateProductPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    product: Product | None = None
-
-
-
-def forget(loader: DataLoader[Any, Any], key: Any) -> None:
-    """Drop a value this request may have loaded before changing it."""
-    with contextlib.suppress(KeyError):
-        loader.clear(key)
-
-
-def _given(value: Any) -> Any:
-    return UNCHANGED if value is strawberry.UNSET else value
-
-
-def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFields:
-    category = _given(data.category_id)
-    if category is not UNCHANGED and category is not None:
-        category = decode_id(category, "Category", "categoryId")
-    tiers = _given(data.wholesale_tiers)
-    if tiers is not UNCHANGED and tiers is not None:
-        tiers = [{"minQuantity": t.min_quantity, "unitPrice": t.unit_price} for t in tiers]
-    return ProductFields(
-        title=_given(data.title),
-        description=_given(data.description),
-        price=_given(data.price),
-        delivery_kind=_given(data.delivery_kind),
-        category_id=category,
-        wholesale_tiers=tiers,
-        min_quantity=_given(data.min_quantity),
-        max_quantity=_given(data.max_quantity),
-        delivery_promise_minutes=_given(data.delivery_promise_minutes),
-        stock_limit=_given(data.stock_limit),
-        status=_given(data.status),
-    )
-
-
-
-@strawberry.type
-class CatalogMutations:
-    @mutation(description="The shop's owner (or staff) adds a product.")
-    async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductPayload:
-        merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
-        product = await catalog.create_product(info.context.actor, merchant_id, _product_fields(input))
-        return CreateProductPayload(product=Product.from_model(product))
-
-    @mutation(description="The shop's owner (or staff) changes a product.")
-    async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductPayload:
-        product_id = decode_id(input.id, "Product", "id")
-        product = await catalog.update_product(info.context.actor, product_id, _product_fields(input))
-        forget(info.context.loaders.product, product.id)
-        return UpdateProductPayload(product=Product.from_model(product))

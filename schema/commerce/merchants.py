@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -15,11 +16,28 @@ from models.commerce.merchants import MerchantStatus as MerchantStatusValue
 from resolvers.commerce import catalog, ledger, merchants
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
 from schema.accounts.users import User
-from schema.base import Connection, Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.base import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    Money,
+    UserError,
+    decode_id,
+    describe_values,
+    errors_field,
+    in_graph,
+    mutation,
+)
 from schema.commerce.catalog import Product, ProductSort, node_keys, product_page
 from schema.context import Info
 
-MerchantStatus = strawberry.enum(MerchantStatusValue, name="MerchantStatus")
+MerchantStatus = describe_values(
+    strawberry.enum(MerchantStatusValue, name="MerchantStatus", description="Whether a shop may trade."),
+    ACTIVE="Open: its products can be listed and ordered.",
+    SUSPENDED="Closed by staff: its products are unlisted and cannot be ordered.",
+)
 
 CURRENCY = "CNY"
 
@@ -28,14 +46,14 @@ CURRENCY = "CNY"
 
 
 @in_graph
-@strawberry.type
+@strawberry.type(description="A product category; categories form a tree. Public.")
 class Category(relay.Node):
     id: relay.NodeID[int]
-    name: str
-    slug: str
+    name: str = strawberry.field(description="Display name.")
+    slug: str = strawberry.field(description='Stable URL key, e.g. "game-cards"; unique.')
     _model: strawberry.Private[CategoryModel]
 
-    @strawberry.field
+    @strawberry.field(description="The enclosing category; null for a top-level one.")
     async def parent(self, info: Info) -> Category | None:
         if self._model.parent_id is None:
             return None
@@ -58,16 +76,16 @@ class Category(relay.Node):
 
 
 @in_graph
-@strawberry.type(description="A shop.")
+@strawberry.type(description="A shop, run by one MERCHANT user. Public, except its earnings `balance`.")
 class Merchant(relay.Node):
     id: relay.NodeID[int]
-    name: str
-    description: str
-    status: MerchantStatus
-    created_at: datetime
+    name: str = strawberry.field(description="The shop's display name.")
+    description: str = strawberry.field(description="The shop's own words about itself, plain text; may be empty.")
+    status: MerchantStatus = strawberry.field(description="Whether the shop may trade.")
+    created_at: datetime = strawberry.field(description="When the shop was opened.")
     _model: strawberry.Private[MerchantModel]
 
-    @strawberry.field
+    @strawberry.field(description="The user who runs the shop; null if that account was deactivated.")
     async def owner(self, info: Info) -> User | None:
         user = await info.context.loaders.user.load(self._model.owner_id)
         return User.from_model(user) if user is not None and user.is_active else None
@@ -88,11 +106,13 @@ class Merchant(relay.Node):
     async def products(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        sort: ProductSort | None = ProductSortValue.NEWEST,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        sort: Annotated[ProductSort | None, strawberry.argument(description="The order of the list.")] = (
+            ProductSortValue.NEWEST
+        ),
     ) -> Connection[Product]:
         listing = catalog.ProductFilter(merchant_id=self.id, include_hidden=True)
         return await product_page(info, listing, sort, first=first, after=after, last=last, before=before)
@@ -122,10 +142,12 @@ class Merchant(relay.Node):
 # -- queries ----------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="Queries about shops and categories.")
 class MerchantQueries:
-    @strawberry.field
-    async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
+    @strawberry.field(description="A shop by its ID (suspended ones too); null if there is none.")
+    async def merchant(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The shop's global ID.")]
+    ) -> Merchant | None:
         merchant = await info.context.loaders.merchant.load(decode_id(id, "Merchant", "id"))
         return Merchant.from_model(merchant) if merchant is not None else None
 
@@ -139,61 +161,65 @@ class MerchantQueries:
 # -- mutations --------------------------------------------------------------------------
 
 
-@strawberry.input
+@strawberry.input(description="A new shop.")
 class CreateMerchantInput:
-    name: str
-    description: str = ""
+    name: str = strawberry.field(description="The shop's display name.")
+    description: str = strawberry.field(default="", description="About the shop, plain text.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `createMerchant`.")
 class CreateMerchantPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    merchant: Merchant | None = None
+    errors: list[UserError] = errors_field()
+    merchant: Merchant | None = strawberry.field(default=None, description="The new shop; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="Suspend or reinstate a shop.")
 class SetMerchantStatusInput:
-    merchant_id: strawberry.ID
-    status: MerchantStatus
+    merchant_id: strawberry.ID = strawberry.field(description="The shop's global ID.")
+    status: MerchantStatus = strawberry.field(description="The status to set.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `setMerchantStatus`.")
 class SetMerchantStatusPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    merchant: Merchant | None = None
+    errors: list[UserError] = errors_field()
+    merchant: Merchant | None = strawberry.field(default=None, description="The shop as it is now; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="Money to move from the shop owner's wallet into the shop's deposit.")
 class HoldMerchantDepositInput:
-    merchant_id: strawberry.ID
+    merchant_id: strawberry.ID = strawberry.field(description="The shop's global ID.")
     amount: str = strawberry.field(description='A decimal string, e.g. "500.00".')
     idempotency_key: str | None = strawberry.field(
         default=None, description="Retrying with the same key holds the money once (8 to 80 characters)."
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `holdMerchantDeposit`.")
 class HoldMerchantDepositPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    merchant: Merchant | None = None
+    errors: list[UserError] = errors_field()
+    merchant: Merchant | None = strawberry.field(
+        default=None, description="The shop, with its new `deposit`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A new category.")
 class CreateCategoryInput:
-    name: str
+    name: str = strawberry.field(description="Display name.")
     slug: str = strawberry.field(description='Lower-case letters and digits joined by hyphens, e.g. "game-cards".')
-    parent_id: strawberry.ID | None = None
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The enclosing category's global ID; null for a top-level category."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `createCategory`.")
 class CreateCategoryPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    category: Category | None = None
+    errors: list[UserError] = errors_field()
+    category: Category | None = strawberry.field(default=None, description="The new category; null on failure.")
 
 
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of shops and categories.")
 class MerchantMutations:
     @mutation(description="A MERCHANT opens their shop (one each; an ADMIN may open several).")
     async def create_merchant(self, info: Info, input: CreateMerchantInput) -> CreateMerchantPayload:

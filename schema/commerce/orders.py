@@ -17,51 +17,70 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
-from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.commerce.catalog import Product
 from schema.commerce.merchants import Merchant
 from schema.commerce.pricing import PriceLine, price_lines
 from schema.context import Info
 
 
-OrderStatus = strawberry.enum(OrderStatusValue, name="OrderStatus")
+OrderStatus = describe_values(
+    strawberry.enum(
+        OrderStatusValue, name="OrderStatus",
+        description="Where an order is in its life: PENDING_PAYMENT → PAID → DELIVERING → DELIVERED → COMPLETED, "
+                    "or CANCELLED, FAILED, REFUNDED.",
+    ),
+    PENDING_PAYMENT="Placed, stock reserved, waiting for payment until `expiresAt`.",
+    PAID="Paid; delivery is about to start (the money is held in escrow).",
+    DELIVERING="Being delivered (a top-up in progress, or a MANUAL order waiting for its merchant).",
+    DELIVERED="Delivered: card keys can be read. Completes when the buyer confirms receipt, or by itself later.",
+    COMPLETED="Closed and settled to the merchant. Final.",
+    CANCELLED="Cancelled by the buyer or expired unpaid; its stock went back on sale. Final.",
+    FAILED="Delivery failed; a refund follows.",
+    REFUNDED="The payment went back to where it came from. Final.",
+)
 
 
-@strawberry.type
+@strawberry.type(description="One status transition of an order.")
 class OrderEvent:
-    status: OrderStatus
-    at: datetime
-    note: str
+    status: OrderStatus = strawberry.field(description="The status the order entered.")
+    at: datetime = strawberry.field(description="When it did.")
+    note: str = strawberry.field(description="Why, in a few words (e.g. \"cancelled by the buyer\"); may be empty.")
 
 
-@strawberry.type
+@strawberry.type(description="A delivered card key (卡密).")
 class CardKey:
-    secret: str
+    secret: str = strawberry.field(description="The secret as the shop imported it: show it to the buyer verbatim.")
 
 
 @in_graph
-@strawberry.type
+@strawberry.type(
+    description="A purchase of one product. Visible to its buyer (or a guest holding its lookup credentials), "
+                "the product's merchant and staff."
+)
 class Order(relay.Node):
     id: relay.NodeID[int]
-    order_no: str
-    status: OrderStatus
-    quantity: int
-    unit_price: Money
-    total: Money
-    created_at: datetime
-    expires_at: datetime
-    paid_at: datetime | None
-    delivered_at: datetime | None
-    completed_at: datetime | None
-    delivery_due_at: datetime | None
+    order_no: str = strawberry.field(description="The order number shown to people, e.g. for guest lookup.")
+    status: OrderStatus = strawberry.field(description="Where the order is in its life.")
+    quantity: int = strawberry.field(description="Units bought.")
+    unit_price: Money = strawberry.field(description="Price of one unit as charged (after wholesale tiers).")
+    total: Money = strawberry.field(description="What the buyer pays: subtotal less every discount.")
+    created_at: datetime = strawberry.field(description="When the order was placed.")
+    expires_at: datetime = strawberry.field(description="An unpaid order is cancelled at this time.")
+    paid_at: datetime | None = strawberry.field(description="When it was paid; null before.")
+    delivered_at: datetime | None = strawberry.field(description="When it was delivered; null before.")
+    completed_at: datetime | None = strawberry.field(description="When it completed; null before.")
+    delivery_due_at: datetime | None = strawberry.field(
+        description="MANUAL products: the merchant must deliver by then; null otherwise or before payment."
+    )
     _model: strawberry.Private[OrderModel]
 
-    @strawberry.field
+    @strawberry.field(description="The product bought.")
     async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")]:
         product = await info.context.loaders.product.load(self._model.product_id)
         return Product.from_model(product)
 
-    @strawberry.field
+    @strawberry.field(description="The shop that sold it.")
     async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return Merchant.from_model(merchant)
@@ -76,19 +95,19 @@ class Order(relay.Node):
         return Money(amount=(self._model.unit_price * self._model.quantity).quantize(Decimal("0.01")),
                      currency=self._model.currency)
 
-    @strawberry.field(description="Member-tier discount.")
+    @strawberry.field(description="Member-tier discount (zero if none).")
     def tier_discount(self) -> Money:
         return Money(amount=self._model.tier_discount, currency=self._model.currency)
 
-    @strawberry.field(description="Coupon discount.")
+    @strawberry.field(description="Coupon discount (zero if none).")
     def coupon_discount(self) -> Money:
         return Money(amount=self._model.coupon_discount, currency=self._model.currency)
 
-    @strawberry.field(description="Points paid with.")
+    @strawberry.field(description="Loyalty points spent on the order (0 if none).")
     def points_used(self) -> int:
         return self._model.points_used
 
-    @strawberry.field(description="What the points were worth.")
+    @strawberry.field(description="What the points spent were worth.")
     def points_discount(self) -> Money:
         return Money(amount=self._model.points_discount, currency=self._model.currency)
 
@@ -96,12 +115,12 @@ class Order(relay.Node):
     def price_lines(self) -> list[Annotated[PriceLine, strawberry.lazy("schema.commerce.pricing")]]:
         return price_lines(pricing.order_lines(self._model), self._model.currency)
 
-    @strawberry.field(description="The post the order was placed from, if any.")
+    @strawberry.field(description="Global ID of the post the order was placed from; null if none.")
     def from_post_id(self) -> strawberry.ID | None:
         post = self._model.from_post_id
         return strawberry.ID(str(relay.GlobalID("Post", str(post)))) if post is not None else None
 
-    @strawberry.field(description="The account to top up (DIRECT_TOPUP), for the buyer and the merchant.")
+    @strawberry.field(description="The account to top up (DIRECT_TOPUP); empty for other kinds.")
     def topup_account(self) -> str:
         return self._model.topup_account
 
@@ -143,11 +162,11 @@ class Order(relay.Node):
         return [cls.from_model(order) if order is not None else None for order in found]
 
 
-@strawberry.type
+@strawberry.type(description="An order's status, live: its state on subscribing, then each transition.")
 class OrderStatusEvent:
-    status: OrderStatus
-    at: datetime
-    note: str
+    status: OrderStatus = strawberry.field(description="The status the order is in (entered).")
+    at: datetime = strawberry.field(description="When it entered that status.")
+    note: str = strawberry.field(description="Why, in a few words; may be empty.")
     _order_id: strawberry.Private[int]
 
     @strawberry.field(description="The order as it is now (read only when asked for).")
@@ -155,12 +174,12 @@ class OrderStatusEvent:
         return Order.from_model(await orders.current(self._order_id))
 
 
-@strawberry.input
+@strawberry.input(description="Checkout: an order of one product. Signed in, or a guest with contact details.")
 class CreateOrderInput:
-    product_id: strawberry.ID
-    quantity: int = 1
+    product_id: strawberry.ID = strawberry.field(description="The product's global ID.")
+    quantity: int = strawberry.field(default=1, description="Units, within the product's min and max quantity.")
     idempotency_key: str = strawberry.field(description="Same key, same order: safe to retry.")
-    contact_email: str | None = None
+    contact_email: str | None = strawberry.field(default=None, description="Guests: where to send the order.")
     query_password: str | None = strawberry.field(default=None, description="Guests: to look the order up later.")
     topup_account: str | None = strawberry.field(default=None, description="DIRECT_TOPUP: the account to top up.")
     coupon_code: str | None = strawberry.field(default=None, description="A coupon the buyer holds (claimCoupon).")
@@ -168,39 +187,43 @@ class CreateOrderInput:
     from_post_id: strawberry.ID | None = strawberry.field(default=None, description="The post the order is placed from: credits its author.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `createOrder`.")
 class CreateOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    order: Order | None = None
+    errors: list[UserError] = errors_field()
+    order: Order | None = strawberry.field(
+        default=None, description="The order, PENDING_PAYMENT (pay it with `payOrder`); null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Names one order.")
 class OrderIdInput:
-    order_id: strawberry.ID
+    order_id: strawberry.ID = strawberry.field(description="The order's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="An order after a mutation.")
 class OrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    order: Order | None = None
+    errors: list[UserError] = errors_field()
+    order: Order | None = strawberry.field(default=None, description="The order as it is now; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="A MANUAL order delivered by hand.")
 class FulfillOrderInput:
-    order_id: strawberry.ID
-    note: str = ""
+    order_id: strawberry.ID = strawberry.field(description="The order's global ID.")
+    note: str = strawberry.field(default="", description="What was delivered, shown to the buyer in its events.")
 
 
-@strawberry.input
+@strawberry.input(description="A guest's credentials for one order.")
 class OrderLookupInput:
-    order_no: str
-    password: str
+    order_no: str = strawberry.field(description="The order number (`orderNo`).")
+    password: str = strawberry.field(description="The query password chosen at checkout.")
 
 
-@strawberry.type
+@strawberry.type(description="Queries about orders.")
 class OrderQueries:
     @strawberry.field(description="Visible to the buyer, the product's merchant and staff; null otherwise.")
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    async def order(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The order's global ID.")]
+    ) -> Order | None:
         try:
             order_id = decode_id(id, "Order", "id")
         except UserFacingError:
@@ -209,7 +232,10 @@ class OrderQueries:
         return Order.from_model(order) if order is not None else None
 
     @strawberry.field(description="Guest lookup by order number and query password (rate-limited).")
-    async def order_lookup(self, info: Info, input: OrderLookupInput) -> Order | None:
+    async def order_lookup(
+        self, info: Info,
+        input: Annotated[OrderLookupInput, strawberry.argument(description="The order number and query password.")],
+    ) -> Order | None:
         order = await orders.lookup(info.context.actor, input.order_no, input.password)
         if order is None:
             return None
@@ -217,9 +243,10 @@ class OrderQueries:
         return Order.from_model(order)
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of orders.")
 class OrderMutations:
-    @mutation()
+    @mutation(description="Place an order: prices it, reserves stock and holds any coupon and points until it is "
+                          "paid or expires. Idempotent per `idempotencyKey`.")
     async def create_order(self, info: Info, input: CreateOrderInput) -> CreateOrderPayload:
         request = orders.NewOrder(
             product_id=decode_id(input.product_id, "Product", "productId"),
@@ -237,7 +264,7 @@ class OrderMutations:
             info.context.guest_order_id = order.id
         return CreateOrderPayload(order=Order.from_model(order))
 
-    @mutation()
+    @mutation(description="The buyer cancels an unpaid order; its stock, coupon and points are released.")
     async def cancel_order(self, info: Info, input: OrderIdInput) -> OrderPayload:
         order_id = decode_id(input.order_id, "Order", "orderId")
         return OrderPayload(order=Order.from_model(await orders.cancel_order(info.context.actor, order_id)))
@@ -249,7 +276,7 @@ class OrderMutations:
         return OrderPayload(order=Order.from_model(order))
 
 
-@strawberry.type
+@strawberry.type(description="Subscriptions about orders.")
 class OrderSubscriptions:
     @strawberry.subscription(
         description=(
@@ -258,7 +285,11 @@ class OrderSubscriptions:
         )
     )
     async def order_status_changed(
-        self, info: Info, order_id: strawberry.ID, lookup: OrderLookupInput | None = None
+        self, info: Info,
+        order_id: Annotated[strawberry.ID, strawberry.argument(description="The order's global ID.")],
+        lookup: Annotated[
+            OrderLookupInput | None, strawberry.argument(description="Guests: the order's lookup credentials.")
+        ] = None,
     ) -> AsyncGenerator[OrderStatusEvent, None]:
         key = decode_id(order_id, "Order", "orderId")
         credentials = (lookup.order_no, lookup.password) if lookup is not None else None

@@ -14,33 +14,43 @@ from models.commerce.payments import Payment as PaymentModel
 from models.commerce.payments import PaymentMethod as PaymentMethodValue
 from models.commerce.payments import PaymentStatus as PaymentStatusValue
 from resolvers.commerce import payments
-from schema.base import Money, UserError, decode_id, in_graph, mutation, no_errors
+from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.context import Info
 from schema.commerce.orders import Order
 
-PaymentMethod = strawberry.enum(PaymentMethodValue, name="PaymentMethod")
-PaymentStatus = strawberry.enum(
-    PaymentStatusValue,
-    name="PaymentStatus",
-    description="REFUNDED_LATE: the money arrived after the order closed and was given back.",
+PaymentMethod = describe_values(
+    strawberry.enum(PaymentMethodValue, name="PaymentMethod", description="How an order is paid."),
+    WALLET="From the signed-in buyer's Kameng wallet, at once.",
+    EXTERNAL="Through a payment provider: the buyer follows `payUrl`; the order is PAID when the provider confirms.",
+)
+PaymentStatus = describe_values(
+    strawberry.enum(
+        PaymentStatusValue,
+        name="PaymentStatus",
+        description="REFUNDED_LATE: the money arrived after the order closed and was given back.",
+    ),
+    PENDING="Waiting for the provider's confirmation.",
+    SUCCEEDED="The money arrived; the order is paid.",
+    REFUNDED_LATE="The money arrived after the order was closed and was credited to the buyer's wallet.",
 )
 
 
 @in_graph
 @strawberry.type(description="A user's wallet: money to pay orders with (refunds land here).")
 class Wallet:
-    balance: Money
+    balance: Money = strawberry.field(description="What the wallet holds now; never negative.")
 
 
-@strawberry.type
+@in_graph
+@strawberry.type(description="One attempt to pay an order. Visible to whoever may see the order.")
 class Payment(relay.Node):
     id: relay.NodeID[int]
-    method: PaymentMethod
-    status: PaymentStatus
-    provider: str
-    amount: Money
-    created_at: datetime
-    paid_at: datetime | None
+    method: PaymentMethod = strawberry.field(description="How it is paid.")
+    status: PaymentStatus = strawberry.field(description="Whether the money arrived.")
+    provider: str = strawberry.field(description="The payment provider's name (`wallet` for WALLET).")
+    amount: Money = strawberry.field(description="The amount charged: the order's total.")
+    created_at: datetime = strawberry.field(description="When the payment was started.")
+    paid_at: datetime | None = strawberry.field(description="When the money arrived; null while pending.")
     pay_url: str | None = strawberry.field(description="EXTERNAL, while pending: where the buyer goes to pay.")
 
     @classmethod
@@ -65,22 +75,26 @@ class Payment(relay.Node):
         return [cls.from_model(payment) if payment is not None else None for payment in found]
 
 
-@strawberry.input
+@strawberry.input(description="Which order to pay, and how.")
 class PayOrderInput:
-    order_id: strawberry.ID
-    method: PaymentMethod
+    order_id: strawberry.ID = strawberry.field(description="The order's global ID.")
+    method: PaymentMethod = strawberry.field(description="WALLET (signed-in buyers) or EXTERNAL.")
     order_no: str | None = strawberry.field(default=None, description="Guest orders: the order number.")
     query_password: str | None = strawberry.field(default=None, description="Guest orders: the query password.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `payOrder`.")
 class PayOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    order: Order | None = None
-    payment: Payment | None = None
+    errors: list[UserError] = errors_field()
+    order: Order | None = strawberry.field(
+        default=None, description="The order: PAID after a WALLET payment, still PENDING_PAYMENT after EXTERNAL."
+    )
+    payment: Payment | None = strawberry.field(
+        default=None, description="The payment; for EXTERNAL, send the buyer to its `payUrl`. Null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of payments.")
 class PaymentMutations:
     @mutation(
         description=(

@@ -4,11 +4,12 @@ quote or an order."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
 from resolvers.commerce import pricing
-from schema.base import Money, PayloadErrors, UserError, decode_id, no_errors
+from schema.base import Money, PayloadErrors, UserError, decode_id, errors_field
 from schema.context import Info
 from schema.loyalty.tiers import Tier
 
@@ -16,8 +17,8 @@ from schema.loyalty.tiers import Tier
 @strawberry.type(description="One line of a price breakdown; discounts are negative.")
 class PriceLine:
     kind: str = strawberry.field(description="LIST, WHOLESALE, SUBTOTAL, MEMBER_TIER, COUPON, POINTS or TOTAL.")
-    label: str
-    amount: Money
+    label: str = strawberry.field(description="English text for the line, e.g. \"Gold member -5%\".")
+    amount: Money = strawberry.field(description="The line's amount; negative for a discount.")
 
 
 def price_lines(lines: list[pricing.PriceLine], currency: str) -> list[PriceLine]:
@@ -26,19 +27,22 @@ def price_lines(lines: list[pricing.PriceLine], currency: str) -> list[PriceLine
 
 @strawberry.type(description="What an order would cost: createOrder charges exactly this total.")
 class PriceQuote:
-    quantity: int
-    list_unit_price: Money
-    unit_price: Money
-    subtotal: Money
-    tier: Tier
-    tier_discount: Money
-    coupon_code: str | None
-    coupon_discount: Money
-    points_used: int
-    points_discount: Money
-    max_points_usable: int
-    total: Money
-    lines: list[PriceLine]
+    quantity: int = strawberry.field(description="Units priced.")
+    list_unit_price: Money = strawberry.field(description="The product's list price of one unit.")
+    unit_price: Money = strawberry.field(description="Price of one unit after wholesale tiers.")
+    subtotal: Money = strawberry.field(description="unitPrice x quantity.")
+    tier: Tier = strawberry.field(description="The member tier the discount is for (NORMAL for guests).")
+    tier_discount: Money = strawberry.field(description="Member-tier discount (zero if none).")
+    coupon_code: str | None = strawberry.field(description="The coupon applied; null if none.")
+    coupon_discount: Money = strawberry.field(description="Coupon discount (zero if none).")
+    points_used: int = strawberry.field(description="Points applied (at most `maxPointsUsable`).")
+    points_discount: Money = strawberry.field(description="What those points are worth.")
+    max_points_usable: int = strawberry.field(
+        description="The most points this order may use: a share (by tier) of what is left after the other "
+                    "discounts."
+    )
+    total: Money = strawberry.field(description="What the buyer would pay.")
+    lines: list[PriceLine] = strawberry.field(description="The same, line by line, in order.")
 
     @classmethod
     def of(cls, q: pricing.Quote) -> PriceQuote:
@@ -53,28 +57,31 @@ class PriceQuote:
         )
 
 
-@strawberry.input
+@strawberry.input(description="The order to price: the same fields as `CreateOrderInput`.")
 class PriceQuoteInput:
-    product_id: strawberry.ID
-    quantity: int = 1
-    coupon_code: str | None = None
-    points_to_use: int = 0
+    product_id: strawberry.ID = strawberry.field(description="The product's global ID.")
+    quantity: int = strawberry.field(default=1, description="Units.")
+    coupon_code: str | None = strawberry.field(default=None, description="A coupon the viewer holds.")
+    points_to_use: int = strawberry.field(default=0, description="Points to apply (signed-in buyers).")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `priceQuote`.")
 class PriceQuotePayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    quote: PriceQuote | None = None
+    errors: list[UserError] = errors_field()
+    quote: PriceQuote | None = strawberry.field(default=None, description="The quote; null when it cannot be priced.")
 
 
-@strawberry.type
+@strawberry.type(description="Queries about prices.")
 class PricingQueries:
     # A query with a payload: a price that cannot be quoted is a UserError, as in createOrder.
     @strawberry.field(
         description="What an order would cost, line by line (the engine createOrder charges with).",
         extensions=[PayloadErrors()],
     )
-    async def price_quote(self, info: Info, input: PriceQuoteInput) -> PriceQuotePayload:
+    async def price_quote(
+        self, info: Info,
+        input: Annotated[PriceQuoteInput, strawberry.argument(description="The order to price.")],
+    ) -> PriceQuotePayload:
         request = pricing.PriceRequest(
             product_id=decode_id(input.product_id, "Product", "productId"), quantity=input.quantity,
             coupon_code=input.coupon_code, points_to_use=input.points_to_use,

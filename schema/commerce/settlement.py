@@ -8,50 +8,50 @@ import strawberry
 
 from resolvers.commerce import settlement
 from schema.accounts.users import User
-from schema.base import Money, UserError, decode_id, mutation, no_errors
+from schema.base import Money, UserError, decode_id, mutation, errors_field
 from schema.commerce.orders import Order
 from schema.commerce.payments import Wallet
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="The order whose receipt the buyer confirms.")
 class ConfirmReceiptInput:
-    order_id: strawberry.ID
+    order_id: strawberry.ID = strawberry.field(description="The order's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `confirmReceipt`.")
 class ConfirmReceiptPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    order: Order | None = None
+    errors: list[UserError] = errors_field()
+    order: Order | None = strawberry.field(default=None, description="The order, COMPLETED; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="An order to refund, and why.")
 class RefundOrderInput:
-    order_id: strawberry.ID
-    reason: str
+    order_id: strawberry.ID = strawberry.field(description="The order's global ID.")
+    reason: str = strawberry.field(description="Why, kept in the order's events and the ledger.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `refundOrder`.")
 class RefundOrderPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    order: Order | None = None
+    errors: list[UserError] = errors_field()
+    order: Order | None = strawberry.field(default=None, description="The order, REFUNDED; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="A correction of a user's wallet.")
 class AdjustWalletInput:
-    user_id: strawberry.ID
+    user_id: strawberry.ID = strawberry.field(description="The user's global ID.")
     amount: Decimal = strawberry.field(description="Negative for a correction; the wallet never goes below zero.")
     reason: str = strawberry.field(description="3 to 200 characters, kept with the posting.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `adjustWallet`.")
 class AdjustWalletPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    user: User | None = None
-    wallet: Wallet | None = None
+    errors: list[UserError] = errors_field()
+    user: User | None = strawberry.field(default=None, description="The user whose wallet changed; null on failure.")
+    wallet: Wallet | None = strawberry.field(default=None, description="The wallet after the change; null on failure.")
 
 
-@strawberry.type
+@strawberry.type(description="Mutations that settle orders and correct wallets.")
 class SettlementMutations:
     @mutation(description="The buyer confirms a DELIVERED order: COMPLETED, and the merchant is paid.")
     async def confirm_receipt(self, info: Info, input: ConfirmReceiptInput) -> ConfirmReceiptPayload:

@@ -6,36 +6,38 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import answers
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.types import Post
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="The answer to accept.")
 class AcceptAnswerInput:
-    post_id: strawberry.ID
-    comment_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The QUESTION post's global ID.")
+    comment_id: strawberry.ID = strawberry.field(description="The comment to accept (on that post).")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `acceptAnswer`.")
 class AcceptAnswerPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(default=None, description="The post, with its `acceptedAnswer`.")
 
 
-@strawberry.input
+@strawberry.input(description="The merchant reply to choose.")
 class FulfilDemandInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The DEMAND post's global ID.")
     comment_id: strawberry.ID = strawberry.field(description="A reply that links a product.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `fulfilDemand`.")
 class FulfilDemandPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(
+        default=None, description="The post, with its `chosenReply` and `fulfilledBy`; null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations that close questions and demands.")
 class AnswerMutations:
     @mutation(description="The author of a QUESTION accepts an answer (once).")
     async def accept_answer(self, info: Info, input: AcceptAnswerInput) -> AcceptAnswerPayload:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import comments
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.posts import optional_id
 from schema.community.types import Comment, forget_post
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="A new comment.")
 class AddCommentInput:
-    post_id: strawberry.ID
-    body: str
+    post_id: strawberry.ID = strawberry.field(description="The post commented on (global ID).")
+    body: str = strawberry.field(description="Markdown (raw HTML is shown as text); @nickname mentions notify.")
     parent_id: strawberry.ID | None = strawberry.field(
         default=None,
         description=f"Reply to this comment. Past depth {comments.MAX_DEPTH - 1} the reply continues "
@@ -25,13 +25,15 @@ class AddCommentInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `addComment`.")
 class AddCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    comment: Comment | None = None
+    errors: list[UserError] = errors_field()
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment: VISIBLE, or HELD for a moderator. Null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of comments.")
 class CommentMutations:
     @mutation(description="Comment on a post or reply to a comment; @nickname mentions notify.")
     async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentPayload:

@@ -7,7 +7,7 @@ from strawberry import relay
 
 from resolvers.community import follows
 from resolvers.errors import invalid
-from schema.base import UserError, mutation, no_errors
+from schema.base import UserError, mutation, errors_field
 from schema.context import Info
 
 
@@ -19,31 +19,35 @@ def _target(target_id: strawberry.ID) -> tuple[str, int]:
         raise invalid(follows.FIELD, "Expected the ID of a user, merchant, product or topic.") from None
 
 
-@strawberry.input
+@strawberry.input(description="What to follow.")
 class FollowInput:
     target_id: strawberry.ID = strawberry.field(description="A User, Merchant, Product or Topic.")
 
 
-@strawberry.input
+@strawberry.input(description="What to stop following.")
 class UnfollowInput:
-    target_id: strawberry.ID
+    target_id: strawberry.ID = strawberry.field(description="A User, Merchant, Product or Topic.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `follow`.")
 class FollowPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    following: bool | None = None
+    errors: list[UserError] = errors_field()
+    following: bool | None = strawberry.field(
+        default=None, description="Whether the viewer follows the target now (true); null on failure."
+    )
     changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `unfollow`.")
 class UnfollowPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    following: bool | None = None
+    errors: list[UserError] = errors_field()
+    following: bool | None = strawberry.field(
+        default=None, description="Whether the viewer follows the target now (false); null on failure."
+    )
     changed: bool | None = strawberry.field(default=None, description="False when it already was so.")
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of follows.")
 class FollowMutations:
     @mutation(description="Follow a user, merchant, product or topic (idempotent).")
     async def follow(self, info: Info, input: FollowInput) -> FollowPayload:

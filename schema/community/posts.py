@@ -5,10 +5,12 @@ Thin: GraphQL values in, resolvers.community.posts called, types (schema.communi
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers.community import posts
-from schema.base import Connection, UserError, decode_id, mutation, no_errors
+from schema.base import After, Before, Connection, First, Last, UserError, decode_id, errors_field, mutation
 from schema.community.types import Post, PostKind, forget_post
 from schema.context import Info
 
@@ -20,12 +22,12 @@ def optional_id(value: strawberry.ID | None, expected: str, field: str) -> int |
 # -- queries ----------------------------------------------------------------------------
 
 
-@strawberry.input(name="PostFilter")
+@strawberry.input(name="PostFilter", description="Narrows a post list; every given field must match.")
 class PostFilterInput:
-    kind: PostKind | None = None
-    author_id: strawberry.ID | None = None
-    product_id: strawberry.ID | None = None
-    topic: str | None = strawberry.field(default=None, description="A topic slug.")
+    kind: PostKind | None = strawberry.field(default=None, description="Only posts of this kind.")
+    author_id: strawberry.ID | None = strawberry.field(default=None, description="Only this user's posts.")
+    product_id: strawberry.ID | None = strawberry.field(default=None, description="Only posts about this product.")
+    topic: str | None = strawberry.field(default=None, description="Only posts in this topic (its slug).")
 
     def to_filter(self) -> posts.PostFilter:
         return posts.PostFilter(
@@ -36,17 +38,17 @@ class PostFilterInput:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Queries about posts.")
 class PostQueries:
     @strawberry.field(description="Posts, newest first: visible ones, and the viewer's own held or hidden ones.")
     async def posts(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: PostFilterInput | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[PostFilterInput | None, strawberry.argument(description="Narrow the list.")] = None,
     ) -> Connection[Post]:
         listing = filter.to_filter() if filter is not None else posts.PostFilter()
         page = await posts.list_posts(
@@ -55,7 +57,9 @@ class PostQueries:
         return Connection.of(page, Post.from_model)
 
     @strawberry.field(description="A post; null if it does not exist or the viewer may not see it.")
-    async def post(self, info: Info, id: strawberry.ID) -> Post | None:
+    async def post(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The post's global ID.")]
+    ) -> Post | None:
         try:
             post_id = decode_id(id, "Post", "id")
         except Exception:
@@ -67,10 +71,10 @@ class PostQueries:
 # -- mutations --------------------------------------------------------------------------
 
 
-@strawberry.input
+@strawberry.input(description="A new post.")
 class CreatePostInput:
-    kind: PostKind
-    title: str
+    kind: PostKind = strawberry.field(description="What sort of post.")
+    title: str = strawberry.field(description="Plain text title.")
     body: str = strawberry.field(description="Markdown (raw HTML is shown as text).")
     product_id: strawberry.ID | None = strawberry.field(default=None, description="REVIEW: required. Others: a product card.")
     order_id: strawberry.ID | None = strawberry.field(default=None, description="SHOWCASE: your delivered order.")
@@ -79,38 +83,40 @@ class CreatePostInput:
     topics: list[str] | None = strawberry.field(default=None, description="More topic slugs (at most 5 in all).")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `createPost`.")
 class CreatePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(
+        default=None, description="The post: VISIBLE, or HELD for a moderator. Null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a post; fields left out keep their value.")
 class EditPostInput:
-    post_id: strawberry.ID
-    title: str | None = None
-    body: str | None = None
-    rating: int | None = None
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
+    title: str | None = strawberry.field(default=None, description="New title.")
+    body: str | None = strawberry.field(default=None, description="New Markdown body.")
+    rating: int | None = strawberry.field(default=None, description="REVIEW: new rating, 1 to 5.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `editPost`.")
 class EditPostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(default=None, description="The post as it is now; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="The post to delete.")
 class DeletePostInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `deletePost`.")
 class DeletePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(default=None, description="The post, DELETED; null on failure.")
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of posts.")
 class PostMutations:
     @mutation(description="Write a post (rate-limited; sensitive words may block, mask or hold it).")
     async def create_post(self, info: Info, input: CreatePostInput) -> CreatePostPayload:

@@ -5,56 +5,64 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.community import reactions
-from schema.base import UserError, decode_id, mutation, no_errors
+from schema.base import UserError, decode_id, mutation, errors_field
 from schema.community.types import Comment, Post
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="The post to like.")
 class LikePostInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `likePost`.")
 class LikePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(
+        default=None, description="The post, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The post to unlike.")
 class UnlikePostInput:
-    post_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The post's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `unlikePost`.")
 class UnlikePostPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    post: Post | None = None
+    errors: list[UserError] = errors_field()
+    post: Post | None = strawberry.field(
+        default=None, description="The post, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The comment to like.")
 class LikeCommentInput:
-    comment_id: strawberry.ID
+    comment_id: strawberry.ID = strawberry.field(description="The comment's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `likeComment`.")
 class LikeCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    comment: Comment | None = None
+    errors: list[UserError] = errors_field()
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The comment to unlike.")
 class UnlikeCommentInput:
-    comment_id: strawberry.ID
+    comment_id: strawberry.ID = strawberry.field(description="The comment's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `unlikeComment`.")
 class UnlikeCommentPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    comment: Comment | None = None
+    errors: list[UserError] = errors_field()
+    comment: Comment | None = strawberry.field(
+        default=None, description="The comment, with its new `likeCount`; null on failure."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of likes.")
 class ReactionMutations:
     @mutation(description="Like a post (idempotent: liking again changes nothing).")
     async def like_post(self, info: Info, input: LikePostInput) -> LikePostPayload:

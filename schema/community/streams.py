@@ -8,6 +8,7 @@ or a duplicate (the same contract as ``notificationReceived``).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -18,7 +19,12 @@ from schema.community.types import Comment, Post
 from schema.context import Info
 
 
-@strawberry.type
+AfterComment = Annotated[strawberry.ID | None, strawberry.argument(
+    description="Resume: the ID of the last Comment received; those added since come first (at most 100)."
+)]
+
+
+@strawberry.type(description="Live community streams.")
 class StreamSubscriptions:
     @strawberry.subscription(
         description=(
@@ -28,7 +34,9 @@ class StreamSubscriptions:
         )
     )
     async def comment_added(
-        self, info: Info, post_id: strawberry.ID, after: strawberry.ID | None = None
+        self, info: Info,
+        post_id: Annotated[strawberry.ID, strawberry.argument(description="The post's global ID.")],
+        after: AfterComment = None,
     ) -> AsyncGenerator[Comment, None]:
         key = decode_id(post_id, "Post", "postId")
         last = decode_id(after, "Comment", "after") if after is not None else None
@@ -42,7 +50,7 @@ class StreamSubscriptions:
         )
     )
     async def replies_to_me(
-        self, info: Info, after: strawberry.ID | None = None
+        self, info: Info, after: AfterComment = None
     ) -> AsyncGenerator[Comment, None]:
         last = decode_id(after, "Comment", "after") if after is not None else None
         async for comment in streams.reply_stream(runtime.bus(), info.context.actor, after=last):
@@ -55,7 +63,11 @@ class StreamSubscriptions:
         )
     )
     async def live_feed(
-        self, info: Info, topic: str | None = None, after: strawberry.ID | None = None
+        self, info: Info,
+        topic: Annotated[str | None, strawberry.argument(description="Only posts in this topic (slug).")] = None,
+        after: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Resume: the ID of the last Post received; those published since come first (at most 100)."
+        )] = None,
     ) -> AsyncGenerator[Post, None]:
         last = decode_id(after, "Post", "after") if after is not None else None
         async for post in streams.live_stream(runtime.bus(), topic=topic, after=last):

@@ -27,7 +27,7 @@ from resolvers.commerce import catalog
 from resolvers.community import comments, posts, topics
 from resolvers.community.visibility import can_see
 from schema.accounts.users import User
-from schema.base import Connection, in_graph
+from schema.base import After, Before, Connection, First, Last, describe_values, in_graph
 from schema.commerce.catalog import Product
 from schema.context import Info
 
@@ -38,21 +38,35 @@ PostKind = strawberry.enum(
     "orders (its product, never a key). GUIDE. QUESTION: an answer can be accepted. DEMAND: a wanted "
     "product; merchants reply with one of theirs.",
 )
-ContentStatus = strawberry.enum(
-    ContentStatusValue,
-    name="ContentStatus",
-    description="VISIBLE: public. HELD: waiting for a moderator. HIDDEN: hidden by a moderator. "
-    "DELETED: deleted by its author. Only VISIBLE content is shown to others than its author and staff.",
+describe_values(
+    PostKind,
+    REVIEW="About a product the author may have bought, with a 1-5 `rating`.",
+    SHOWCASE="Shows one of the author's own delivered orders (晒单): its product, never its keys.",
+    GUIDE="A how-to or tips, optionally about a product.",
+    QUESTION="A question; its author may accept one comment as the answer.",
+    DEMAND="A wanted product; merchants reply with one of theirs and the author may choose one.",
+)
+ContentStatus = describe_values(
+    strawberry.enum(
+        ContentStatusValue,
+        name="ContentStatus",
+        description="VISIBLE: public. HELD: waiting for a moderator. HIDDEN: hidden by a moderator. "
+        "DELETED: deleted by its author. Only VISIBLE content is shown to others than its author and staff.",
+    ),
+    VISIBLE="Public.",
+    HELD="Held by the word filter until a moderator releases or hides it; seen by its author and staff only.",
+    HIDDEN="Hidden by a moderator (a moderator may restore it); seen by its author and staff only.",
+    DELETED="Deleted by its author; seen by staff only.",
 )
 
 
-@strawberry.enum(description="THREAD: depth-first thread order. NEW: newest first. TOP: most liked. "
-                 "HOT: likes weighed against age.")
+@strawberry.enum(description="Orders of a comment list.")
 class CommentSort(Enum):
-    THREAD = "THREAD"
-    NEW = "NEW"
-    TOP = "TOP"
-    HOT = "HOT"
+    THREAD = strawberry.enum_value("THREAD", description="Thread order: each comment followed by its replies, "
+                                                         "depth first, oldest first at each level.")
+    NEW = strawberry.enum_value("NEW", description="Newest first, whatever the depth.")
+    TOP = strawberry.enum_value("TOP", description="Most liked first.")
+    HOT = strawberry.enum_value("HOT", description="Likes weighed against age: recent liked comments first.")
 
 
 def _ids(node_ids: Iterable[str]) -> list[int | None]:
@@ -98,17 +112,18 @@ async def _liked(info: Info, loader_name: str, key: int) -> bool:
 @strawberry.type(description="A tag. A topic with a product is that product's purchaser circle.")
 class Topic(relay.Node):
     id: relay.NodeID[int]
-    slug: str
-    name: str
-    post_count: int
-    created_at: datetime
+    slug: str = strawberry.field(description="Stable URL key, lower case, unique; the `topic` argument of feeds.")
+    name: str = strawberry.field(description="Display name.")
+    post_count: int = strawberry.field(description="Visible posts tagged with it.")
+    created_at: datetime = strawberry.field(description="When the topic was first used.")
     _model: strawberry.Private[TopicModel]
 
     @strawberry.field(description="True for a product's purchaser circle.")
     def is_circle(self) -> bool:
         return self._model.product_id is not None
 
-    @strawberry.field(description="The product whose buyers this circle is for.")
+    @strawberry.field(description="The product whose buyers this circle is for; null for a plain topic, or if "
+                                  "the product is not visible to the viewer.")
     async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")] | None:
         return await _product(info, self._model.product_id)
 
@@ -118,8 +133,12 @@ class Topic(relay.Node):
         return user_id is not None and await topics.in_circle(user_id, self.id)
 
     @strawberry.field(description="Visible posts in this topic, newest first.")
-    async def posts(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Post]:
-        page = await posts.list_posts(info.context.actor, posts.PostFilter(topic=self.slug), first=first, after=after)
+    async def posts(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[Post]:
+        page = await posts.list_posts(
+            info.context.actor, posts.PostFilter(topic=self.slug), first=first, after=after, last=last, before=before
+        )
         return Connection.of(page, Post.from_model)
 
     @classmethod
@@ -138,25 +157,27 @@ class Topic(relay.Node):
 
 
 @in_graph
-@strawberry.type
+@strawberry.type(
+    description="A community post. Everyone sees VISIBLE posts; other statuses only their author and staff."
+)
 class Post(relay.Node):
     id: relay.NodeID[int]
-    kind: PostKind
-    title: str
+    kind: PostKind = strawberry.field(description="What sort of post it is.")
+    title: str = strawberry.field(description="Plain text title.")
     body: str = strawberry.field(description="Markdown source (raw HTML and script links removed).")
     body_html: str = strawberry.field(description="Rendered, sanitised HTML: the form to display.")
-    rating: int | None = strawberry.field(description="REVIEW: 1 to 5.")
+    rating: int | None = strawberry.field(description="REVIEW: 1 to 5; null for other kinds.")
     verified_purchase: bool = strawberry.field(
         description="The author had a delivered or completed order of the product when posting."
     )
-    like_count: int
-    comment_count: int
+    like_count: int = strawberry.field(description="How many users like it.")
+    comment_count: int = strawberry.field(description="Visible comments, replies included.")
     status: ContentStatus = strawberry.field(description="Others than the author and staff see VISIBLE posts only.")
-    created_at: datetime
-    edited_at: datetime | None
+    created_at: datetime = strawberry.field(description="When it was posted.")
+    edited_at: datetime | None = strawberry.field(description="When its author last edited it; null if never.")
     _model: strawberry.Private[PostModel]
 
-    @strawberry.field
+    @strawberry.field(description="Who wrote it; null if the account was deactivated.")
     async def author(self, info: Info) -> User | None:
         return await user_of(info, self._model.author_id)
 
@@ -164,11 +185,11 @@ class Post(relay.Node):
     async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")] | None:
         return await _product(info, self._model.product_id)
 
-    @strawberry.field
+    @strawberry.field(description="Whether the viewer likes it; false when anonymous.")
     async def viewer_has_liked(self, info: Info) -> bool:
         return await _liked(info, "post_liked", self.id)
 
-    @strawberry.field
+    @strawberry.field(description="The topics it is tagged with.")
     async def topics(self, info: Info) -> list[Topic]:
         return [Topic.from_model(t) for t in await info.context.loaders.post_topics.load(self.id)]
 
@@ -176,30 +197,31 @@ class Post(relay.Node):
     async def comments(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        sort: CommentSort = CommentSort.THREAD,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        sort: Annotated[CommentSort, strawberry.argument(description="The order of the list.")] = CommentSort.THREAD,
     ) -> Connection[Comment]:
         page = await comments.list_comments(
             info.context.actor, self._model, sort.value, first=first, after=after, last=last, before=before
         )
         return Connection.of(page, Comment.from_model)
 
-    @strawberry.field(description="QUESTION: the accepted answer.")
+    @strawberry.field(description="QUESTION: the accepted answer; null before one is accepted, for other kinds, "
+                                  "or if it is not visible.")
     async def accepted_answer(self, info: Info) -> Comment | None:
         if self._model.kind != PostKindValue.QUESTION or self._model.accepted_comment_id is None:
             return None
         return await _comment(info, self._model.accepted_comment_id)
 
-    @strawberry.field(description="DEMAND: the reply the author chose.")
+    @strawberry.field(description="DEMAND: the reply the author chose; null before, or for other kinds.")
     async def chosen_reply(self, info: Info) -> Comment | None:
         if self._model.kind != PostKindValue.DEMAND or self._model.accepted_comment_id is None:
             return None
         return await _comment(info, self._model.accepted_comment_id)
 
-    @strawberry.field(description="DEMAND: the product the author chose.")
+    @strawberry.field(description="DEMAND: the product the author chose; null before, or for other kinds.")
     async def fulfilled_by(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")] | None:
         return await _product(info, self._model.fulfilled_by_product_id)
 
@@ -229,18 +251,22 @@ async def _comment(info: Info, comment_id: int) -> Comment | None:
     return Comment.from_model(comment)
 
 
-@strawberry.type
+@in_graph
+@strawberry.type(
+    description="A comment on a post, or a reply to a comment. Seen by whoever may see its post, when VISIBLE "
+                "(other statuses: its author and staff)."
+)
 class Comment(relay.Node):
     id: relay.NodeID[int]
     body: str = strawberry.field(description="Markdown source (raw HTML and script links removed).")
     body_html: str = strawberry.field(description="Rendered, sanitised HTML: the form to display.")
     depth: int = strawberry.field(description=f"0 for a reply to the post; at most {comments.MAX_DEPTH - 1}.")
-    like_count: int
-    status: ContentStatus
-    created_at: datetime
+    like_count: int = strawberry.field(description="How many users like it.")
+    status: ContentStatus = strawberry.field(description="Whether it is public.")
+    created_at: datetime = strawberry.field(description="When it was posted.")
     _model: strawberry.Private[CommentModel]
 
-    @strawberry.field
+    @strawberry.field(description="Who wrote it; null if the account was deactivated.")
     async def author(self, info: Info) -> User | None:
         return await user_of(info, self._model.author_id)
 
@@ -250,7 +276,7 @@ class Comment(relay.Node):
             return None
         return await _comment(info, self._model.parent_id)
 
-    @strawberry.field
+    @strawberry.field(description="The post it belongs to; null if the viewer may not see the post.")
     async def post(self, info: Info) -> Post | None:
         post = await info.context.loaders.post.load(self._model.post_id)
         if post is None or not can_see(info.context.actor, post.status, post.author_id):
@@ -261,7 +287,7 @@ class Comment(relay.Node):
     async def product(self, info: Info) -> Annotated[Product, strawberry.lazy("schema.commerce.catalog")] | None:
         return await _product(info, self._model.product_id)
 
-    @strawberry.field
+    @strawberry.field(description="Whether the viewer likes it; false when anonymous.")
     async def viewer_has_liked(self, info: Info) -> bool:
         return await _liked(info, "comment_liked", self.id)
 

@@ -5,24 +5,24 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.loyalty import checkins
-from schema.base import UserError, mutation, no_errors
+from schema.base import UserError, mutation, errors_field
 from schema.context import Info
 
 
-@strawberry.input
+@strawberry.input(description="Nothing to say: a check-in is the viewer's, today.")
 class CheckInInput:
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description="Unused; kept for old clients.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `checkIn` (DUPLICATE if already checked in today).")
 class CheckInPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    points_awarded: int | None = None
-    streak: int | None = None
-    balance: int | None = None
+    errors: list[UserError] = errors_field()
+    points_awarded: int | None = strawberry.field(default=None, description="Points awarded, streak bonus included.")
+    streak: int | None = strawberry.field(default=None, description="Consecutive days checked in, today included.")
+    balance: int | None = strawberry.field(default=None, description="Points balance afterwards.")
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of daily check-in.")
 class CheckInMutations:
     @mutation(description="Once a day; consecutive days build a streak bonus.")
     async def check_in(self, info: Info, input: CheckInInput | None = None) -> CheckInPayload:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -19,30 +20,46 @@ from models.loyalty.coupons import UserCouponStatus as UserCouponStatusValue
 from resolvers.accounts.auth import allowed, require
 from resolvers.errors import invalid
 from resolvers.loyalty import coupons, points
-from schema.base import Connection, Money, UserError, decode_id, mutation, no_errors
+from schema.base import Connection, Money, UserError, decode_id, describe_values, errors_field, mutation
 from schema.context import Info
 from schema.loyalty.points import Perk
 
-CouponKind = strawberry.enum(CouponKindValue, name="CouponKind", description="FIXED off, PERCENT off, THRESHOLD (满减).")
-CouponScope = strawberry.enum(CouponScopeValue, name="CouponScope")
-UserCouponStatus = strawberry.enum(UserCouponStatusValue, name="UserCouponStatus")
+CouponKind = describe_values(
+    strawberry.enum(CouponKindValue, name="CouponKind", description="FIXED off, PERCENT off, THRESHOLD (满减)."),
+    FIXED="`value` yuan off.",
+    PERCENT="`value` percent off (10 is 10% off).",
+    THRESHOLD="满减: `value` yuan off once the order reaches `minSpend`.",
+)
+CouponScope = describe_values(
+    strawberry.enum(CouponScopeValue, name="CouponScope", description="Which orders a coupon applies to."),
+    PLATFORM="Any product.",
+    MERCHANT="Products of one shop.",
+    CATEGORY="Products of one category.",
+    PRODUCT="One product.",
+)
+UserCouponStatus = describe_values(
+    strawberry.enum(UserCouponStatusValue, name="UserCouponStatus", description="Whether a held coupon can be used."),
+    AVAILABLE="Can be applied to an order.",
+    LOCKED="Applied to an unpaid order; back to AVAILABLE if that order is cancelled or expires.",
+    USED="Spent on a paid order.",
+)
 
 
-@strawberry.type
+@strawberry.type(description="A coupon campaign. Public: its code is what a buyer types to claim it.")
 class Coupon(relay.Node):
     id: relay.NodeID[int]
-    code: str
-    title: str
-    kind: CouponKind
+    code: str = strawberry.field(description="What buyers type to claim it (upper case).")
+    title: str = strawberry.field(description="Display name, e.g. \"10 off 100\".")
+    kind: CouponKind = strawberry.field(description="How the discount is computed.")
     value: Decimal = strawberry.field(description="Amount off (FIXED, THRESHOLD) or percent off (PERCENT).")
-    min_spend: Money
-    scope: CouponScope
-    valid_from: datetime
-    valid_until: datetime
-    total_quantity: int | None
-    issued_count: int
-    per_user_limit: int
-    new_users_only: bool
+    min_spend: Money = strawberry.field(description="The order must reach this amount (zero: no minimum).")
+    scope: CouponScope = strawberry.field(description="Which products it applies to.")
+    valid_from: datetime = strawberry.field(description="Usable from this time.")
+    valid_until: datetime = strawberry.field(description="Usable until this time (exclusive).")
+    total_quantity: int | None = strawberry.field(description="How many can be handed out in all; null: no limit.")
+    issued_count: int = strawberry.field(description="How many have been handed out.")
+    per_user_limit: int = strawberry.field(description="How many one user may hold.")
+    new_users_only: bool = strawberry.field(description="Only for accounts without a paid order.")
     points_price: int | None = strawberry.field(description="In the rewards catalog for this many points.")
 
     @classmethod
@@ -64,10 +81,10 @@ class Coupon(relay.Node):
 @strawberry.type(description="A coupon held by a user.")
 class UserCoupon(relay.Node):
     id: relay.NodeID[int]
-    status: UserCouponStatus
-    source: str
-    created_at: datetime
-    coupon: Coupon
+    status: UserCouponStatus = strawberry.field(description="Whether it can be used.")
+    source: str = strawberry.field(description="How it was obtained: claim, issue, reward, task or new_user.")
+    created_at: datetime = strawberry.field(description="When the user got it.")
+    coupon: Coupon = strawberry.field(description="The coupon's terms.")
 
     @classmethod
     def from_model(cls, held: UserCouponModel) -> UserCoupon:
@@ -80,88 +97,93 @@ class UserCoupon(relay.Node):
         return [cls.from_model(held) if held is not None else None for held in found]
 
 
-async def coupons_of(info: Info, user_id: int, status: UserCouponStatusValue | None, first: int | None,
-                     after: str | None) -> Connection[UserCoupon] | None:
-    """`User.coupons`: to the user themself and to staff."""
+async def coupons_of(info: Info, user_id: int, status: UserCouponStatusValue | None, **page: Any) -> Connection[UserCoupon] | None:
+    """`User.coupons`: to the user themself and to staff. ``page``: first/after/last/before."""
     if not allowed(info.context.actor, owner_id=user_id):
         return None
-    page = await coupons.list_for(info.context.actor, user_id, status=status, first=first, after=after)
-    return Connection.of(page, UserCoupon.from_model)
+    found = await coupons.list_for(info.context.actor, user_id, status=status, **page)
+    return Connection.of(found, UserCoupon.from_model)
 
 
 @strawberry.type(description="What points can buy.")
 class Rewards:
-    coupons: list[Coupon]
-    perks: list[Perk]
+    coupons: list[Coupon] = strawberry.field(description="Coupons on sale for points (`pointsPrice`), cheapest first.")
+    perks: list[Perk] = strawberry.field(description="Perks on sale for points.")
 
 
-@strawberry.input
+@strawberry.input(description="A public coupon to claim.")
 class ClaimCouponInput:
-    code: str
+    code: str = strawberry.field(description="The coupon's code (case does not matter).")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `claimCoupon`.")
 class ClaimCouponPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    user_coupon: UserCoupon | None = None
+    errors: list[UserError] = errors_field()
+    user_coupon: UserCoupon | None = strawberry.field(default=None, description="The coupon now held; null on failure.")
 
 
-@strawberry.input
+@strawberry.input(description="What to buy with points: exactly one of `couponId` and `perk`.")
 class RedeemRewardInput:
     coupon_id: strawberry.ID | None = strawberry.field(default=None, description="A coupon of the rewards catalog.")
     perk: str | None = strawberry.field(default=None, description="Or a perk's code, e.g. PRIORITY_SUPPORT.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `redeemReward`.")
 class RedeemRewardPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    user_coupon: UserCoupon | None = None
-    perk: Perk | None = None
+    errors: list[UserError] = errors_field()
+    user_coupon: UserCoupon | None = strawberry.field(
+        default=None, description="The coupon bought; null for a perk or on failure."
+    )
+    perk: Perk | None = strawberry.field(default=None, description="The perk bought; null for a coupon or on failure.")
     balance: int | None = strawberry.field(default=None, description="Points left.")
 
 
-@strawberry.input
+@strawberry.input(description="A coupon to hand to users.")
 class IssueCouponsInput:
-    coupon_id: strawberry.ID
-    user_ids: list[strawberry.ID]
+    coupon_id: strawberry.ID = strawberry.field(description="The coupon's global ID.")
+    user_ids: list[strawberry.ID] = strawberry.field(description="The users' global IDs.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of `issueCoupons`.")
 class IssueCouponsPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    issued_count: int | None = None
+    errors: list[UserError] = errors_field()
+    issued_count: int | None = strawberry.field(default=None, description="Users who got it now.")
     skipped_count: int | None = strawberry.field(default=None, description="Issued to them before: unchanged.")
-    failed_user_ids: list[strawberry.ID] | None = None
+    failed_user_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Users who could not get it (no such user, or none left, or over their limit)."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A new coupon campaign.")
 class CreateCouponInput:
-    code: str
-    title: str
-    kind: CouponKind
-    value: Decimal
-    valid_from: datetime
-    valid_until: datetime
-    min_spend: Decimal = Decimal("0")
-    scope: CouponScope = CouponScopeValue.PLATFORM
+    code: str = strawberry.field(description="What buyers type; unique.")
+    title: str = strawberry.field(description="Display name.")
+    kind: CouponKind = strawberry.field(description="How the discount is computed.")
+    value: Decimal = strawberry.field(description="Yuan off (FIXED, THRESHOLD) or percent off (PERCENT).")
+    valid_from: datetime = strawberry.field(description="Usable from.")
+    valid_until: datetime = strawberry.field(description="Usable until (exclusive); after `validFrom`.")
+    min_spend: Decimal = strawberry.field(default=Decimal("0"), description="Minimum order amount, yuan.")
+    scope: CouponScope = strawberry.field(default=CouponScopeValue.PLATFORM, description="Which products.")
     scope_id: strawberry.ID | None = strawberry.field(default=None, description="Merchant, Category or Product ID.")
-    total_quantity: int | None = None
-    per_user_limit: int = 1
-    new_users_only: bool = False
-    points_price: int | None = None
+    total_quantity: int | None = strawberry.field(default=None, description="How many in all; null: no limit.")
+    per_user_limit: int = strawberry.field(default=1, description="How many one user may hold.")
+    new_users_only: bool = strawberry.field(default=False, description="Only accounts without a paid order.")
+    points_price: int | None = strawberry.field(
+        default=None, description="Sell it in the rewards catalog for this many points (then it cannot be claimed)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of `createCoupon`.")
 class CreateCouponPayload:
-    errors: list[UserError] = strawberry.field(default_factory=no_errors)
-    coupon: Coupon | None = None
+    errors: list[UserError] = errors_field()
+    coupon: Coupon | None = strawberry.field(default=None, description="The new coupon; null on failure.")
 
 
 _SCOPE_TYPES = {CouponScopeValue.MERCHANT: "Merchant", CouponScopeValue.CATEGORY: "Category",
                 CouponScopeValue.PRODUCT: "Product"}
 
 
-@strawberry.type
+@strawberry.type(description="Queries of the loyalty programme.")
 class CouponQueries:
     @strawberry.field(description="The rewards catalog: coupons and perks bought with points.")
     async def rewards(self) -> Rewards:
@@ -169,9 +191,9 @@ class CouponQueries:
         return Rewards(coupons=[Coupon.from_model(c) for c in catalog], perks=[Perk.of(p) for p in points.PERKS.values()])
 
 
-@strawberry.type
+@strawberry.type(description="Mutations of coupons and rewards.")
 class CouponMutations:
-    @mutation()
+    @mutation(description="Claim a public coupon by its code (signed-in only).")
     async def claim_coupon(self, info: Info, input: ClaimCouponInput) -> ClaimCouponPayload:
         held = await coupons.claim(info.context.actor, input.code)
         return ClaimCouponPayload(user_coupon=UserCoupon.from_model(held))

@@ -18,9 +18,9 @@ def cny(amount: Decimal) -> Money:
 
 @strawberry.type(description="Orders placed from the user's posts that completed, and what they earned.")
 class CreatorStats:
-    attributed_orders: int
-    gmv: Money
-    commission: Money
+    attributed_orders: int = strawberry.field(description="Completed orders placed from the user's posts.")
+    gmv: Money = strawberry.field(description="What those orders were worth (their totals).")
+    commission: Money = strawberry.field(description="The user's earned share of the platform fee on them.")
 
 
 async def creator_stats_of(info: Info, user_id: int) -> CreatorStats | None:
