@@ -30,12 +30,14 @@ from typing import Any
 from tortoise.expressions import F
 
 from kameng import clock
-from models.accounts.users import STAFF_ROLES, User
+from models.accounts.users import User
 from models.commerce.catalog import Product
 from models.loyalty.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
 from models.commerce.orders import Order
 from resolvers.loyalty import points
+from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.accounts.permissions import Action
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -132,7 +134,7 @@ async def issue(actor: Actor, coupon_id: int, user_ids: list[int]) -> Issued:
     """Staff: issue a coupon to a list of users (the retention hook). Idempotent per (coupon,
     user): a user who was issued this coupon before is skipped, so a batch can be re-sent.
     Issuance ignores the per-user claim limit but counts against the total quantity."""
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.ISSUE_COUPONS)
     coupon = await Coupon.filter(id=coupon_id).first()
     if coupon is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such coupon.", "couponId")
@@ -212,7 +214,7 @@ _CODE_CHARS = set(string.ascii_uppercase + string.digits + "-_")
 
 
 async def create(actor: Actor, spec: NewCoupon) -> Coupon:
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.CREATE_COUPON)
     code = normalise_code(spec.code)
     if not 3 <= len(code) <= 40 or not set(code) <= _CODE_CHARS:
         raise invalid("code", "A code has 3 to 40 letters, digits, '-' or '_'.")
@@ -345,13 +347,14 @@ async def visible_coupons(actor: Actor, ids: list[int]) -> list[Coupon | None]:
     public; any other only to staff and to users who hold it (None otherwise)."""
     found = await get_coupons(ids)
     held: set[int] = set()
-    if actor.user_id is not None and not allowed(actor, roles=STAFF_ROLES):
+    staff = permissions.allowed(actor, Action.READ_PRIVATE)
+    if actor.user_id is not None and not staff:
         private = [c.id for c in found if c is not None and c.points_price is None]
         if private:
             held = set(await UserCoupon.filter(coupon_id__in=private, user_id=actor.user_id)
                        .values_list("coupon_id", flat=True))
     return [
-        c if c is not None and (c.points_price is not None or allowed(actor, roles=STAFF_ROLES) or c.id in held)
+        c if c is not None and (c.points_price is not None or staff or c.id in held)
         else None
         for c in found
     ]
