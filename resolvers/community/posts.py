@@ -89,8 +89,17 @@ async def publish_post(post: Post) -> None:
         await outbox.enqueue(
             jobs.loyalty_event(post.author_id, "SHOWCASE_CREATED", reference, order_id=post.order_id)
         )
-    if post.kind == PostKind.REVIEW and post.verified_purchase:
-        await outbox.enqueue(jobs.loyalty_event(post.author_id, "REVIEW_VERIFIED", reference))
+    if post.kind == PostKind.REVIEW and post.verified_purchase and post.product_id is not None:
+        # Keyed on the product, not the post: a review deleted and written again (or released
+        # after a hold) earns once per (author, product).
+        await outbox.enqueue(
+            jobs.loyalty_event(post.author_id, "REVIEW_VERIFIED", review_reference(post.product_id))
+        )
+
+
+def review_reference(product_id: int) -> str:
+    """What a verified review's points are keyed on (with its author)."""
+    return f"review:product:{product_id}"
 
 
 # -- writing and listing ----------------------------------------------------------------
