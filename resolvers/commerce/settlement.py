@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from kameng.settings import get_settings
 from models.accounts.users import User
@@ -30,6 +30,7 @@ from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.permissions import Action
 from resolvers.commerce import escrow, inventory, ledger, orders
+from resolvers.decimals import DecimalTextError, strict_decimal
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from subscriptions import outbox
 
@@ -172,10 +173,10 @@ async def adjust_wallet(actor: Actor, user_id: int, amount: Decimal, reason: str
 
 def _adjustment(amount: Decimal | str) -> Decimal:
     try:
-        value = Decimal(amount)
-    except (InvalidOperation, TypeError, ValueError):
+        value = amount if isinstance(amount, Decimal) and amount.is_finite() else strict_decimal(amount)
+    except DecimalTextError:
         raise invalid("amount", "Give an amount such as \"10.00\" or \"-2.50\".") from None
-    if not value.is_finite() or abs(value) > MAX_ADJUSTMENT:
+    if abs(value) > MAX_ADJUSTMENT:
         raise invalid("amount", f"An adjustment is at most {MAX_ADJUSTMENT} either way.")
     value = ledger.money(value)
     if value == 0:

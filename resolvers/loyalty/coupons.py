@@ -24,7 +24,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from tortoise.expressions import F
@@ -38,6 +38,7 @@ from resolvers.loyalty import points
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.permissions import Action
+from resolvers.decimals import DecimalTextError, strict_decimal
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -249,10 +250,11 @@ async def create(actor: Actor, spec: NewCoupon) -> Coupon:
 
 def _money(value: Decimal, field: str) -> Decimal:
     try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
+        amount = value if isinstance(value, Decimal) and value.is_finite() else strict_decimal(value)
+    except DecimalTextError:
         raise invalid(field, "An amount such as \"10.00\".") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")) or amount > 10**9:
+    # The magnitude first: quantize fails on what it cannot hold (1e30).
+    if amount < 0 or amount > 10**9 or amount != amount.quantize(Decimal("0.01")):
         raise invalid(field, "An amount such as \"10.00\".")
     return amount.quantize(Decimal("0.01"))
 
