@@ -243,7 +243,7 @@ async def price(actor: Actor, request: PriceRequest, product: Product | None = N
             raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
     if not product.min_quantity <= request.quantity <= product.max_quantity:
         raise invalid("quantity", f"Order between {product.min_quantity} and {product.max_quantity}.")
-    code = (request.coupon_code or "").strip()
+    code = coupons.lookup_code(request.coupon_code or "", "couponCode")
     if actor.user is None and (code or request.points_to_use):
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "Sign in to use coupons or points.")
     tier = Tier.NORMAL

@@ -50,8 +50,21 @@ def coupon_invalid(message: str, field: str = "couponCode") -> UserFacingError:
     return UserFacingError(ErrorCode.COUPON_INVALID, message, field)
 
 
+#: Coupon.code is VARCHAR(40).
+CODE_MAX = 40
+
+
 def normalise_code(code: str) -> str:
     return (code or "").strip().upper()
+
+
+def lookup_code(code: str, field: str) -> str:
+    """A code to look a coupon up by: one longer than any code is refused here, before the
+    database (PostgreSQL refuses to compare it with the column; Tortoise refuses to send it)."""
+    normalised = normalise_code(code)
+    if len(normalised) > CODE_MAX:
+        raise invalid(field, f"A coupon code has at most {CODE_MAX} characters.")
+    return normalised
 
 
 def is_valid_now(coupon: Coupon, now: datetime | None = None) -> bool:
@@ -86,8 +99,9 @@ async def claim(actor: Actor, code: str) -> UserCoupon:
     """Claim a public coupon by its code (not one sold for points: ``redeem_reward``). The
     held coupon comes with its ``coupon``."""
     user = require(actor)
+    code = lookup_code(code, "code")
     await ensure_new_user_coupons(user.id)
-    coupon = await Coupon.filter(code=normalise_code(code)).first()
+    coupon = await Coupon.filter(code=code).first()
     if coupon is None or coupon.points_price is not None:
         raise coupon_invalid("No such coupon.", "code")
     if not is_valid_now(coupon):
@@ -275,7 +289,7 @@ def applies_to(coupon: Coupon, product: Product) -> bool:
 async def usable(user_id: int, code: str, product: Product) -> tuple[UserCoupon, Coupon]:
     """The user's AVAILABLE coupon with ``code`` that applies to ``product`` now, or
     COUPON_INVALID. (The minimum spend is the pricing engine's check.)"""
-    coupon = await Coupon.filter(code=normalise_code(code)).first()
+    coupon = await Coupon.filter(code=lookup_code(code, "couponCode")).first()
     if coupon is None:
         raise coupon_invalid("No such coupon.")
     held = await UserCoupon.filter(
