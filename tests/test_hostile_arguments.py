@@ -5,7 +5,8 @@ foreign-digit decimals. None may reach an internal error; the ones that cannot b
 be refused (INVALID_INPUT or another expected error, or a null for lookups).
 
 One request per (argument, class), as an ADMIN who owns a shop, so that permission checks let
-the value reach the parsers and the database (on PostgreSQL: the column lengths)."""
+the value reach the parsers and the database (on PostgreSQL: the column lengths), and again
+anonymously."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from strawberry.relay import GlobalID
 
 from models.accounts.users import Role, User
@@ -224,7 +226,10 @@ async def fixture_ids(admin: User) -> dict[str, str]:
     }
 
 
-async def test_every_string_id_and_decimal_argument_refuses_hostile_values(make_client) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("who", ["admin", "anonymous"])
+async def test_every_string_id_and_decimal_argument_refuses_hostile_values(who: str, make_client) -> None:  # type: ignore[no-untyped-def]
+    """As an ADMIN who owns a shop (permission checks let the value through), and anonymous
+    (the guest paths: sign-up, sign-in, guest orders and lookups)."""
     admin = await make_user(Role.ADMIN, "Admin")
     ids = await fixture_ids(admin)
     introspection = (await make_client().post(INTROSPECTION)).json()["data"]
@@ -237,7 +242,8 @@ async def test_every_string_id_and_decimal_argument_refuses_hostile_values(make_
     by_class: dict[str, dict[str, int]] = {}
     for slot in slots:
         client = make_client()
-        client.token = await token_for(admin)  # a fresh session: `logout` may end the previous one
+        if who == "admin":
+            client.token = await token_for(admin)  # a fresh session: `logout` may end the previous one
         classes = dict(TEXT_CLASSES)
         if slot.scalar == "ID":
             classes |= id_classes(guess_kind(slot.path[-1], walk.types))
@@ -269,7 +275,7 @@ async def test_every_string_id_and_decimal_argument_refuses_hostile_values(make_
                     failures.append(f"{where}: expected INVALID_INPUT, got {json.dumps(body)[:200]}")
             elif must_refuse and result == "accepted":
                 failures.append(f"{where}: accepted {json.dumps(body)[:200]}")
-    print(f"hostile arguments: {len(slots)} slots, {sent} requests, outcomes by class: {by_class}")
+    print(f"hostile arguments ({who}): {len(slots)} slots, {sent} requests, outcomes by class: {by_class}")
     assert not failures, "\n".join(failures)
 
 
