@@ -14,13 +14,14 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import orjson
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from resolvers.decimals import strict_decimal
 from resolvers.errors import invalid
 
 T = TypeVar("T")
@@ -123,15 +124,10 @@ def parse_int(value: Any) -> int:
 
 
 def parse_decimal(value: Any) -> Decimal:
+    """A decimal cursor key: strict, as a client may have forged the cursor (ValueError)."""
     if not isinstance(value, str):
         raise ValueError
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError from None
-    if not parsed.is_finite():
-        raise ValueError
-    return parsed
+    return strict_decimal(value)
 
 
 def encode_key_cursor(key: str, value: Any, row_id: int) -> str:

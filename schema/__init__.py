@@ -45,6 +45,7 @@ from schema.community.topics import TopicMutations, TopicQueries
 from schema.community.types import Comment, Post, Topic
 from schema.base import finish_descriptions
 from schema.executor import FastLeafExecutionContext
+from schema.scalars import SCALAR_OVERRIDES
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
@@ -145,6 +146,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic],
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
     finish_descriptions(schema)
     return schema

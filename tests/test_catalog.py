@@ -216,7 +216,7 @@ async def test_deposit_is_held_from_the_owner_wallet(client: Client, make_client
 
 
 async def test_categories(client: Client, make_client) -> None:  # type: ignore[no-untyped-def]
-    staff = await signed_in(make_client(), Role.MODERATOR)
+    staff = await signed_in(make_client(), Role.ADMIN)
     slug = f"games-{uuid.uuid4().hex[:8]}"
     parent = (await staff.gql(CREATE_CATEGORY, {"input": {"name": "Games", "slug": slug}}))["createCategory"]
     assert parent["errors"] == [] and parent["category"]["parent"] is None
@@ -346,7 +346,7 @@ async def test_only_the_owner_or_staff_manage_products(client: Client, make_clie
     assert codes(anonymous) == [("UNAUTHENTICATED", None)]
     rival, _ = await merchant_client(make_client)
     assert codes((await rival.gql(CREATE_PRODUCT, {"input": data}))["createProduct"]) == [("FORBIDDEN", None)]
-    staff = await signed_in(make_client(), Role.MODERATOR)
+    staff = await signed_in(make_client(), Role.ADMIN)
     made = (await staff.gql(CREATE_PRODUCT, {"input": data}))["createProduct"]
     assert made["errors"] == [] and made["product"]["merchant"]["id"] == shop["id"]
 

@@ -671,21 +671,22 @@ async def test_staff_refunds(stack: Stack, http: httpx.AsyncClient, make_client,
     buyer_client, buyer, order = await paid_by_wallet(make_client)
     await CardKey.filter(order_id=order.id).update(status=CardKeyStatus.SOLD, sold_at=datetime.now(UTC))
     await move_to_delivered(order)
-    moderator, _ = await signed_in(make_client, Role.MODERATOR, "Mod")
+    # A delivered card-key order: the buyer keeps the key, so only an ADMIN refunds it.
+    admin, _ = await signed_in(make_client, Role.ADMIN, "Admin")
     variables = {"input": {"orderId": gid("Order", order.id), "reason": "key did not work"}}
     assert codes((await buyer_client.gql(REFUND, variables))["refundOrder"]) == ["FORBIDDEN"]
     assert codes((await client.gql(REFUND, variables))["refundOrder"]) == ["UNAUTHENTICATED"]
     short = {"input": {**variables["input"], "reason": " x "}}
-    assert [(e["code"], e["field"]) for e in (await moderator.gql(REFUND, short))["refundOrder"]["errors"]] == [
+    assert [(e["code"], e["field"]) for e in (await admin.gql(REFUND, short))["refundOrder"]["errors"]] == [
         ("INVALID_INPUT", "reason")
     ]
     assert await status_of(order) == OrderStatus.DELIVERED
-    refunded = (await moderator.gql(REFUND, variables))["refundOrder"]
+    refunded = (await admin.gql(REFUND, variables))["refundOrder"]
     assert refunded["errors"] == [] and refunded["order"]["status"] == "REFUNDED"
     assert await ledger.balance(ledger.wallet(buyer.id)) == Decimal("10.00")
     # A delivered key stays sold: the buyer has seen it.
     assert await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count() == 1
-    assert codes((await moderator.gql(REFUND, variables))["refundOrder"]) == ["INVALID_STATE"]
+    assert codes((await admin.gql(REFUND, variables))["refundOrder"]) == ["INVALID_STATE"]
     event = await OrderEvent.filter(order_id=order.id, status=OrderStatus.REFUNDED).get()
     assert event.actor.startswith("user:") and "key did not work" in event.note
 
@@ -696,7 +697,7 @@ async def test_staff_refunds(stack: Stack, http: httpx.AsyncClient, make_client,
     assert (await send_callback(http, signed(callback_params(payment, guest_order), secret(stack)))).status_code == 200
     gateway_before = await ledger.balance(ledger.gateway("kpay"))
     guest_refund = {"input": {"orderId": gid("Order", guest_order.id), "reason": "refund requested"}}
-    assert (await moderator.gql(REFUND, guest_refund))["refundOrder"]["errors"] == []
+    assert (await admin.gql(REFUND, guest_refund))["refundOrder"]["errors"] == []
     assert await ledger.balance(ledger.gateway("kpay")) == gateway_before + Decimal("10.00")
 
     # A completed order is settled: no refund.
@@ -705,7 +706,7 @@ async def test_staff_refunds(stack: Stack, http: httpx.AsyncClient, make_client,
     confirmed = await done_client.gql(CONFIRM, {"input": {"orderId": gid("Order", done.id)}})
     assert confirmed["confirmReceipt"]["errors"] == []
     done_refund = {"input": {"orderId": gid("Order", done.id), "reason": "too late"}}
-    assert codes((await moderator.gql(REFUND, done_refund))["refundOrder"]) == ["INVALID_STATE"]
+    assert codes((await admin.gql(REFUND, done_refund))["refundOrder"]) == ["INVALID_STATE"]
     await assert_ledger_consistent()
 
 

@@ -18,6 +18,7 @@ from kameng import clock
 from models.accounts.users import User
 from models.commerce.orders import Order, OrderStatus
 from models.loyalty.points import CheckIn, PointsBalance, PointsEntry
+from models.outbox import OutboxEntry
 from resolvers.commerce import orders, payments, settlement
 from resolvers.loyalty import points
 from resolvers.accounts.auth import Actor
@@ -185,6 +186,36 @@ async def test_earn_rules_from_events_are_idempotent_and_likes_are_capped(stack)
     await loyalty.handle(user.id, "DEMAND_FULFILLED", "post:78")
     assert await points.balance(user.id) == 20 + 10 + 15 + 30
     await assert_points_consistent(user)
+
+
+REVIEW = """mutation($input: CreatePostInput!) { createPost(input: $input) { errors { code } post { id verifiedPurchase } } }"""
+DELETE = """mutation($input: DeletePostInput!) { deletePost(input: $input) { errors { code } } }"""
+
+
+async def test_a_review_deleted_and_written_again_earns_once(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 item 10: the verified-review award is keyed on (author, product), not the post."""
+    buyer = await make_user()
+    order = await pay_and_deliver(buyer, await place_order(buyer))
+    product = await order.product
+    author = await as_client(make_client, buyer)
+    review = {"kind": "REVIEW", "title": "Works", "body": "Arrived at once", "productId": gid("Product", product.id),
+              "rating": 5}  # fmt: skip
+    first = (await author.gql(REVIEW, {"input": review}))["createPost"]
+    assert first["errors"] == [] and first["post"]["verifiedPurchase"] is True
+    assert (await author.gql(DELETE, {"input": {"postId": first["post"]["id"]}}))["deletePost"]["errors"] == []
+    second = (await author.gql(REVIEW, {"input": review}))["createPost"]
+    assert second["errors"] == [] and second["post"]["verifiedPurchase"] is True
+
+    # Both posts asked for the award under one key; running every such job (again: the worker
+    # may have run them already, a re-run is the at-least-once contract) awards once.
+    jobs = [e.payload["kwargs"] for e in await OutboxEntry.filter(topic="loyalty_event")
+            if e.payload["kwargs"]["event"] == "REVIEW_VERIFIED" and e.payload["kwargs"]["user_id"] == buyer.id]
+    assert [job["reference"] for job in jobs] == [f"review:product:{product.id}"] * 2
+    for job in jobs:
+        await loyalty.handle(**job)
+    awards = await PointsEntry.filter(user_id=buyer.id, rule="review").values_list("amount", flat=True)
+    assert list(awards) == [10]
+    await assert_points_consistent(buyer)
 
 
 async def test_showcase_earns_once_per_delivered_order_of_the_author(stack) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +10,9 @@ from tortoise.expressions import Q
 
 from kameng.security import InvalidToken, decode_access_token
 from kameng.settings import get_settings
-from models.accounts.users import AuthSession, Role, User
+from models.accounts.users import AuthSession, User
+from resolvers.accounts import permissions
+from resolvers.accounts.permissions import Action
 from resolvers.errors import ErrorCode, UserFacingError
 
 
@@ -34,36 +35,18 @@ class Actor:
 ANONYMOUS = Actor()
 
 
-def require(
-    actor: Actor,
-    *,
-    roles: Iterable[Role] | None = None,
-    owner_id: int | None = None,
-) -> User:
-    """Return the signed-in user allowed to act, or raise UNAUTHENTICATED / FORBIDDEN.
-
-    ``roles``: the user must hold one of them. ``owner_id``: the user must be that owner, or
-    staff (moderator, admin). Both given: either suffices.
-    """
-    user = actor.user
-    if user is None:
-        raise UserFacingError(ErrorCode.UNAUTHENTICATED, "Sign in first.")
-    if roles is None and owner_id is None:
-        return user
-    if roles is not None and user.role in set(roles):
-        return user
-    if owner_id is not None and (user.id == owner_id or user.is_staff):
-        return user
-    raise UserFacingError(ErrorCode.FORBIDDEN, "You are not allowed to do this.")
+def require(actor: Actor, *, owner_id: int | None = None) -> User:
+    """Return the signed-in user, or raise UNAUTHENTICATED. With ``owner_id``: a user who may
+    read what that user owns (``permissions.READ_PRIVATE``), or FORBIDDEN. Anything more
+    privileged goes through ``permissions.require`` with its action."""
+    if owner_id is None:
+        return permissions.require_signed_in(actor)
+    return permissions.require(actor, Action.READ_PRIVATE, owner_id=owner_id)
 
 
-def allowed(actor: Actor, **kwargs: object) -> bool:
-    """``require`` as a predicate, for reads that hide rather than fail."""
-    try:
-        require(actor, **kwargs)  # type: ignore[arg-type]
-    except UserFacingError:
-        return False
-    return True
+def allowed(actor: Actor, *, owner_id: int) -> bool:
+    """May the actor read what ``owner_id`` owns (reads that hide rather than fail)."""
+    return permissions.allowed(actor, Action.READ_PRIVATE, owner_id=owner_id)
 
 
 async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Actor:

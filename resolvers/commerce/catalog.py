@@ -15,7 +15,9 @@ from models.commerce.catalog import DeliveryKind, Product, ProductStatus
 from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.inventory import CardKey
 from models.commerce.orders import Order
-from resolvers.accounts.auth import Actor, require
+from resolvers.accounts import permissions
+from resolvers.accounts.auth import Actor
+from resolvers.accounts.permissions import Action
 from resolvers.commerce import pricing
 from resolvers.commerce.inputs import bounded_int, clean_text, parse_amount
 from resolvers.commerce.merchants import can_manage, find_merchant
@@ -166,17 +168,17 @@ async def _validate(fields: ProductFields, current: Product | None) -> dict[str,
     return changes
 
 
-def _owned_merchant(actor: Actor, merchant: Merchant) -> None:
-    """The owner (or staff) may change a shop's catalogue; a suspended shop's owner may not."""
-    user = require(actor, owner_id=merchant.owner_id)
-    if merchant.status != MerchantStatus.ACTIVE and not user.is_staff:
+def _owned_merchant(actor: Actor, merchant: Merchant, action: Action) -> None:
+    """The owner (or an ADMIN) may change a shop's catalogue; a suspended shop's owner may not."""
+    user = permissions.require(actor, action, owner_id=merchant.owner_id)
+    if merchant.status != MerchantStatus.ACTIVE and not permissions.permits(user, action):
         raise UserFacingError(ErrorCode.INVALID_STATE, "This shop is suspended.", "merchantId")
 
 
 async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) -> Product:
-    require(actor)
+    permissions.require_signed_in(actor)
     merchant = await find_merchant(merchant_id)
-    _owned_merchant(actor, merchant)
+    _owned_merchant(actor, merchant, Action.CREATE_PRODUCT)
     for name in ("title", "price", "delivery_kind"):
         if getattr(fields, name) is UNCHANGED:
             raise invalid(_GRAPHQL_NAMES[name], f"{_GRAPHQL_NAMES[name]} is required.")
@@ -185,11 +187,11 @@ async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) 
 
 
 async def update_product(actor: Actor, product_id: int, fields: ProductFields) -> Product:
-    require(actor)
+    permissions.require_signed_in(actor)
     product = await Product.filter(id=product_id).select_related("merchant").first()
     if product is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "id")
-    _owned_merchant(actor, product.merchant)
+    _owned_merchant(actor, product.merchant, Action.UPDATE_PRODUCT)
     changes = await _validate(fields, product)
     changes = {k: v for k, v in changes.items() if getattr(product, k) != v}
     if not changes:
@@ -237,7 +239,7 @@ def _visibility(actor: Actor, include_hidden: bool) -> Q | None:
     user = actor.user
     if not include_hidden or user is None:
         return public
-    if user.is_staff:
+    if permissions.permits(user, Action.READ_SHOP_PRIVATE):
         return None
     return public | Q(merchant__owner_id=user.id)
 

@@ -24,7 +24,9 @@ from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import Merchant
 from models.commerce.orders import Order, OrderStatus
 from resolvers.accounts import notifications
-from resolvers.accounts.auth import Actor, require
+from resolvers.accounts import permissions
+from resolvers.accounts.auth import Actor
+from resolvers.accounts.permissions import Action
 from resolvers.commerce import inventory, orders, settlement
 from resolvers.commerce.access import actor_label
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -143,11 +145,12 @@ async def _await_manual(order: Order, product: Product) -> None:
 
 
 async def fulfill_order(actor: Actor, order_id: int, note: str) -> Order:
-    """A MANUAL order delivered by hand: its merchant (or staff) marks it delivered."""
+    """A MANUAL order delivered by hand: its shop's owner (or an ADMIN) marks it delivered."""
+    permissions.require_signed_in(actor)
     order = await Order.filter(id=order_id).select_related("merchant", "product").first()
     if order is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
-    require(actor, owner_id=order.merchant.owner_id)
+    permissions.require(actor, Action.FULFILL_ORDER, owner_id=order.merchant.owner_id)
     if order.product.delivery_kind != DeliveryKind.MANUAL:
         raise UserFacingError(ErrorCode.INVALID_STATE, "Only MANUAL orders are fulfilled by hand.", "orderId")
     if len(note) > 300:

@@ -3,11 +3,11 @@ as decimal strings, bounded numbers. Each refusal is an INVALID_INPUT naming its
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from decimal import Decimal
 
 from resolvers.commerce.ledger import CENT
+from resolvers.decimals import DecimalTextError, strict_decimal
 from resolvers.errors import invalid
 
 PRICE_MAX = Decimal("9999999999.99")  # NUMERIC(12,2)
@@ -30,10 +30,12 @@ def parse_amount(raw: str, field: str, *, allow_zero: bool = False) -> Decimal:
     Strict: ASCII digits only (``Decimal`` also takes "١٢", exponents and "NaN"), and the
     magnitude is checked before quantizing, which fails on huge values ("1e30").
     """
-    text = raw.strip() if isinstance(raw, str) else ""
-    if not re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", text, flags=re.ASCII):
-        raise invalid(field, "Give an amount such as 9.90.")
-    amount = Decimal(text)
+    try:
+        # 20 digits either side: enough to say "too large" or "two decimals" below, where a
+        # shorter limit would only say "not an amount".
+        amount = strict_decimal(raw, integer_digits=20, places=20)
+    except DecimalTextError:
+        raise invalid(field, "Give an amount such as 9.90.") from None
     if amount < 0 or (amount == 0 and not allow_zero):
         raise invalid(field, "The amount must be positive." if not allow_zero else "The amount must not be negative.")
     if amount > PRICE_MAX:

@@ -33,7 +33,9 @@ from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
-from resolvers.accounts.auth import Actor, require
+from resolvers.accounts import permissions
+from resolvers.accounts.auth import Actor
+from resolvers.accounts.permissions import Action
 from resolvers.commerce.access import is_buyer
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 
@@ -83,14 +85,14 @@ def clean_keys(raw: Iterable[str], *, limit: int | None = None) -> tuple[list[st
 
 
 async def card_key_product(actor: Actor | None, product_id: int) -> Product:
-    """The CARD_KEY product keys may be imported into: by its shop's owner only (``actor``
-    None is the system, e.g. the command line run by an operator)."""
-    user = require(actor) if actor is not None else None
+    """The CARD_KEY product keys may be imported into: by its shop's owner only
+    (``actor`` None is the system, e.g. the command line run by an operator)."""
+    user = permissions.require_signed_in(actor) if actor is not None else None
     product = await Product.filter(id=product_id).select_related("merchant").first()
     if product is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
     if user is not None:
-        if user.id != product.merchant.owner_id:
+        if not permissions.permits(user, Action.IMPORT_CARD_KEYS, owner_id=product.merchant.owner_id):
             raise UserFacingError(ErrorCode.FORBIDDEN, "Only the shop's owner imports its keys.", "productId")
         if product.merchant.status != MerchantStatus.ACTIVE:
             raise UserFacingError(ErrorCode.INVALID_STATE, "This shop is suspended.", "productId")

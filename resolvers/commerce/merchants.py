@@ -11,17 +11,18 @@ from decimal import Decimal
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models.accounts.users import STAFF_ROLES, Role, User
+from models.accounts.users import Role, User
 from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.ledger import Entry
 from resolvers.accounts import notifications
-from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.accounts import permissions
+from resolvers.accounts.auth import Actor
+from resolvers.accounts.permissions import Action
 from resolvers.commerce import ledger
 from resolvers.commerce.inputs import clean_text, parse_amount
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from subscriptions import outbox
 
-MERCHANT_ROLES = frozenset({Role.MERCHANT, Role.ADMIN})
 MERCHANT_NAME_MAX = 80
 MERCHANT_DESCRIPTION_MAX = 2000
 CATEGORY_NAME_MAX = 60
@@ -44,15 +45,15 @@ async def get_categories(ids: list[int]) -> list[Category | None]:
 
 
 def can_manage(actor: Actor, merchant: Merchant) -> bool:
-    """The shop's owner or staff."""
-    return allowed(actor, owner_id=merchant.owner_id)
+    """The shop's owner or staff (hidden products, a suspended shop's page)."""
+    return permissions.allowed(actor, Action.READ_SHOP_PRIVATE, owner_id=merchant.owner_id)
 
 # -- merchants --------------------------------------------------------------------------
 
 
 async def create_merchant(actor: Actor, *, name: str, description: str = "") -> Merchant:
     """A MERCHANT opens their shop (one each); an ADMIN may open several."""
-    user = require(actor, roles=MERCHANT_ROLES)
+    user = permissions.require(actor, Action.OPEN_SHOP)
     name = clean_text(name, "name", minimum=2, maximum=MERCHANT_NAME_MAX)
     description = clean_text(description, "description", minimum=0, maximum=MERCHANT_DESCRIPTION_MAX, multiline=True)
     try:
@@ -79,7 +80,7 @@ async def find_merchant(merchant_id: int, field: str = "merchantId") -> Merchant
 
 async def set_merchant_status(actor: Actor, merchant_id: int, status: MerchantStatus) -> Merchant:
     """Staff suspend or reinstate a shop; the owner is notified."""
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.SET_MERCHANT_STATUS)
     merchant = await find_merchant(merchant_id)
     if merchant.status == status:
         return merchant
@@ -92,9 +93,9 @@ async def set_merchant_status(actor: Actor, merchant_id: int, status: MerchantSt
 
 
 async def hold_deposit(actor: Actor, merchant_id: int, amount: str, idempotency_key: str | None = None) -> Merchant:
-    """Staff move a security deposit (保证金) from the owner's wallet into the shop's deposit
-    account. With an idempotency key, a retried request holds the money once."""
-    require(actor, roles=STAFF_ROLES)
+    """An ADMIN moves a security deposit (保证金) from the owner's wallet into the shop's
+    deposit account. With an idempotency key, a retried request holds the money once."""
+    permissions.require(actor, Action.HOLD_MERCHANT_DEPOSIT)
     value = parse_amount(amount, "amount")
     merchant = await find_merchant(merchant_id)
     if idempotency_key is not None:
@@ -126,7 +127,7 @@ async def hold_deposit(actor: Actor, merchant_id: int, amount: str, idempotency_
 
 
 async def create_category(actor: Actor, *, name: str, slug: str, parent_id: int | None = None) -> Category:
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.CREATE_CATEGORY)
     name = clean_text(name, "name", minimum=1, maximum=CATEGORY_NAME_MAX)
     slug = slug.strip()
     if len(slug) > CATEGORY_NAME_MAX or not _SLUG.match(slug):

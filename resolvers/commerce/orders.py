@@ -32,6 +32,8 @@ from subscriptions import jobs, topics
 
 IDEMPOTENCY_KEY_MAX = 80
 LOOKUP_PASSWORD_MIN = 6
+LOOKUP_PASSWORD_MAX = 128
+TOPUP_ACCOUNT_MAX = 120  # Order.topup_account
 
 
 topic_for = topics.order
@@ -132,6 +134,14 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     key = request.idempotency_key.strip()
     if not 8 <= len(key) <= IDEMPOTENCY_KEY_MAX:
         raise invalid("idempotencyKey", f"The idempotency key must be 8 to {IDEMPOTENCY_KEY_MAX} characters.")
+    # Lengths first, whatever the product or the caller: nothing longer than its column (or
+    # than a password worth hashing) goes further, not even to find a replayed order.
+    if request.query_password is not None and len(request.query_password) > LOOKUP_PASSWORD_MAX:
+        raise invalid("queryPassword", f"The query password has at most {LOOKUP_PASSWORD_MAX} characters.")
+    if request.topup_account is not None and len(request.topup_account.strip()) > TOPUP_ACCOUNT_MAX:
+        raise invalid("topupAccount", f"The account to top up has at most {TOPUP_ACCOUNT_MAX} characters.")
+    if request.coupon_code is not None:
+        coupons.lookup_code(request.coupon_code, "couponCode")
     contact_email = ""
     password_hash = ""
     if actor.user is None:
@@ -158,8 +168,8 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     if not product.min_quantity <= request.quantity <= product.max_quantity:
         raise invalid("quantity", f"Order between {product.min_quantity} and {product.max_quantity}.")
     topup_account = (request.topup_account or "").strip()
-    if product.delivery_kind == DeliveryKind.DIRECT_TOPUP and not 1 <= len(topup_account) <= 120:
-        raise invalid("topupAccount", "Give the account to top up (at most 120 characters).")
+    if product.delivery_kind == DeliveryKind.DIRECT_TOPUP and not topup_account:
+        raise invalid("topupAccount", f"Give the account to top up (at most {TOPUP_ACCOUNT_MAX} characters).")
     if request.from_post_id is not None:
         await creators.visible_post(request.from_post_id)
     # The one pricing engine: what priceQuote shows is what is charged.

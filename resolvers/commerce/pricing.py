@@ -38,25 +38,34 @@ from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.commerce.orders import Order
 from resolvers.loyalty import coupons, points, tiers
 from resolvers.accounts.auth import Actor
+from resolvers.decimals import strict_decimal
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 
 CENT = Decimal("0.01")
 MIN_CHARGE = CENT
 MAX_POINTS_SHARE = Decimal("0.9")
+MAX_TIERS = 20
+MAX_TIER_QUANTITY = 1_000_000
 
 
 def parse_tiers(raw: object) -> list[tuple[int, Decimal]]:
     """Validate wholesale tiers: [{"minQuantity": n, "unitPrice": "x.yy"}], ascending, cheaper."""
     if not isinstance(raw, list):
         raise invalid("wholesaleTiers", "Wholesale tiers are a list.")
+    if len(raw) > MAX_TIERS:
+        raise invalid("wholesaleTiers", f"At most {MAX_TIERS} wholesale tiers.")
     parsed: list[tuple[int, Decimal]] = []
     for item in raw:
         try:
-            quantity = int(item["minQuantity"])
-            price = Decimal(str(item["unitPrice"]))
-        except (KeyError, TypeError, ValueError, ArithmeticError):
+            quantity = item["minQuantity"]
+            unit = item["unitPrice"]
+            # Strict: "١٢", 1e30 or a 40-digit integer used to pass int()/Decimal() and fail later.
+            price = strict_decimal(repr(unit) if isinstance(unit, float) else unit, places=20)
+        except (KeyError, TypeError, IndexError, ValueError):
             raise invalid("wholesaleTiers", "Each tier has minQuantity and unitPrice.") from None
-        if quantity < 2 or price <= 0 or price != price.quantize(CENT):
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 2 <= quantity <= MAX_TIER_QUANTITY:
+            raise invalid("wholesaleTiers", f"A tier's minQuantity is a whole number from 2 to {MAX_TIER_QUANTITY}.")
+        if price <= 0 or price != price.quantize(CENT):
             raise invalid("wholesaleTiers", "Tiers start at 2 units and have a positive price in fen.")
         parsed.append((quantity, price))
     parsed.sort()
@@ -234,7 +243,7 @@ async def price(actor: Actor, request: PriceRequest, product: Product | None = N
             raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
     if not product.min_quantity <= request.quantity <= product.max_quantity:
         raise invalid("quantity", f"Order between {product.min_quantity} and {product.max_quantity}.")
-    code = (request.coupon_code or "").strip()
+    code = coupons.lookup_code(request.coupon_code or "", "couponCode")
     if actor.user is None and (code or request.points_to_use):
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "Sign in to use coupons or points.")
     tier = Tier.NORMAL

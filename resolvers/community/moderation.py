@@ -19,14 +19,15 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.functions import Count
 
-from models.accounts.users import STAFF_ROLES
 from models.community.comments import Comment
 from models.community.moderation import ModerationAction, Report
 from models.community.posts import ContentStatus, Post
 from resolvers.community import comments, posts
 from resolvers.community.visibility import visible_comment, visible_post
 from resolvers.accounts import notifications
+from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, require
+from resolvers.accounts.permissions import Action
 from resolvers.commerce.catalog import clean_text
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, page_size
@@ -90,7 +91,7 @@ async def _decide(
     actor: Actor, target: Target, reason: str, action: str, allowed_from: tuple[ContentStatus, ...],
     to: ContentStatus | None,
 ) -> Post | Comment:
-    moderator = require(actor, roles=STAFF_ROLES)
+    moderator = permissions.require(actor, Action.MODERATE_CONTENT)
     reason = _reason(reason)
     item = await _load(target)
     if item is None or item.status == ContentStatus.DELETED:
@@ -213,7 +214,7 @@ async def queue(
     before: str | None = None,
 ) -> Page[QueueItem]:
     """For moderators and admins: open reports and held content, oldest first."""
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.MODERATE_CONTENT)
     backwards, size = page_size(first, last)
     lower = _decode(after, "after") if after is not None else None
     upper = _decode(before, "before") if before is not None else None

@@ -25,7 +25,9 @@ from models.commerce.orders import Order
 from models.community.moderation import ModerationAction
 from models.community.posts import ContentStatus, Post, PostKind
 from models.community.topics import PostTopic, Topic
+from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, require
+from resolvers.accounts.permissions import Action
 from resolvers.community import content, topics
 from resolvers.community.visibility import listable, visible_post, visible_product
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -87,8 +89,17 @@ async def publish_post(post: Post) -> None:
         await outbox.enqueue(
             jobs.loyalty_event(post.author_id, "SHOWCASE_CREATED", reference, order_id=post.order_id)
         )
-    if post.kind == PostKind.REVIEW and post.verified_purchase:
-        await outbox.enqueue(jobs.loyalty_event(post.author_id, "REVIEW_VERIFIED", reference))
+    if post.kind == PostKind.REVIEW and post.verified_purchase and post.product_id is not None:
+        # Keyed on the product, not the post: a review deleted and written again (or released
+        # after a hold) earns once per (author, product).
+        await outbox.enqueue(
+            jobs.loyalty_event(post.author_id, "REVIEW_VERIFIED", review_reference(post.product_id))
+        )
+
+
+def review_reference(product_id: int) -> str:
+    """What a verified review's points are keyed on (with its author)."""
+    return f"review:product:{product_id}"
 
 
 # -- writing and listing ----------------------------------------------------------------
@@ -221,7 +232,7 @@ async def delete_post(actor: Actor, post_id: int) -> Post:
     post = await visible_post(actor, post_id)
     if post is None or post.status == ContentStatus.DELETED:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such post.", "postId")
-    require(actor, owner_id=post.author_id)
+    permissions.require(actor, Action.DELETE_POST, owner_id=post.author_id)
     async with outbox.atomic():
         if not await move_post(post, ContentStatus.DELETED):
             raise UserFacingError(ErrorCode.INVALID_STATE, "The post changed meanwhile; try again.", "postId")

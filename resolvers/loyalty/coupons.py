@@ -24,18 +24,21 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from tortoise.expressions import F
 
 from kameng import clock
-from models.accounts.users import STAFF_ROLES, User
+from models.accounts.users import User
 from models.commerce.catalog import Product
 from models.loyalty.coupons import Coupon, CouponKind, CouponScope, UserCoupon, UserCouponStatus
 from models.commerce.orders import Order
 from resolvers.loyalty import points
+from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, allowed, require
+from resolvers.accounts.permissions import Action
+from resolvers.decimals import DecimalTextError, strict_decimal
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -47,8 +50,21 @@ def coupon_invalid(message: str, field: str = "couponCode") -> UserFacingError:
     return UserFacingError(ErrorCode.COUPON_INVALID, message, field)
 
 
+#: Coupon.code is VARCHAR(40).
+CODE_MAX = 40
+
+
 def normalise_code(code: str) -> str:
     return (code or "").strip().upper()
+
+
+def lookup_code(code: str, field: str) -> str:
+    """A code to look a coupon up by: one longer than any code is refused here, before the
+    database (PostgreSQL refuses to compare it with the column; Tortoise refuses to send it)."""
+    normalised = normalise_code(code)
+    if len(normalised) > CODE_MAX:
+        raise invalid(field, f"A coupon code has at most {CODE_MAX} characters.")
+    return normalised
 
 
 def is_valid_now(coupon: Coupon, now: datetime | None = None) -> bool:
@@ -83,8 +99,9 @@ async def claim(actor: Actor, code: str) -> UserCoupon:
     """Claim a public coupon by its code (not one sold for points: ``redeem_reward``). The
     held coupon comes with its ``coupon``."""
     user = require(actor)
+    code = lookup_code(code, "code")
     await ensure_new_user_coupons(user.id)
-    coupon = await Coupon.filter(code=normalise_code(code)).first()
+    coupon = await Coupon.filter(code=code).first()
     if coupon is None or coupon.points_price is not None:
         raise coupon_invalid("No such coupon.", "code")
     if not is_valid_now(coupon):
@@ -132,7 +149,7 @@ async def issue(actor: Actor, coupon_id: int, user_ids: list[int]) -> Issued:
     """Staff: issue a coupon to a list of users (the retention hook). Idempotent per (coupon,
     user): a user who was issued this coupon before is skipped, so a batch can be re-sent.
     Issuance ignores the per-user claim limit but counts against the total quantity."""
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.ISSUE_COUPONS)
     coupon = await Coupon.filter(id=coupon_id).first()
     if coupon is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such coupon.", "couponId")
@@ -212,7 +229,7 @@ _CODE_CHARS = set(string.ascii_uppercase + string.digits + "-_")
 
 
 async def create(actor: Actor, spec: NewCoupon) -> Coupon:
-    require(actor, roles=STAFF_ROLES)
+    permissions.require(actor, Action.CREATE_COUPON)
     code = normalise_code(spec.code)
     if not 3 <= len(code) <= 40 or not set(code) <= _CODE_CHARS:
         raise invalid("code", "A code has 3 to 40 letters, digits, '-' or '_'.")
@@ -247,10 +264,11 @@ async def create(actor: Actor, spec: NewCoupon) -> Coupon:
 
 def _money(value: Decimal, field: str) -> Decimal:
     try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
+        amount = value if isinstance(value, Decimal) and value.is_finite() else strict_decimal(value)
+    except DecimalTextError:
         raise invalid(field, "An amount such as \"10.00\".") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")) or amount > 10**9:
+    # The magnitude first: quantize fails on what it cannot hold (1e30).
+    if amount < 0 or amount > 10**9 or amount != amount.quantize(Decimal("0.01")):
         raise invalid(field, "An amount such as \"10.00\".")
     return amount.quantize(Decimal("0.01"))
 
@@ -271,7 +289,7 @@ def applies_to(coupon: Coupon, product: Product) -> bool:
 async def usable(user_id: int, code: str, product: Product) -> tuple[UserCoupon, Coupon]:
     """The user's AVAILABLE coupon with ``code`` that applies to ``product`` now, or
     COUPON_INVALID. (The minimum spend is the pricing engine's check.)"""
-    coupon = await Coupon.filter(code=normalise_code(code)).first()
+    coupon = await Coupon.filter(code=lookup_code(code, "couponCode")).first()
     if coupon is None:
         raise coupon_invalid("No such coupon.")
     held = await UserCoupon.filter(
@@ -345,13 +363,14 @@ async def visible_coupons(actor: Actor, ids: list[int]) -> list[Coupon | None]:
     public; any other only to staff and to users who hold it (None otherwise)."""
     found = await get_coupons(ids)
     held: set[int] = set()
-    if actor.user_id is not None and not allowed(actor, roles=STAFF_ROLES):
+    staff = permissions.allowed(actor, Action.READ_PRIVATE)
+    if actor.user_id is not None and not staff:
         private = [c.id for c in found if c is not None and c.points_price is None]
         if private:
             held = set(await UserCoupon.filter(coupon_id__in=private, user_id=actor.user_id)
                        .values_list("coupon_id", flat=True))
     return [
-        c if c is not None and (c.points_price is not None or allowed(actor, roles=STAFF_ROLES) or c.id in held)
+        c if c is not None and (c.points_price is not None or staff or c.id in held)
         else None
         for c in found
     ]

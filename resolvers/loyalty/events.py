@@ -3,7 +3,8 @@
 An event is a ``loyalty_event(user_id, event, reference, **extra)`` job, enqueued through the
 outbox by the transaction that caused it: by the order transitions for ORDER_COMPLETED and
 ORDER_REFUNDED (reference ``order:<id>``), and by the community for SHOWCASE_CREATED (extra
-``order_id``), REVIEW_VERIFIED, POST_CREATED, LIKE_RECEIVED (reference
+``order_id``), REVIEW_VERIFIED (reference ``review:product:<product>``: once per author and
+product, whatever the posts), POST_CREATED, LIKE_RECEIVED (reference
 ``like:post:<post>:<liker>``), ANSWER_ACCEPTED and DEMAND_FULFILLED. ``handle`` is the one use
 case its actor calls. It may run more than once: every award is keyed by (user, rule,
 reference) and every task count by the event's reference, so a re-run changes nothing.

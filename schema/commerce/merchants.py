@@ -226,13 +226,13 @@ class MerchantMutations:
         merchant = await merchants.create_merchant(info.context.actor, name=input.name, description=input.description)
         return CreateMerchantPayload(merchant=Merchant.from_model(merchant))
 
-    @mutation(description="Staff: suspend or reinstate a shop.")
+    @mutation(description="Moderators and admins: suspend or reinstate a shop.")
     async def set_merchant_status(self, info: Info, input: SetMerchantStatusInput) -> SetMerchantStatusPayload:
         merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
         merchant = await merchants.set_merchant_status(info.context.actor, merchant_id, input.status)
         return SetMerchantStatusPayload(merchant=Merchant.from_model(merchant))
 
-    @mutation(description="Staff: move a security deposit from the owner's wallet to the shop's deposit.")
+    @mutation(description="Admins: move a security deposit from the owner's wallet to the shop's deposit.")
     async def hold_merchant_deposit(self, info: Info, input: HoldMerchantDepositInput) -> HoldMerchantDepositPayload:
         merchant_id = decode_id(input.merchant_id, "Merchant", "merchantId")
         merchant = await merchants.hold_deposit(
@@ -240,7 +240,7 @@ class MerchantMutations:
         )
         return HoldMerchantDepositPayload(merchant=Merchant.from_model(merchant))
 
-    @mutation(description="Staff: add a category.")
+    @mutation(description="Admins: add a category.")
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryPayload:
         parent_id = decode_id(input.parent_id, "Category", "parentId") if input.parent_id is not None else None
         category = await merchants.create_category(info.context.actor, name=input.name, slug=input.slug, parent_id=parent_id)

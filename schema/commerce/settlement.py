@@ -59,7 +59,7 @@ class SettlementMutations:
         order = await settlement.confirm_receipt(info.context.actor, order_id)
         return ConfirmReceiptPayload(order=Order.from_model(order))
 
-    @mutation(description="Staff: refund a PAID, FAILED or DELIVERED order to where it was paid from.")
+    @mutation(description="The shop's owner or an admin: refund a PAID, FAILED or DELIVERED order to where it was paid from, with a reason kept in its history. A delivered card-key order (the buyer holds the key) is refunded by an admin only.")
     async def refund_order(self, info: Info, input: RefundOrderInput) -> RefundOrderPayload:
         order_id = decode_id(input.order_id, "Order", "orderId")
         order = await settlement.refund_by_staff(info.context.actor, order_id, input.reason)

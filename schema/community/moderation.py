@@ -166,22 +166,22 @@ class ModerationMutations:
         await moderation.report_content(info.context.actor, _target(input.target_id), input.reason)
         return ReportContentPayload(reported=True)
 
-    @mutation(description="Staff: hide visible or held content (audited; closes its reports).")
+    @mutation(description="Moderators and admins: hide visible or held content (audited; closes its reports).")
     async def hide_content(self, info: Info, input: HideContentInput) -> HideContentPayload:
         item = await moderation.hide_content(info.context.actor, _target(input.target_id), input.reason)
         return HideContentPayload(target=_content(item))
 
-    @mutation(description="Staff: make hidden content visible again (audited).")
+    @mutation(description="Moderators and admins: make hidden content visible again (audited).")
     async def restore_content(self, info: Info, input: RestoreContentInput) -> RestoreContentPayload:
         item = await moderation.restore_content(info.context.actor, _target(input.target_id), input.reason)
         return RestoreContentPayload(target=_content(item))
 
-    @mutation(description="Staff: publish held content (audited); it reaches feeds as if just posted.")
+    @mutation(description="Moderators and admins: publish held content (audited); it reaches feeds as if just posted.")
     async def release_content(self, info: Info, input: ReleaseContentInput) -> ReleaseContentPayload:
         item = await moderation.release_content(info.context.actor, _target(input.target_id), input.reason)
         return ReleaseContentPayload(target=_content(item))
 
-    @mutation(description="Staff: close the open reports of content that stays as it is (audited).")
+    @mutation(description="Moderators and admins: close the open reports of content that stays as it is (audited).")
     async def dismiss_reports(self, info: Info, input: DismissReportsInput) -> DismissReportsPayload:
         item = await moderation.dismiss_reports(info.context.actor, _target(input.target_id), input.reason)
         return DismissReportsPayload(target=_content(item))

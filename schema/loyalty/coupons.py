@@ -11,13 +11,14 @@ from typing import Any
 import strawberry
 from strawberry import relay
 
-from models.accounts.users import STAFF_ROLES
 from models.loyalty.coupons import Coupon as CouponModel
 from models.loyalty.coupons import CouponKind as CouponKindValue
 from models.loyalty.coupons import CouponScope as CouponScopeValue
 from models.loyalty.coupons import UserCoupon as UserCouponModel
 from models.loyalty.coupons import UserCouponStatus as UserCouponStatusValue
 from resolvers.accounts.auth import allowed, require
+from resolvers.accounts.permissions import Action
+from resolvers.accounts.permissions import require as require_to
 from resolvers.errors import invalid
 from resolvers.loyalty import coupons, points
 from schema.base import Connection, Money, UserError, decode_id, describe_values, errors_field, mutation
@@ -210,9 +211,9 @@ class CouponMutations:
         perk, left = await points.redeem_perk(info.context.actor, (input.perk or "").strip().upper())
         return RedeemRewardPayload(perk=Perk.of(perk), balance=left)
 
-    @mutation(description="Staff: issue a coupon to users (idempotent per coupon and user).")
+    @mutation(description="Admins: issue a coupon to users (idempotent per coupon and user).")
     async def issue_coupons(self, info: Info, input: IssueCouponsInput) -> IssueCouponsPayload:
-        require(info.context.actor, roles=STAFF_ROLES)
+        require_to(info.context.actor, Action.ISSUE_COUPONS)
         coupon_id = decode_id(input.coupon_id, "Coupon", "couponId")
         user_ids = [decode_id(u, "User", "userIds") for u in input.user_ids]
         done = await coupons.issue(info.context.actor, coupon_id, user_ids)
@@ -221,9 +222,9 @@ class CouponMutations:
             failed_user_ids=[strawberry.ID(str(relay.GlobalID("User", str(u)))) for u in done.failed],
         )
 
-    @mutation(description="Staff: create a coupon.")
+    @mutation(description="Admins: create a coupon.")
     async def create_coupon(self, info: Info, input: CreateCouponInput) -> CreateCouponPayload:
-        require(info.context.actor, roles=STAFF_ROLES)
+        require_to(info.context.actor, Action.CREATE_COUPON)
         scope_id = None
         if input.scope_id is not None:
             expected = _SCOPE_TYPES.get(input.scope)
