@@ -37,6 +37,10 @@ class Page(Generic[T]):
     has_previous: bool
     total: QuerySet[Any] | None = None  # counted only if the client asks for totalCount
 
+    async def count(self) -> int:
+        """How many items the whole list holds (one COUNT query; the page's length if unknown)."""
+        return await self.total.count() if self.total is not None else len(self.items)
+
 
 def encode_cursor(value: int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value])).decode().rstrip("=")

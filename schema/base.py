@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -82,7 +82,7 @@ class Connection(Generic[T]):
     @strawberry.field(description="How many `{node}` items the whole list holds (all pages), counted only when "
                                   "asked for.")
     async def total_count(self) -> int:
-        return await self._page.total.count() if self._page.total is not None else len(self.edges)
+        return await self._page.count()
 
     @classmethod
     def of(cls, page: Page[Any], convert: Callable[[Any], T]) -> Connection[T]:
@@ -154,13 +154,15 @@ Before = Annotated[str | None, strawberry.argument(
 )]
 
 
-async def run_mutation(payload: Callable[..., P], action: Awaitable[dict[str, Any]]) -> P:
-    """Run a use case; an expected failure becomes the payload's ``errors`` (other fields null)."""
-    try:
-        fields = await action
-    except UserFacingError as error:
-        return payload(errors=[UserError.of(error)])
-    return payload(errors=[], **fields)
+def node_keys(node_ids: Iterable[str]) -> list[int | None]:
+    """Database keys of node ids; None for one that is not a number."""
+    parsed: list[int | None] = []
+    for node_id in node_ids:
+        try:
+            parsed.append(int(node_id))
+        except ValueError:
+            parsed.append(None)
+    return parsed
 
 
 def decode_id(global_id: relay.GlobalID | str, expected: str, field: str) -> int:

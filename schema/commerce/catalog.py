@@ -33,6 +33,7 @@ from schema.base import (
     describe_values,
     graph_type,
     in_graph,
+    node_keys,
 )
 from schema.context import Info
 
@@ -64,17 +65,6 @@ ProductSort = describe_values(
     PRICE_DESC="Dearest first (list price).",
     BEST_SELLING="Most units sold first.",
 )
-
-
-def node_keys(node_ids: Iterable[str]) -> list[int | None]:
-    """Database keys of node ids; None for one that is not a number."""
-    parsed: list[int | None] = []
-    for node_id in node_ids:
-        try:
-            parsed.append(int(node_id))
-        except ValueError:
-            parsed.append(None)
-    return parsed
 
 
 

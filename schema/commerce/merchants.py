@@ -29,8 +29,9 @@ from schema.base import (
     errors_field,
     in_graph,
     mutation,
+    node_keys,
 )
-from schema.commerce.catalog import Product, ProductSort, node_keys, product_page
+from schema.commerce.catalog import Product, ProductSort, product_page
 from schema.context import Info
 
 MerchantStatus = describe_values(

@@ -27,7 +27,7 @@ from resolvers.commerce import catalog
 from resolvers.community import comments, posts, topics
 from resolvers.community.visibility import can_see
 from schema.accounts.users import User
-from schema.base import After, Before, Connection, First, Last, describe_values, in_graph
+from schema.base import After, Before, Connection, First, Last, describe_values, in_graph, node_keys
 from schema.commerce.catalog import Product
 from schema.context import Info
 
@@ -67,16 +67,6 @@ class CommentSort(Enum):
     NEW = strawberry.enum_value("NEW", description="Newest first, whatever the depth.")
     TOP = strawberry.enum_value("TOP", description="Most liked first.")
     HOT = strawberry.enum_value("HOT", description="Likes weighed against age: recent liked comments first.")
-
-
-def _ids(node_ids: Iterable[str]) -> list[int | None]:
-    parsed: list[int | None] = []
-    for node_id in node_ids:
-        try:
-            parsed.append(int(node_id))
-        except ValueError:
-            parsed.append(None)
-    return parsed
 
 
 async def user_of(info: Info, user_id: int) -> User | None:
@@ -150,7 +140,7 @@ class Topic(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Topic | None]:
-        ids = _ids(node_ids)
+        ids = node_keys(node_ids)
         found = await info.context.loaders.topic.load_many([i for i in ids if i is not None])
         by_id = {t.id: t for t in found if t is not None}
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
@@ -236,7 +226,7 @@ class Post(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Post | None]:
-        ids = _ids(node_ids)
+        ids = node_keys(node_ids)
         found = await info.context.loaders.post.load_many([i for i in ids if i is not None])
         actor = info.context.actor
         by_id = {p.id: p for p in found if p is not None and can_see(actor, p.status, p.author_id)}
@@ -302,7 +292,7 @@ class Comment(relay.Node):
     async def resolve_nodes(
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Comment | None]:
-        ids = _ids(node_ids)
+        ids = node_keys(node_ids)
         loaders = info.context.loaders
         found = [c for c in await loaders.comment.load_many([i for i in ids if i is not None]) if c is not None]
         posts = await loaders.post.load_many(sorted({c.post_id for c in found}))
