@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from graphql import GraphQLError, GraphQLSchema, OperationType
 from strawberry.extensions import SchemaExtension
 
@@ -32,6 +33,10 @@ from kameng.budget import Take, TokenBuckets
 from kameng.settings import Settings
 from resolvers.errors import ErrorCode
 from schema.cost_model import Cost, count_objects, operation_cost
+from schema.outages import MESSAGE as OUTAGE_MESSAGE
+from schema.outages import RETRY_AFTER_SECONDS, SERVICE_UNAVAILABLE, is_outage, mark_outage
+
+log = structlog.get_logger("kameng.graphql")
 
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
@@ -200,7 +205,19 @@ class BudgetedQueryCost(QueryCost):
         buckets = self._buckets() if self.cost is not None else None
         if self.cost is not None and buckets is not None:
             context, requested = self.execution_context, self.cost.requested
-            self.take = await buckets.take(self._client(context.context), requested)
+            try:
+                self.take = await buckets.take(self._client(context.context), requested)
+            except Exception as error:
+                # Raised from a hook, this would reach the client unmasked (with Redis's
+                # address in it): an unreachable budget store is an outage, said as one, and
+                # the operation does not run unmetered.
+                if not is_outage(error):
+                    raise
+                mark_outage()
+                log.warning("graphql.outage", stage="query budget", error=repr(error))
+                raise GraphQLError(
+                    OUTAGE_MESSAGE, extensions={"code": SERVICE_UNAVAILABLE, "retryAfter": RETRY_AFTER_SECONDS}
+                ) from None
             if not self.take.taken:
                 retry, left = self.take.retry_after(requested), int(self.take.remaining)
                 response = getattr(context.context, "response", None)

@@ -46,6 +46,35 @@ class SingleOperation(ValidationRule):
             self.report_error(GraphQLError("Send one operation per request.", operations[1]))
 
 
+def mask_error(error: GraphQLError, debug: bool = False) -> GraphQLError:
+    """An error as a client may see it: expected failures keep their message and code, an
+    outage says so (and flags the request for a 503), anything else is logged and masked.
+    Idempotent: a masked error has no original error left."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return error  # syntax, validation, limits: the client's own doing, said plainly
+    if isinstance(original, UserFacingError):
+        return GraphQLError(
+            original.message, error.nodes, error.source, error.positions, error.path,
+            original_error=None, extensions={"code": original.code.value},
+        )
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if is_outage(original):
+        # Retryable, and not a bug: said plainly; over HTTP the status becomes 503.
+        mark_outage()
+        log.warning("graphql.outage", path=error.path, error=repr(original))
+        return GraphQLError(
+            OUTAGE_MESSAGE, error.nodes, error.source, error.positions, error.path, original_error=None,
+            extensions={"code": SERVICE_UNAVAILABLE, "retryAfter": RETRY_AFTER_SECONDS, "requestId": request_id},
+        )
+    log.error("graphql.unexpected_error", path=error.path, exc_info=original)
+    message = str(error.message) if debug else "Unexpected error."
+    return GraphQLError(
+        message, error.nodes, error.source, error.positions, error.path,
+        original_error=None, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
 class MaskUnexpectedErrors(SchemaExtension):
     """Expected failures keep their code; anything else is masked (outside debug) and logged
     with the request id that the client also receives."""
@@ -61,29 +90,7 @@ class MaskUnexpectedErrors(SchemaExtension):
         return [self._done[id(error)] for error in errors]
 
     def _mask(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
-            return error  # syntax, validation, limits: the client's own doing, said plainly
-        if isinstance(original, UserFacingError):
-            return GraphQLError(
-                original.message, error.nodes, error.source, error.positions, error.path,
-                original_error=None, extensions={"code": original.code.value},
-            )
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        if is_outage(original):
-            # Retryable, and not a bug: said plainly; over HTTP the status becomes 503.
-            mark_outage()
-            log.warning("graphql.outage", path=error.path, error=repr(original))
-            return GraphQLError(
-                OUTAGE_MESSAGE, error.nodes, error.source, error.positions, error.path, original_error=None,
-                extensions={"code": SERVICE_UNAVAILABLE, "retryAfter": RETRY_AFTER_SECONDS, "requestId": request_id},
-            )
-        log.error("graphql.unexpected_error", path=error.path, exc_info=original)
-        message = str(error.message) if self.debug else "Unexpected error."
-        return GraphQLError(
-            message, error.nodes, error.source, error.positions, error.path,
-            original_error=None, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-        )
+        return mask_error(error, self.debug)
 
     def __init__(self) -> None:
         super().__init__()

@@ -393,3 +393,45 @@ async def test_forwarded_for_from_loopback_is_ignored_by_default(stack: Stack) -
     assert await client_address(default) == "127.0.0.1"
     trusting = server_options(get_settings().model_copy(update={"forwarded_allow_ips": "127.0.0.1"}))
     assert await client_address(trusting) == "203.0.113.9"
+
+
+async def test_query_budget_store_down_answers_503(stack: Stack, client: Client) -> None:
+    """The query-cost budget (schema/cost.py, kept in Redis) unreachable: the client is told
+    to retry (503), not given a masked internal error, and not let through unmetered."""
+    from redis.asyncio import Redis
+
+    from kameng import runtime
+
+    rt = runtime.current()
+    before_redis, before_buckets = rt.redis, rt.local.pop("query_budget", None)
+    down = Redis.from_url(f"redis://127.0.0.1:{closed_port()}/0")
+    rt.redis = down  # the budget's buckets are rebuilt on the process's Redis handle
+    try:
+        response = await client.post("{ categories { name } }")
+    finally:
+        rt.redis = before_redis
+        rt.local.pop("query_budget", None)
+        if before_buckets is not None:
+            rt.local["query_budget"] = before_buckets
+        await down.aclose()
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+
+
+async def test_an_error_raised_by_an_extension_hook_is_masked_too(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a schema extension's own hook (here the query budget's) ends the operation
+    before the masking extension sees it: the view masks it, so nothing internal leaks."""
+    from kameng.budget import TokenBuckets
+
+    async def broken(self: TokenBuckets, key: str, cost: int) -> None:
+        raise RuntimeError("internal detail at 10.1.2.3")
+
+    monkeypatch.setattr(TokenBuckets, "take", broken)
+    response = await client.post("{ categories { name } }")
+    assert response.status_code == 200
+    body = response.json()
+    assert codes(body) == ["INTERNAL_SERVER_ERROR"]
+    assert "10.1.2.3" not in response.text and body["errors"][0]["extensions"]["requestId"]

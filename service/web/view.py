@@ -24,6 +24,7 @@ from kameng.settings import Settings
 from resolvers.accounts.auth import ANONYMOUS, Actor, authenticate
 from resolvers.errors import UserFacingError
 from schema.context import Context
+from schema.extensions import mask_error
 from service.web import graphql_http, http_caching
 from service.web.cors import OriginPolicy
 from service.web.graphql_http import RequestError
@@ -185,6 +186,10 @@ class GraphQLView(GraphQL[Context, None]):
             raise RequestError(400, "No GraphQL query found in the request.") from None
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            # The masking extension sees resolver errors; one raised by an extension's own hook
+            # ends the operation before it can, so mask here too (idempotent).
+            result.errors = [mask_error(error, self.settings.debug) for error in result.errors]
         data = await super().process_result(request, result)
         exchange: Exchange = request.state.graphql_exchange
         exchange.has_errors = bool(result.errors)
