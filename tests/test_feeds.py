@@ -254,6 +254,24 @@ async def test_redis_feed_is_built_fanned_out_and_matches_the_database(stack: An
     assert post.id not in ids(page)
 
 
+async def test_fan_out_reaches_the_followers_of_a_posts_product_and_its_shop(stack: Any, store: FeedStore) -> None:
+    """A post about a product reaches who follows the product and who follows its shop (the
+    shop is looked up from the product: this path used to fail on every such post)."""
+    product = await make_product()
+    shop_fan, product_fan = await make_users(2)
+    for fan in (shop_fan, product_fan):
+        await User.filter(id=fan.id).update(last_active_at=datetime.now(UTC))
+    await follows.follow(actor(shop_fan), "Merchant", product.merchant_id)
+    await follows.follow(actor(product_fan), "Product", product.id)
+    for fan in (shop_fan, product_fan):
+        await feeds.feed(actor(await User.get(id=fan.id)), FeedKind.FOLLOWING, first=5, store=store)  # built
+    post = await make_post(await make_user(), product=product)
+    assert await fanout.fan_out(store, post.id) == 2
+    for fan in (shop_fan, product_fan):
+        page = await feeds.feed(actor(await User.get(id=fan.id)), FeedKind.FOLLOWING, first=5, store=store)
+        assert ids(page)[0] == post.id
+
+
 async def test_fan_out_reaches_only_active_followers_in_batches(stack: Any, store: FeedStore) -> None:
     author = await make_user()
     fans = await make_users(7)

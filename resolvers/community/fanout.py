@@ -171,9 +171,10 @@ async def fan_out(store: FeedStore, post_id: int, *, batch: int = FANOUT_BATCH) 
     targets = Q(kind=FollowKind.USER, target_id=post.author_id)
     if post.product_id is not None:
         targets |= Q(kind=FollowKind.PRODUCT, target_id=post.product_id)
-        merchant_id = await Product.filter(id=post.product_id).values_list("merchant_id", flat=True).first()
-        if merchant_id is not None:
-            targets |= Q(kind=FollowKind.MERCHANT, target_id=merchant_id)
+        # (a values_list query has no .first(): limit it and take the row)
+        merchant_ids = await Product.filter(id=post.product_id).limit(1).values_list("merchant_id", flat=True)
+        if merchant_ids:
+            targets |= Q(kind=FollowKind.MERCHANT, target_id=merchant_ids[0])
     topic_ids = list(await PostTopic.filter(post_id=post_id).values_list("topic_id", flat=True))
     if topic_ids:
         targets |= Q(kind=FollowKind.TOPIC, target_id__in=topic_ids)
