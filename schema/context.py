@@ -65,6 +65,11 @@ class Loaders:
         return DataLoader(inventory.available_counts)
 
     @cached_property
+    def card_key_reveals(self) -> DataLoader[int, list[Any]]:
+        """Each order's card-key reveal audit: one query per batch."""
+        return DataLoader(inventory.reveals_of)
+
+    @cached_property
     def account_balance(self) -> DataLoader[str, Decimal]:
         """Ledger balances by account code (``deposit:<id>``, ``merchant:<id>``, ``wallet:<id>``)."""
         return DataLoader(ledger.balances)

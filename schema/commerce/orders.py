@@ -53,6 +53,18 @@ class CardKey:
     secret: str = strawberry.field(description="The secret as the shop imported it: show it to the buyer verbatim.")
 
 
+@strawberry.type(description="One showing of an order's delivered card keys (the reveal audit); never the secret.")
+class CardKeyReveal:
+    at: datetime = strawberry.field(description="When the keys were shown.")
+    key_number: int = strawberry.field(
+        description="Which of the order's keys was shown: its position (1, 2, ...) in `cardKeys`."
+    )
+    by_buyer: bool = strawberry.field(
+        description="True when the order's buyer (or the guest holding its lookup credentials) read it."
+    )
+    ip: str = strawberry.field(description="The client address it was shown to; empty if unknown.")
+
+
 @in_graph
 @strawberry.type(
     description="A purchase of one product. Visible to its buyer (or a guest holding its lookup credentials), "
@@ -130,6 +142,22 @@ class Order(relay.Node):
     async def card_keys(self, info: Info) -> list[CardKey]:
         secrets = await inventory.reveal_card_keys(self._actor(info), self._model)
         return [CardKey(secret=s) for s in secrets]
+
+    @strawberry.field(
+        description="Every time this order's card keys were shown, oldest first: to its buyer and staff; "
+                    "empty for anyone else."
+    )
+    async def card_key_reveals(self, info: Info) -> list[CardKeyReveal]:
+        if not inventory.may_read_reveals(self._actor(info), self._model):
+            return []
+        rows = await info.context.loaders.card_key_reveals.load(self.id)
+        numbers = {key: n for n, key in enumerate(sorted({r.card_key_id for r in rows}), start=1)}
+        buyer = self._model.buyer_id
+        return [
+            CardKeyReveal(at=r.at, key_number=numbers[r.card_key_id], ip=r.ip,
+                          by_buyer=r.user_id == buyer if buyer is not None else r.user_id is None)
+            for r in rows
+        ]
 
     def _actor(self, info: Info) -> Actor:
         # A guest who proved the lookup credentials acts as the buyer of this one order.
