@@ -85,6 +85,10 @@ class Order(relay.Node):
     delivery_due_at: datetime | None = strawberry.field(
         description="MANUAL products: the merchant must deliver by then; null otherwise or before payment."
     )
+    delivery_seconds: int | None = strawberry.field(
+        description="Seconds from payment to delivery, recorded at delivery (late past the product's promise "
+                    "then, which pays its compensation); null before."
+    )
     _model: strawberry.Private[OrderModel]
 
     @strawberry.field(description="The product bought.")
@@ -181,6 +185,7 @@ class Order(relay.Node):
             delivered_at=order.delivered_at,
             completed_at=order.completed_at,
             delivery_due_at=order.delivery_due_at,
+            delivery_seconds=order.delivery_seconds,
             _model=order,
         )
 
