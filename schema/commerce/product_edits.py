@@ -102,6 +102,12 @@ def _given(value: Any) -> Any:
     return UNCHANGED if value is strawberry.UNSET else value
 
 
+def _compensation(value: LateCompensationInput | None) -> Any:
+    if value is strawberry.UNSET:
+        return UNCHANGED
+    return value.spec() if value is not None else None
+
+
 def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFields:
     category = _given(data.category_id)
     if category is not UNCHANGED and category is not None:
@@ -121,7 +127,7 @@ def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFie
         delivery_promise_minutes=_given(data.delivery_promise_minutes),
         stock_limit=_given(data.stock_limit),
         status=_given(data.status),
-        late_compensation=compensation.spec() if (compensation := _given(data.late_compensation)) else compensation,
+        late_compensation=_compensation(data.late_compensation),
     )
 
 
