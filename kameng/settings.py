@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     auto_complete_days: float = Field(default=3, gt=0)
     platform_fee_rate: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
     order_lookup_limit: str = "10/minute"
+    # Delivery promises: the window of a shop's delivery stats, and how far back the sweep
+    # looks for late orders still owed their compensation.
+    delivery_promise_window_days: float = Field(default=30, gt=0)
+    # verifyCardKey: per signed-in user and per client address, against probing guesses.
+    card_key_verify_limit_per_user: str = "10/minute"
+    card_key_verify_limit_per_ip: str = "30/minute"
     # Payment provider "kpay": HMAC-SHA256 secret, and where buyers are sent to pay.
     kpay_secret: SecretStr | None = None
     kpay_url: str = "http://127.0.0.1:8100"

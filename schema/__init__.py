@@ -33,6 +33,7 @@ from schema.commerce.payments import Payment, PaymentMutations
 from schema.commerce.pricing import PricingQueries
 from schema.commerce.product_edits import CatalogMutations
 from schema.commerce.settlement import SettlementMutations
+from schema.trust.verification import TrustMutations
 from schema.community.answers import AnswerMutations
 from schema.community.comments import CommentMutations
 from schema.community.feeds import FeedQueries
@@ -125,6 +126,7 @@ def _query_root(settings: Settings) -> type:
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
+    TrustMutations,
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,

@@ -20,7 +20,7 @@ from models.commerce.orders import OrderEvent
 from models.loyalty.points import PointsBalance
 from resolvers.accounts import users as accounts
 from resolvers.accounts.auth import ANONYMOUS, Actor
-from resolvers.commerce import catalog, inventory, ledger, merchants, orders
+from resolvers.commerce import catalog, inventory, ledger, merchants, orders, promises
 from resolvers.community import comments, follows, moderation, posts, reactions, topics
 from resolvers.loyalty import checkins, points
 
@@ -63,6 +63,16 @@ class Loaders:
     def card_key_stock(self) -> DataLoader[int, int]:
         """Available card keys per product: one grouped COUNT per batch."""
         return DataLoader(inventory.available_counts)
+
+    @cached_property
+    def card_key_reveals(self) -> DataLoader[int, list[Any]]:
+        """Each order's card-key reveal audit: one query per batch."""
+        return DataLoader(inventory.reveals_of)
+
+    @cached_property
+    def delivery_stats(self) -> DataLoader[int, Any]:
+        """Each shop's delivery record: one grouped query per batch."""
+        return DataLoader(promises.delivery_stats)
 
     @cached_property
     def account_balance(self) -> DataLoader[str, Decimal]:

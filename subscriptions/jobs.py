@@ -20,6 +20,7 @@ class JobName(StrEnum):
     FAN_OUT_POST = "fan_out_post"
     LOYALTY_EVENT = "loyalty_event"
     NOTIFY_NEW_SIGNIN = "notify_new_signin"
+    COMPENSATE_LATE_DELIVERY = "compensate_late_delivery"
     # Sent by dramatiq itself (on_retry_exhausted of deliver_order), never by the outbox.
     DELIVERY_GAVE_UP = "delivery_gave_up"
 
@@ -53,3 +54,7 @@ def loyalty_event(user_id: int, event: str, reference: str, **extra: Any) -> Job
 
 def notify_new_signin(session_id: str) -> JobCall:
     return JobCall(JobName.NOTIFY_NEW_SIGNIN, {"session_id": session_id})
+
+
+def compensate_late_delivery(order_id: int) -> JobCall:
+    return JobCall(JobName.COMPENSATE_LATE_DELIVERY, {"order_id": order_id})

@@ -16,6 +16,15 @@ class DeliveryKind(StrEnum):
     MANUAL = "MANUAL"  # the merchant fulfils by hand, before a deadline
 
 
+class LateCompensation(StrEnum):
+    """What a product gives a buyer whose order was delivered later than it promised."""
+
+    NONE = "NONE"
+    POINTS = "POINTS"  # loyalty points, their value charged to the shop
+    COUPON = "COUPON"  # one of the shop's own coupons
+    AMOUNT = "AMOUNT"  # money into the buyer's wallet, from the shop's balance (or deposit)
+
+
 class ProductStatus(StrEnum):
     ACTIVE = "ACTIVE"
     HIDDEN = "HIDDEN"
@@ -39,6 +48,11 @@ class Product(Model):
     min_quantity = fields.IntField(default=1)
     max_quantity = fields.IntField(default=100)
     delivery_promise_minutes = fields.IntField(default=10)
+    # Paid automatically, once per order, when an order is delivered after its promise.
+    late_compensation = fields.CharEnumField(LateCompensation, max_length=16, default=LateCompensation.NONE)
+    late_compensation_points = fields.IntField(default=0)
+    late_compensation_amount = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
+    late_compensation_coupon_id = fields.BigIntField(null=True)
     # Stock of DIRECT_TOPUP / MANUAL products (null: unlimited). CARD_KEY stock is the
     # count of available keys, never stored here.
     stock_limit = fields.IntField(null=True)

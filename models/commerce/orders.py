@@ -74,13 +74,18 @@ class Order(Model):
     delivered_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
     delivery_due_at = fields.DatetimeField(null=True)  # MANUAL: the merchant's deadline
+    # Recorded at delivery: seconds from payment to delivery, and the promise it is held to
+    # (the product's at that moment), so the shop's stats never depend on later edits.
+    delivery_seconds = fields.IntField(null=True)
+    promised_minutes = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "orders"
         unique_together = (("idempotency_scope", "idempotency_key"),)
-        indexes = (("buyer_id", "id"), ("status", "expires_at"), ("status", "delivered_at"), ("merchant_id", "id"))
+        indexes = (("buyer_id", "id"), ("status", "expires_at"), ("status", "delivered_at"), ("merchant_id", "id"),
+                   ("merchant_id", "delivered_at"))
 
 
 class OrderEvent(Model):

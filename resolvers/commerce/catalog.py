@@ -18,7 +18,7 @@ from models.commerce.orders import Order
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action
-from resolvers.commerce import pricing
+from resolvers.commerce import pricing, promises
 from resolvers.commerce.inputs import bounded_int, clean_text, parse_amount
 from resolvers.commerce.merchants import can_manage, find_merchant
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -71,6 +71,7 @@ class ProductFields:
     delivery_promise_minutes: Any = UNCHANGED
     stock_limit: Any = UNCHANGED
     status: Any = UNCHANGED
+    late_compensation: Any = UNCHANGED  # a promises.CompensationSpec, or None for none
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -85,7 +86,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-_NULLABLE = frozenset({"description", "category_id", "wholesale_tiers", "stock_limit"})
+_NULLABLE = frozenset({"description", "category_id", "wholesale_tiers", "stock_limit", "late_compensation"})
 _GRAPHQL_NAMES = {
     "title": "title",
     "description": "description",
@@ -98,6 +99,7 @@ _GRAPHQL_NAMES = {
     "delivery_promise_minutes": "deliveryPromiseMinutes",
     "stock_limit": "stockLimit",
     "status": "status",
+    "late_compensation": "lateCompensation",
 }
 
 
@@ -183,6 +185,8 @@ async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) 
         if getattr(fields, name) is UNCHANGED:
             raise invalid(_GRAPHQL_NAMES[name], f"{_GRAPHQL_NAMES[name]} is required.")
     values = {**_DEFAULTS, **await _validate(fields, None)}
+    if fields.late_compensation is not UNCHANGED:
+        values.update(await promises.compensation_fields(fields.late_compensation, merchant.id, None))
     return await Product.create(merchant_id=merchant.id, currency="CNY", **values)
 
 
@@ -193,6 +197,8 @@ async def update_product(actor: Actor, product_id: int, fields: ProductFields) -
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "id")
     _owned_merchant(actor, product.merchant, Action.UPDATE_PRODUCT)
     changes = await _validate(fields, product)
+    if fields.late_compensation is not UNCHANGED:
+        changes.update(await promises.compensation_fields(fields.late_compensation, product.merchant_id, product.id))
     changes = {k: v for k, v in changes.items() if getattr(product, k) != v}
     if not changes:
         return product

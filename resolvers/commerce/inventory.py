@@ -331,3 +331,19 @@ async def reveal_card_keys(actor: Actor, order: Order) -> list[str]:
         [CardKeyReveal(card_key_id=key.id, order_id=order.id, user_id=actor.user_id, ip=actor.ip[:64]) for key in keys]
     )
     return secrets
+
+
+async def reveals_of(order_ids: list[int]) -> list[list[CardKeyReveal]]:
+    """Batch load for DataLoaders: every order's key reveals (the audit), oldest first, in
+    one query. Who may read them is the caller's question (see ``may_read_reveals``)."""
+    grouped: dict[int, list[CardKeyReveal]] = {i: [] for i in order_ids}
+    for reveal in await CardKeyReveal.filter(order_id__in=order_ids).order_by("id"):
+        grouped[reveal.order_id].append(reveal)
+    return [grouped[i] for i in order_ids]
+
+
+def may_read_reveals(actor: Actor, order: Order) -> bool:
+    """The reveal audit of an order is its buyer's (and staff's): it names addresses."""
+    if is_buyer(actor, order):
+        return True
+    return order.buyer_id is not None and permissions.allowed(actor, Action.READ_PRIVATE, owner_id=order.buyer_id)

@@ -22,7 +22,7 @@ from models.commerce.orders import Order, OrderEvent, OrderStatus, can_transitio
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.users import normalise_email
-from resolvers.commerce import inventory, pricing
+from resolvers.commerce import inventory, pricing, promises
 from resolvers.commerce.access import actor_label, is_buyer
 from resolvers.loyalty import coupons, creators, points
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -66,6 +66,8 @@ async def transition(
     if not can_transition(current, target):
         return False
     changes["updated_at"] = datetime.now(UTC)  # queryset updates do not touch auto_now fields
+    if target == OrderStatus.DELIVERED:
+        changes.update(await promises.delivery_record(order, changes.get("delivered_at")))
     updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
     if updated != 1:
         return False
@@ -78,6 +80,8 @@ async def transition(
         {"order": order.id, "event": event.id, "status": target.value, "at": event.at.isoformat(), "note": event.note},
     )
     await _loyalty(order, target)
+    if target == OrderStatus.DELIVERED:
+        await promises.after_delivery(order)
     if order.buyer_id is not None and target in _NOTIFY:
         title = _NOTIFY[target].format(no=order.order_no)
         await notifications.notify(

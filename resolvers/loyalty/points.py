@@ -75,6 +75,8 @@ RULES: dict[str, Rule] = {
         Rule("perk", Kind.SPEND, "a perk from the rewards catalog (priority support)"),
         Rule("order", Kind.SPEND, "part payment of an order"),
         Rule("order_back", Kind.SPEND_RETURN, "points of a cancelled, expired or refunded order given back"),
+        # Not earned (tiers do not count it): the shop hands value back for a broken promise.
+        Rule("late_delivery", Kind.SPEND_RETURN, "compensation for a late delivery, paid by the shop"),
         Rule("event", Kind.MARKER, "a loyalty event counted towards tasks"),
     ]
 }

@@ -35,6 +35,7 @@ from schema.base import (
     in_graph,
     node_keys,
 )
+from schema.commerce.promises import LateDeliveryCompensation
 from schema.context import Info
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class WholesaleTier:
 class DeliveryPromise:
     minutes: int = strawberry.field(description="At most this many minutes after payment.")
     text: str = strawberry.field(description='Human-readable, e.g. "Delivered within 10 minutes".')
+    late_compensation: LateDeliveryCompensation = strawberry.field(
+        description="What the buyer gets, automatically and once, if the order is delivered later than promised."
+    )
 
 
 
@@ -119,7 +123,8 @@ class Product(relay.Node):
     @strawberry.field(description="How soon an order of it is delivered once paid.")
     def delivery_promise(self) -> DeliveryPromise:
         minutes = self._model.delivery_promise_minutes
-        return DeliveryPromise(minutes=minutes, text=catalog.promise_text(minutes))
+        return DeliveryPromise(minutes=minutes, text=catalog.promise_text(minutes),
+                               late_compensation=LateDeliveryCompensation.of(self._model))
 
     @strawberry.field(
         description="Units on sale: CARD_KEY counts available keys; other kinds show their stock "

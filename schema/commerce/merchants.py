@@ -32,6 +32,7 @@ from schema.base import (
     node_keys,
 )
 from schema.commerce.catalog import Product, ProductSort, product_page
+from schema.commerce.promises import DeliveryStats
 from schema.context import Info
 
 MerchantStatus = describe_values(
@@ -102,6 +103,13 @@ class Merchant(relay.Node):
             return None
         amount = await info.context.loaders.account_balance.load(ledger.merchant_balance(self.id))
         return Money(amount=amount, currency=CURRENCY)
+
+    @strawberry.field(
+        description="The shop's delivery promise kept, measured over the last 30 days (public): median and 95th "
+                    "percentile of payment-to-delivery time, and the share delivered on time."
+    )
+    async def delivery_stats(self, info: Info) -> DeliveryStats:
+        return DeliveryStats.of(await info.context.loaders.delivery_stats.load(self.id))
 
     @strawberry.field(description="The shop's products (hidden ones too, for its owner and staff).")
     async def products(

@@ -53,6 +53,18 @@ class CardKey:
     secret: str = strawberry.field(description="The secret as the shop imported it: show it to the buyer verbatim.")
 
 
+@strawberry.type(description="One showing of an order's delivered card keys (the reveal audit); never the secret.")
+class CardKeyReveal:
+    at: datetime = strawberry.field(description="When the keys were shown.")
+    key_number: int = strawberry.field(
+        description="Which of the order's keys was shown: its position (1, 2, ...) in `cardKeys`."
+    )
+    by_buyer: bool = strawberry.field(
+        description="True when the order's buyer (or the guest holding its lookup credentials) read it."
+    )
+    ip: str = strawberry.field(description="The client address it was shown to; empty if unknown.")
+
+
 @in_graph
 @strawberry.type(
     description="A purchase of one product. Visible to its buyer (or a guest holding its lookup credentials), "
@@ -72,6 +84,10 @@ class Order(relay.Node):
     completed_at: datetime | None = strawberry.field(description="When it completed; null before.")
     delivery_due_at: datetime | None = strawberry.field(
         description="MANUAL products: the merchant must deliver by then; null otherwise or before payment."
+    )
+    delivery_seconds: int | None = strawberry.field(
+        description="Seconds from payment to delivery, recorded at delivery (late past the product's promise "
+                    "then, which pays its compensation); null before."
     )
     _model: strawberry.Private[OrderModel]
 
@@ -131,6 +147,22 @@ class Order(relay.Node):
         secrets = await inventory.reveal_card_keys(self._actor(info), self._model)
         return [CardKey(secret=s) for s in secrets]
 
+    @strawberry.field(
+        description="Every time this order's card keys were shown, oldest first: to its buyer and staff; "
+                    "empty for anyone else."
+    )
+    async def card_key_reveals(self, info: Info) -> list[CardKeyReveal]:
+        if not inventory.may_read_reveals(self._actor(info), self._model):
+            return []
+        rows = await info.context.loaders.card_key_reveals.load(self.id)
+        numbers = {key: n for n, key in enumerate(sorted({r.card_key_id for r in rows}), start=1)}
+        buyer = self._model.buyer_id
+        return [
+            CardKeyReveal(at=r.at, key_number=numbers[r.card_key_id], ip=r.ip,
+                          by_buyer=r.user_id == buyer if buyer is not None else r.user_id is None)
+            for r in rows
+        ]
+
     def _actor(self, info: Info) -> Actor:
         # A guest who proved the lookup credentials acts as the buyer of this one order.
         guest_order = info.context.guest_order_id
@@ -153,6 +185,7 @@ class Order(relay.Node):
             delivered_at=order.delivered_at,
             completed_at=order.completed_at,
             delivery_due_at=order.delivery_due_at,
+            delivery_seconds=order.delivery_seconds,
             _model=order,
         )
 

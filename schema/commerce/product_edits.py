@@ -12,6 +12,7 @@ from resolvers.commerce import catalog
 from resolvers.commerce.catalog import UNCHANGED, ProductFields
 from schema.base import UserError, decode_id, errors_field, mutation
 from schema.commerce.catalog import DeliveryKind, Product, ProductStatus
+from schema.commerce.promises import LateCompensationInput
 from schema.context import Info
 
 # -- mutations --------------------------------------------------------------------------
@@ -46,6 +47,9 @@ class CreateProductInput:
         default=_UNSET, description="DIRECT_TOPUP and MANUAL only: units on sale (null: unlimited)."
     )
     status: ProductStatus | None = strawberry.field(default=_UNSET, description="Listed or not. Default ACTIVE.")
+    late_compensation: LateCompensationInput | None = strawberry.field(
+        default=_UNSET, description="What a late delivery gives the buyer, paid by the shop. Default none."
+    )
 
 
 @strawberry.input(description="Fields left out keep their value; null clears categoryId and stockLimit.")
@@ -68,6 +72,9 @@ class UpdateProductInput:
         default=_UNSET, description="DIRECT_TOPUP and MANUAL only: units on sale; null: unlimited."
     )
     status: ProductStatus | None = strawberry.field(default=_UNSET, description="List or unlist it.")
+    late_compensation: LateCompensationInput | None = strawberry.field(
+        default=_UNSET, description="New compensation for a late delivery; null (or kind NONE): none."
+    )
 
 
 @strawberry.type(description="Result of `createProduct`.")
@@ -95,6 +102,12 @@ def _given(value: Any) -> Any:
     return UNCHANGED if value is strawberry.UNSET else value
 
 
+def _compensation(value: LateCompensationInput | None) -> Any:
+    if value is strawberry.UNSET:
+        return UNCHANGED
+    return value.spec() if value is not None else None
+
+
 def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFields:
     category = _given(data.category_id)
     if category is not UNCHANGED and category is not None:
@@ -114,6 +127,7 @@ def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFie
         delivery_promise_minutes=_given(data.delivery_promise_minutes),
         stock_limit=_given(data.stock_limit),
         status=_given(data.status),
+        late_compensation=_compensation(data.late_compensation),
     )
 
 
