@@ -22,4 +22,5 @@ MODEL_MODULES = [
     "models.loyalty.points",
     "models.loyalty.coupons",
     "models.loyalty.tasks",
+    "models.trust.tradelog",
 ]

@@ -17,11 +17,13 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
+from resolvers.trust import tradelog
 from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.commerce.catalog import Product
 from schema.commerce.merchants import Merchant
 from schema.commerce.pricing import PriceLine, price_lines
 from schema.context import Info
+from schema.trust.tradelog import TradeLogEntry
 
 
 OrderStatus = describe_values(
@@ -130,6 +132,17 @@ class Order(relay.Node):
     async def card_keys(self, info: Info) -> list[CardKey]:
         secrets = await inventory.reveal_card_keys(self._actor(info), self._model)
         return [CardKey(secret=s) for s in secrets]
+
+    @strawberry.field(
+        description="The order's leaves in the verifiable trade log (its transitions and postings), oldest first: "
+                    "for its buyer, the shop's owner and staff; null for anyone else."
+    )
+    async def trade_record(self, info: Info) -> list[TradeLogEntry] | None:
+        merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
+        owner = merchant.owner_id if merchant is not None else None
+        if not tradelog.may_read_record(info.context.actor, self._model.buyer_id, owner):
+            return None
+        return [TradeLogEntry.from_model(leaf) for leaf in await info.context.loaders.trade_record.load(self.id)]
 
     def _actor(self, info: Info) -> Actor:
         # A guest who proved the lookup credentials acts as the buyer of this one order.
