@@ -12,7 +12,10 @@ import asyncio
 import base64
 import hashlib
 import json
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -347,3 +350,43 @@ async def test_a_rolled_back_transition_leaves_no_leaf(stack: Stack) -> None:
     except RuntimeError:
         pass
     assert await TradeEvent.all().count() == pending
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service", "tradelog", "verify", *args], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+
+
+async def test_the_verify_command_checks_an_order_and_the_growth_between_heads(  # type: ignore[no-untyped-def]
+    stack: Stack, rt, make_client, client: Client, tmp_path: Path
+) -> None:
+    buyer_client, buyer = await signed_in(make_client)
+    await fund(buyer, "20.00")
+    order = await new_order(buyer)
+    await rt.relay.drain()
+    saved = tmp_path / "head.json"
+    api = f"{stack.url}/graphql"
+    first = await asyncio.to_thread(run_cli, "--api", api, "--save", str(saved))
+    assert first.returncode == 0, first.stderr
+    assert "FAIL" not in first.stdout and "signature" in first.stdout
+
+    assert (await pay(buyer_client, order, "WALLET"))["errors"] == []
+
+    async def delivered_leaf() -> bool:
+        await rt.relay.drain()
+        return await TradeLeaf.filter(order_id=order.id, leaf__contains='"DELIVERED"').exists()
+
+    await eventually(delivered_leaf)
+    key = (await client.gql(HEAD))["tradeLogHead"]["publicKey"]
+    args = ["--api", api, "--order", gid("Order", order.id), "--token", buyer_client.token, "--previous", str(saved),
+            "--public-key", key]
+    done = await asyncio.to_thread(run_cli, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a prefix of the head" in done.stdout and "included in the head" in done.stdout
+
+    # A forged earlier head (another root at the same size) is caught.
+    forged = json.loads(saved.read_text())
+    forged["rootHash"] = "00" * 32
+    saved.write_text(json.dumps(forged))
+    done = await asyncio.to_thread(run_cli, *args)
+    assert done.returncode == 1 and "FAIL" in done.stderr
