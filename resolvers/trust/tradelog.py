@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -151,7 +152,12 @@ async def consistency(first: int, second: int) -> Consistency:
 
 
 def _signing_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(get_settings().tradelog_key_seed())
+    return _key_from_seed(get_settings().tradelog_key_seed())
+
+
+@functools.lru_cache(maxsize=4)
+def _key_from_seed(seed: bytes) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 def public_key() -> str:
