@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     card_key_keys: SecretStr | None = None
     card_key_active: str | None = None
     fingerprint_key: SecretStr | None = None
+    # Signs the trade log's tree heads (issue 14): base64 of a 32-byte Ed25519 private key.
+    # Changing it makes earlier heads unverifiable with the new public key.
+    tradelog_signing_key: SecretStr | None = None
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
@@ -276,6 +279,21 @@ class Settings(BaseSettings):
         if self.env == "production":
             raise ConfigurationError("KAMENG_FINGERPRINT_KEY is not set.")
         return _local_secret(self.data_dir / "fingerprint_key").encode()
+
+    def tradelog_key_seed(self) -> bytes:
+        """The 32 raw bytes of the Ed25519 key that signs trade-log tree heads."""
+        raw = self.tradelog_signing_key.get_secret_value() if self.tradelog_signing_key else ""
+        if not raw:
+            if self.env == "production":
+                raise ConfigurationError("KAMENG_TRADELOG_SIGNING_KEY is not set (base64 of 32 bytes).")
+            raw = _local_secret(self.data_dir / "tradelog_signing_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+        try:
+            seed = base64.b64decode(raw, validate=True)
+        except ValueError:
+            seed = b""
+        if len(seed) != 32:
+            raise ConfigurationError("KAMENG_TRADELOG_SIGNING_KEY must be base64 of 32 bytes.")
+        return seed
 
 
 def _local_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:

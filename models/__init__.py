@@ -23,4 +23,5 @@ MODEL_MODULES = [
     "models.loyalty.coupons",
     "models.loyalty.tasks",
     "models.trust.promises",
+    "models.trust.tradelog",
 ]

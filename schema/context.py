@@ -18,11 +18,13 @@ from models.commerce.catalog import Product
 from models.commerce.merchants import Category, Merchant
 from models.commerce.orders import OrderEvent
 from models.loyalty.points import PointsBalance
+from models.trust.tradelog import TradeLeaf
 from resolvers.accounts import users as accounts
 from resolvers.accounts.auth import ANONYMOUS, Actor
 from resolvers.commerce import catalog, inventory, ledger, merchants, orders, promises
 from resolvers.community import comments, follows, moderation, posts, reactions, topics
 from resolvers.loyalty import checkins, points
+from resolvers.trust import tradelog
 
 
 class Loaders:
@@ -37,6 +39,10 @@ class Loaders:
     @cached_property
     def user(self) -> DataLoader[int, User | None]:
         return DataLoader(accounts.get_users)
+
+    @cached_property
+    def trade_record(self) -> DataLoader[int, list[TradeLeaf]]:
+        return DataLoader(tradelog.records_for_orders)
 
     @cached_property
     def order_events(self) -> DataLoader[int, list[OrderEvent]]:

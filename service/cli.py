@@ -299,5 +299,38 @@ def import_keys(
     )
 
 
+tradelog_cli = typer.Typer(no_args_is_help=True, help="The verifiable trade log.")
+cli.add_typer(tradelog_cli, name="tradelog")
+
+
+@tradelog_cli.command("verify")
+def tradelog_verify(
+    api: Annotated[str, typer.Option(help="The GraphQL endpoint, e.g. https://shop.example/graphql.")],
+    order: Annotated[str | None, typer.Option(help="An order's global ID: check its leaves are in the head.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="KAMENG_TOKEN", help="Access token of the order's buyer, "
+                                              "merchant or staff.")] = None,
+    previous: Annotated[Path | None, typer.Option(help="A head saved earlier (--save): check the log only grew "
+                                                  "since.")] = None,
+    public_key: Annotated[str | None, typer.Option(help="The log's public key (base64), if you pinned it.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Where to keep the verified head for the next run.")] = None,
+) -> None:
+    """Check signed heads, an order's inclusion proofs and the consistency between two heads,
+    recomputing every proof locally from the API's answers."""
+    import httpx
+
+    from service.tradelog_verify import verify
+
+    try:
+        report = verify(api, token=token, order_id=order, previous=previous, public_key=public_key, save=save)
+    except (OSError, ValueError, KeyError, httpx.HTTPError) as exc:
+        raise _fail(f"tradelog verify: {exc}") from None
+    for line in report.checked:
+        typer.echo(f"ok    {line}")
+    for line in report.failures:
+        typer.secho(f"FAIL  {line}", err=True, fg=typer.colors.RED)
+    if report.failures:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     cli()

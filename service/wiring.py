@@ -60,6 +60,7 @@ async def start(
     settings.signing_secret()
     settings.card_keyring()
     settings.fingerprint_secret()
+    settings.tradelog_key_seed()
 
     if apply_migrations:
         await db.migrate(settings)

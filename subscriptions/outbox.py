@@ -9,6 +9,7 @@ periodic sweep sends it. Nothing here talks to Redis or the broker.
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from models.outbox import OutboxEntry, OutboxKind
+from models.trust.tradelog import TradeEvent
 from subscriptions.jobs import JobCall
 
 _on_commit: list[Callable[[], None]] = []
@@ -75,3 +77,23 @@ async def enqueue(call: JobCall) -> OutboxEntry:
     if not isinstance(call, JobCall):
         raise TypeError("outbox.enqueue takes a JobCall built by subscriptions.jobs")
     return await _write(OutboxKind.JOB, call.name.value, {"kwargs": call.kwargs, "delay_ms": call.delay_ms})
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """The trade log's leaf text: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+async def trade(data: dict[str, Any], *, order_id: int | None = None) -> TradeEvent:
+    """Record ``data`` (naming no person) as a trade-log leaf once the transaction commits.
+
+    Only a row is written here, so a payment never waits on the tree; the appender
+    (resolvers/trust/tradelog.py, run by the relay) adds committed rows to the log.
+    Outside ``atomic()`` (a posting made on its own) the row rides the caller's transaction
+    and the relay's next sweep appends it.
+    """
+    event = await TradeEvent.create(order_id=order_id, leaf=canonical_json(data))
+    emitted = _emitted.get()
+    if emitted is not None:
+        emitted.append(-event.id)  # any entry wakes the relay after commit
+    return event

@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from kameng.settings import Settings
 from models.outbox import OutboxEntry, OutboxKind
+from resolvers.trust import tradelog
 from subscriptions.bus import EventBus
 from workers.broker import message_id_for, send
 
@@ -90,13 +91,16 @@ class OutboxRelay:
                 await asyncio.sleep(0.5)
 
     async def drain(self) -> int:
-        """Publish every pending row; returns how many were sent."""
+        """Publish every pending row, then append committed trade events to the trade log
+        (in the order they became visible); returns how many rows were sent."""
         total = 0
         while True:
             sent = await self._relay_batch()
             total += sent
             if sent < BATCH:
-                return total
+                break
+        await tradelog.append_pending()
+        return total
 
     async def _relay_batch(self) -> int:
         """Publish up to BATCH pending rows in id order, holding the cluster-wide lock only as

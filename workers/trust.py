@@ -1,8 +1,10 @@
-"""Trust jobs: late-delivery compensation (the decisions are in resolvers/trust/promises.py)."""
+"""Trust jobs: late-delivery compensation (resolvers/trust/promises.py decides), and the
+sweeps: late orders whose job was lost or whose shop could not pay yet, and the trade log's
+periodic append and signed tree head (resolvers/trust/tradelog.py)."""
 
 from __future__ import annotations
 
-from resolvers.trust import promises
+from resolvers.trust import promises, tradelog
 from workers.jobs import job
 
 
@@ -11,5 +13,5 @@ async def compensate_late_delivery(order_id: int) -> None:
     await promises.compensate_late_delivery(order_id)
 
 
-#: Late orders whose job was lost, or whose shop could not pay yet (run by workers/scheduler.py).
-SWEEPS = (promises.sweep_late_deliveries,)
+#: Run by workers/scheduler.py.
+SWEEPS = (promises.sweep_late_deliveries, tradelog.sweep)

@@ -8,6 +8,7 @@ statements whose affected-row count is checked, so concurrent postings cannot ov
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from tortoise.exceptions import IntegrityError
@@ -15,7 +16,9 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.commerce.ledger import Account, Entry, Posting
+from models.commerce.orders import Order
 from resolvers.errors import ErrorCode, UserFacingError
+from subscriptions import outbox
 
 CENT = Decimal("0.01")
 PLATFORM_FEES = "platform:fees"
@@ -91,7 +94,25 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
             if await query.update(balance=F("balance") + amount) != 1:
                 raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
         await Entry.bulk_create([Entry(posting=posting, account=accounts[code], amount=amount) for code, amount in legs])
+        await _trade(posting, legs, accounts)
     return True
+
+
+async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], accounts: dict[str, Account]) -> None:
+    """The posting's trade-log leaf. Account codes name users, so a leg shows only its kind
+    (wallet, escrow, merchant...); an escrow leg ties the posting to its order by number."""
+    order_id = next((int(code[7:]) for code, _ in legs if code.startswith("escrow:") and code[7:].isdigit()), None)
+    order_no = None
+    if order_id is not None:
+        order_no = await Order.filter(id=order_id).first().values_list("order_no", flat=True)
+    await outbox.trade(
+        {"event": "posting", "posting": posting.id, "reason": posting.reason, "order": order_no,
+         "amount": str(sum((amount for _, amount in legs if amount > 0), Decimal("0.00"))),
+         "currency": accounts[legs[0][0]].currency if legs else "CNY",
+         "legs": sorted([code.split(":", 1)[0], str(amount)] for code, amount in legs),
+         "at": datetime.now(UTC).isoformat()},
+        order_id=order_id,
+    )
 
 
 async def balance(code: str) -> Decimal:

@@ -79,6 +79,7 @@ async def transition(
         topic_for(order.id),
         {"order": order.id, "event": event.id, "status": target.value, "at": event.at.isoformat(), "note": event.note},
     )
+    await _trade(order, event)
     await _loyalty(order, target)
     if target == OrderStatus.DELIVERED:
         await promises.after_delivery(order)
@@ -89,6 +90,15 @@ async def transition(
             dedupe_key=f"order:{order.id}:{target.value}:{event.id}",
         )
     return True
+
+
+async def _trade(order: Order, event: OrderEvent) -> None:
+    """The transition's trade-log leaf: the order by number, never by buyer."""
+    await outbox.trade(
+        {"event": "order", "order": order.order_no, "status": event.status.value, "amount": str(order.total),
+         "currency": order.currency, "at": event.at.isoformat()},
+        order_id=order.id,
+    )
 
 
 async def _loyalty(order: Order, target: OrderStatus) -> None:
@@ -222,6 +232,7 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 topic_for(order.id),
                 {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
             )
+            await _trade(order, event)
             await outbox.enqueue(
                 jobs.expire_order(order.id, delay_ms=settings.order_reservation_seconds * 1000 + 500)
             )

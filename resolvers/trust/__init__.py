@@ -1,0 +1,1 @@
+"""Trust after the sale: the verifiable trade log."""

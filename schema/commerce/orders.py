@@ -17,11 +17,13 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
+from resolvers.trust import tradelog
 from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.commerce.catalog import Product
 from schema.commerce.merchants import Merchant
 from schema.commerce.pricing import PriceLine, price_lines
 from schema.context import Info
+from schema.trust.tradelog import TradeLogEntry
 
 
 OrderStatus = describe_values(
@@ -162,6 +164,17 @@ class Order(relay.Node):
                           by_buyer=r.user_id == buyer if buyer is not None else r.user_id is None)
             for r in rows
         ]
+
+    @strawberry.field(
+        description="The order's leaves in the verifiable trade log (its transitions and postings), oldest first: "
+                    "for its buyer, the shop's owner and staff; null for anyone else."
+    )
+    async def trade_record(self, info: Info) -> list[TradeLogEntry] | None:
+        merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
+        owner = merchant.owner_id if merchant is not None else None
+        if not tradelog.may_read_record(info.context.actor, self._model.buyer_id, owner):
+            return None
+        return [TradeLogEntry.from_model(leaf) for leaf in await info.context.loaders.trade_record.load(self.id)]
 
     def _actor(self, info: Info) -> Actor:
         # A guest who proved the lookup credentials acts as the buyer of this one order.

@@ -1,0 +1,1 @@
+"""Trust after the sale in the graph: the verifiable trade log."""
