@@ -42,6 +42,9 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._local_lock = asyncio.Lock()
         self._stopping = False
+        # The trade log is appended beside the relay, never in its way (see _append_trade_log).
+        self._appending: asyncio.Task[None] | None = None
+        self._append_again = False
 
     def kick(self) -> None:
         """Wake the relay (safe from any thread)."""
@@ -74,6 +77,13 @@ class OutboxRelay:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
+        if self._appending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._appending), timeout=10)
+            self._appending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._appending
+            self._appending = None
         self._loop = None
 
     async def _run(self) -> None:
@@ -91,16 +101,38 @@ class OutboxRelay:
                 await asyncio.sleep(0.5)
 
     async def drain(self) -> int:
-        """Publish every pending row, then append committed trade events to the trade log
-        (in the order they became visible); returns how many rows were sent."""
+        """Publish every pending row, then have committed trade events appended to the trade
+        log (in the order they became visible); returns how many rows were sent."""
         total = 0
         while True:
             sent = await self._relay_batch()
             total += sent
             if sent < BATCH:
                 break
-        await tradelog.append_pending()
+        self._append_trade_log()
         return total
+
+    def _append_trade_log(self) -> None:
+        """Append the trade log in a task of its own: hashing a batch of leaves must not hold
+        back the next events (a logout closing sockets, an order's DELIVERED). Requests that
+        arrive while it runs are coalesced into one more pass; the trust sweep catches up
+        on anything left."""
+        if self._appending is not None and not self._appending.done():
+            self._append_again = True
+            return
+        self._appending = asyncio.create_task(self._append_passes(), name="trade-log-append")
+
+    async def _append_passes(self) -> None:
+        while True:
+            self._append_again = False
+            try:
+                await tradelog.append_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("trade log: append failed; the trust sweep retries")
+            if not self._append_again or self._stopping:
+                return
 
     async def _relay_batch(self) -> int:
         """Publish up to BATCH pending rows in id order, holding the cluster-wide lock only as
