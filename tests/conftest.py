@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
+import itertools
 import socket
 import tempfile
 import uuid
@@ -206,9 +206,15 @@ async def stack() -> AsyncIterator[Stack]:
                 configure(None)
 
 
+_client_numbers = itertools.count(1)
+
+
 def documentation_ip() -> str:
-    """A distinct client address per test client (TEST-NET-3, only ever a header value)."""
-    return f"203.0.113.{random.randint(1, 254)}"
+    """A distinct client address per test client (198.18.0.0/15, the benchmarking range, only
+    ever a header value). Counted, not drawn at random: two clients sharing an address share
+    its rate limits, and a test that uses up the lookup limit on purpose would fail another."""
+    n = next(_client_numbers)
+    return f"198.18.{n // 254 % 256}.{n % 254 + 1}"
 
 
 class Client:
