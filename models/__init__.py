@@ -24,4 +24,5 @@ MODEL_MODULES = [
     "models.loyalty.tasks",
     "models.trust.promises",
     "models.trust.tradelog",
+    "models.discovery.events",
 ]

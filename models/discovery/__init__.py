@@ -1,0 +1,1 @@
+"""Discovery: what buyers do (behaviour events), what they are shown, what they search."""

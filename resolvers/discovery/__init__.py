@@ -1,0 +1,1 @@
+"""Discovery: behaviour events, recommendations, search and trending."""
