@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # verifyCardKey: per signed-in user and per client address, against probing guesses.
     card_key_verify_limit_per_user: str = "10/minute"
     card_key_verify_limit_per_ip: str = "30/minute"
+    # After-sales tickets (resolvers/trust/tickets.py): SLA clocks in minutes from opening,
+    # first response and resolution, and the shorter ones of GOLD buyers and PRIORITY_SUPPORT.
+    ticket_first_response_minutes: float = Field(default=4 * 60, gt=0)
+    ticket_resolution_minutes: float = Field(default=24 * 60, gt=0)
+    ticket_priority_first_response_minutes: float = Field(default=60, gt=0)
+    ticket_priority_resolution_minutes: float = Field(default=8 * 60, gt=0)
+    ticket_message_limit: str = "30/minute"
     # Payment provider "kpay": HMAC-SHA256 secret, and where buyers are sent to pay.
     kpay_secret: SecretStr | None = None
     kpay_url: str = "http://127.0.0.1:8100"

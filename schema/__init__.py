@@ -52,6 +52,7 @@ from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
+from schema.trust.tickets import Ticket, TicketMutations, TicketQueries, TicketSubscriptions
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -89,6 +90,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries,
+        TicketQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -127,7 +129,7 @@ def _query_root(settings: Settings) -> type:
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
-    TrustMutations,
+    TrustMutations, TicketMutations,
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
@@ -136,7 +138,7 @@ class Mutation(
 
 
 @strawberry.type(description="Live streams, over the WebSocket endpoint (graphql-transport-ws or graphql-ws) only.")
-class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions):
+class Subscription(NotificationSubscriptions, OrderSubscriptions, StreamSubscriptions, TicketSubscriptions):
     pass
 
 
@@ -146,7 +148,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=_query_root(settings),
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic],
+        types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic,
+           Ticket],
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
         scalar_overrides=SCALAR_OVERRIDES,

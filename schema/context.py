@@ -24,7 +24,7 @@ from resolvers.accounts.auth import ANONYMOUS, Actor
 from resolvers.commerce import catalog, inventory, ledger, merchants, orders, promises
 from resolvers.community import comments, follows, moderation, posts, reactions, topics
 from resolvers.loyalty import checkins, points
-from resolvers.trust import tradelog
+from resolvers.trust import profile, tickets, tradelog
 
 
 class Loaders:
@@ -79,6 +79,16 @@ class Loaders:
     def delivery_stats(self) -> DataLoader[int, Any]:
         """Each shop's delivery record: one grouped query per batch."""
         return DataLoader(promises.delivery_stats)
+
+    @cached_property
+    def trust_numbers(self) -> DataLoader[int, Any]:
+        """Each shop's ticket, dispute, refund and review numbers: four queries per batch."""
+        return DataLoader(profile.trust_numbers)
+
+    @cached_property
+    def order_tickets(self) -> DataLoader[int, list[Any]]:
+        """Each order's after-sales tickets: one query per batch."""
+        return DataLoader(tickets.tickets_of_orders)
 
     @cached_property
     def account_balance(self) -> DataLoader[str, Decimal]:

@@ -38,3 +38,8 @@ def tier(user_id: int) -> str:
 def session(session_id: str) -> str:
     """The end of one sign-in session (logout, revocation): its WebSockets close."""
     return f"session:{session_id}"
+
+
+def ticket(ticket_id: int) -> str:
+    """Messages and status changes of one after-sales ticket (ticketUpdated)."""
+    return f"ticket:{ticket_id}"

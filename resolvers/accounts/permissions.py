@@ -40,6 +40,9 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # after-sales tickets (the buyer of the order takes part in its ticket as its buyer)
+    REPLY_TICKET = "REPLY_TICKET"
+    DECIDE_TICKET = "DECIDE_TICKET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,11 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # The shop answers complaints about its orders; staff answer any (and read them).
+    Action.REPLY_TICKET: Rule(STAFF, owner=True),
+    # Resolving or closing someone else's complaint, and the staff queue: never the shop's
+    # own call about itself.
+    Action.DECIDE_TICKET: Rule(STAFF),
 }
 
 

@@ -20,11 +20,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tortoise.expressions import Subquery
+
 from kameng.settings import get_settings
 from models.accounts.users import User
 from models.commerce.catalog import DeliveryKind
 from models.commerce.orders import Order, OrderStatus
 from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
+from models.trust.tickets import ACTIVE as ACTIVE_TICKETS
+from models.trust.tickets import Ticket
 from resolvers.accounts import notifications
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, allowed, require
@@ -66,18 +70,30 @@ async def confirm_receipt(actor: Actor, order_id: int) -> Order:
 async def complete_delivered_orders(limit: int = 500) -> int:
     """The auto-complete sweep: orders DELIVERED more than ``auto_complete_days`` ago become
     COMPLETED and are settled. Idempotent and safe to run concurrently (conditional
-    transitions, settlement keyed by order). There is no dispute concept yet: nothing holds
-    an order back from auto-completion."""
+    transitions, settlement keyed by order).
+
+    A dispute holds the money: an order with an active after-sales ticket
+    (models/trust/tickets.ACTIVE) stays DELIVERED, its total in escrow, until the ticket is
+    resolved or closed. Race-free: the order's row is locked before the tickets are looked
+    at, and opening a ticket takes the same lock first (resolvers/trust/tickets.open_ticket),
+    so either the ticket is committed before this sees it, or the order is COMPLETED before
+    the ticket is written (and then it holds nothing). SQLite runs one transaction at a time.
+    """
     now = datetime.now(UTC)
     cutoff = now - timedelta(days=get_settings().auto_complete_days)
-    due = await Order.filter(status=OrderStatus.DELIVERED, delivered_at__lte=cutoff).order_by("id").limit(limit)
+    disputed = Subquery(Ticket.filter(status__in=list(ACTIVE_TICKETS)).values("order_id"))
+    due = await Order.filter(status=OrderStatus.DELIVERED, delivered_at__lte=cutoff).exclude(
+        id__in=disputed).order_by("id").limit(limit)
     completed = 0
     for order in due:
         async with outbox.atomic():
+            current = await Order.filter(id=order.id, status=OrderStatus.DELIVERED).select_for_update().first()
+            if current is None or await Ticket.filter(order_id=order.id, status__in=list(ACTIVE_TICKETS)).exists():
+                continue
             if await orders.transition(
-                order, OrderStatus.COMPLETED, note="completed automatically", completed_at=now
+                current, OrderStatus.COMPLETED, note="completed automatically", completed_at=now
             ):
-                await escrow.settle(order)
+                await escrow.settle(current)
                 completed += 1
     return completed
 

@@ -34,6 +34,7 @@ from schema.base import (
 from schema.commerce.catalog import Product, ProductSort, product_page
 from schema.commerce.promises import DeliveryStats
 from schema.context import Info
+from schema.trust.profile import TrustProfile
 
 MerchantStatus = describe_values(
     strawberry.enum(MerchantStatusValue, name="MerchantStatus", description="Whether a shop may trade."),
@@ -110,6 +111,17 @@ class Merchant(relay.Node):
     )
     async def delivery_stats(self, info: Info) -> DeliveryStats:
         return DeliveryStats.of(await info.context.loaders.delivery_stats.load(self.id))
+
+    @strawberry.field(
+        description="The shop's trust profile, public and computed live: delivery times, ticket response and "
+                    "resolution times, dispute and refund rates, deposit held, verified review rating."
+    )
+    async def trust_profile(self, info: Info) -> TrustProfile:
+        loaders = info.context.loaders
+        numbers = await loaders.trust_numbers.load(self.id)
+        delivery = DeliveryStats.of(await loaders.delivery_stats.load(self.id))
+        deposit = await loaders.account_balance.load(ledger.merchant_deposit(self.id))
+        return TrustProfile.of(numbers, delivery, Money(amount=deposit, currency=CURRENCY))
 
     @strawberry.field(description="The shop's products (hidden ones too, for its owner and staff).")
     async def products(

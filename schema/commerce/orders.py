@@ -17,12 +17,14 @@ from models.commerce.orders import OrderStatus as OrderStatusValue
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import delivery, inventory, orders, pricing
 from resolvers.errors import UserFacingError
+from resolvers.trust import tickets as ticket_rules
 from resolvers.trust import tradelog
 from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.commerce.catalog import Product
 from schema.commerce.merchants import Merchant
 from schema.commerce.pricing import PriceLine, price_lines
 from schema.context import Info
+from schema.trust.tickets import Ticket
 from schema.trust.tradelog import TradeLogEntry
 
 
@@ -175,6 +177,16 @@ class Order(relay.Node):
         if not tradelog.may_read_record(info.context.actor, self._model.buyer_id, owner):
             return None
         return [TradeLogEntry.from_model(leaf) for leaf in await info.context.loaders.trade_record.load(self.id)]
+
+    @strawberry.field(
+        description="After-sales tickets about this order, oldest first: for its buyer, the shop's owner and staff; "
+                    "empty for anyone else."
+    )
+    async def tickets(self, info: Info) -> list[Ticket]:
+        merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
+        owner = merchant.owner_id if merchant is not None else None
+        rows = await info.context.loaders.order_tickets.load(self.id)
+        return [Ticket.from_model(t) for t in rows if ticket_rules.role_of(info.context.actor.user, t, owner)]
 
     def _actor(self, info: Info) -> Actor:
         # A guest who proved the lookup credentials acts as the buyer of this one order.
