@@ -121,8 +121,8 @@ async def visible_tickets(actor: Actor, ids: list[int]) -> list[Ticket | None]:
 async def _participant(actor: Actor, ticket_id: int) -> tuple[Ticket, AuthorRole, User]:
     user = permissions.require_signed_in(actor)
     (ticket,) = await visible_tickets(actor, [ticket_id])
-    if ticket is None:  # a stranger learns nothing, not even that it exists
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such ticket.", "ticketId")
+    if ticket is None:  # a stranger learns nothing of it
+        raise UserFacingError(ErrorCode.FORBIDDEN, "You do not take part in this ticket.", "ticketId")
     role = role_of(user, ticket, (await _shop_owners([ticket.merchant_id])).get(ticket.merchant_id))
     assert role is not None
     return ticket, role, user
