@@ -23,13 +23,16 @@ from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.community.posts import ContentStatus, Post, PostKind
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
+from models.trust.tickets import Ticket, TicketEntry, TicketReason, TicketStatus
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import TABLE, Action, permits
 from resolvers.commerce import ledger, orders, payments
 from resolvers.loyalty import coupons
+from resolvers.trust import tickets
 from subscriptions import outbox
 from tests.conftest import Client, eventually
 from tests.factories import fund, make_merchant, make_product, make_user, token_for
+from tests.test_tickets import delivered_order
 
 ROLES = ("anonymous", "BUYER", "MERCHANT owner", "MERCHANT other", "MODERATOR", "ADMIN")
 REFUSED = {"UNAUTHENTICATED", "FORBIDDEN"}
@@ -231,7 +234,26 @@ def probes() -> dict[Action, Probe]:
     async def balance_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("balance") is not None
 
+    async def a_ticket(people: People) -> tuple[dict[str, Any], Any]:
+        # The order's buyer is someone else: BUYER below is a stranger to the ticket.
+        buyer = await make_user(Role.BUYER, "Ticket buyer")
+        order = await delivered_order(buyer, await make_merchant(people.owner))
+        ticket = await tickets.open_ticket(Actor(user=buyer), order.id, TicketReason.OTHER, "It broke")
+        return {"ticketId": gid("Ticket", ticket.id), "message": "We are on it"}, ticket.id
+
+    async def replied(_: dict[str, Any], ticket_id: int) -> bool:
+        return await TicketEntry.filter(ticket_id=ticket_id).count() > 1
+
+    async def ticket_to_decide(people: People) -> tuple[dict[str, Any], Any]:
+        variables, ticket_id = await a_ticket(people)
+        return {"ticketId": variables["ticketId"], "note": "decided"}, ticket_id
+
+    async def decided(_: dict[str, Any], ticket_id: int) -> bool:
+        return (await Ticket.get(id=ticket_id)).status == TicketStatus.RESOLVED
+
     return {
+        Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
+        Action.DECIDE_TICKET: Probe(mutation("resolveTicket", "FinishTicketInput"), ticket_to_decide, decided),
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
         Action.ADJUST_WALLET: Probe(mutation("adjustWallet", "AdjustWalletInput"), adjust, adjusted),
