@@ -22,6 +22,7 @@ MODEL_MODULES = [
     "models.loyalty.points",
     "models.loyalty.coupons",
     "models.loyalty.tasks",
+    "models.loyalty.invitations",
     "models.trust.promises",
     "models.trust.tradelog",
     "models.discovery.events",

@@ -50,6 +50,7 @@ from schema.scalars import SCALAR_OVERRIDES
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
+from schema.loyalty.invitations import InvitationQueries
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
 
@@ -88,7 +89,7 @@ def _query_root(settings: Settings) -> type:
                                                "data answer null to others.")
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
-        PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries,
+        PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
