@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     auto_complete_days: float = Field(default=3, gt=0)
     platform_fee_rate: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
     order_lookup_limit: str = "10/minute"
+    # Gifts: an unclaimed gift is refunded to its sender after this many days.
+    gift_claim_days: float = Field(default=7, gt=0)
+    gift_claim_limit: str = "20/minute"  # claim-code attempts per user and per address
     # Delivery promises: the window of a shop's delivery stats, and how far back the sweep
     # looks for late orders still owed their compensation.
     delivery_promise_window_days: float = Field(default=30, gt=0)

@@ -13,6 +13,8 @@ MODEL_MODULES = [
     "models.commerce.orders",
     "models.commerce.ledger",
     "models.commerce.payments",
+    "models.commerce.friendpay",
+    "models.commerce.gifts",
     "models.community.posts",
     "models.community.topics",
     "models.community.comments",

@@ -21,6 +21,8 @@ from schema.accounts.notifications import (
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
 from schema.commerce.catalog import CatalogQueries, Product
+from schema.commerce.friendpay import FriendPayMutations, FriendPayQueries
+from schema.commerce.gifts import Gift, GiftMutations, GiftQueries
 from schema.commerce.inventory import InventoryMutations
 from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.commerce.orders import (
@@ -90,6 +92,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
+        GiftQueries, FriendPayQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -128,6 +131,7 @@ def _query_root(settings: Settings) -> type:
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
+    GiftMutations, FriendPayMutations,
     TrustMutations,
     FollowMutations,
     CheckInMutations, CouponMutations,
@@ -147,7 +151,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=_query_root(settings),
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic],
+        types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic,
+               Gift],
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
         scalar_overrides=SCALAR_OVERRIDES,
