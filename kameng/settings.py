@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     auto_complete_days: float = Field(default=3, gt=0)
     platform_fee_rate: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
     order_lookup_limit: str = "10/minute"
+    # Gifts: an unclaimed gift is refunded to its sender after this many days.
+    gift_claim_days: float = Field(default=7, gt=0)
+    gift_claim_limit: str = "20/minute"  # claim-code attempts per user and per address
     # Delivery promises: the window of a shop's delivery stats, and how far back the sweep
     # looks for late orders still owed their compensation.
     delivery_promise_window_days: float = Field(default=30, gt=0)
@@ -128,6 +131,11 @@ class Settings(BaseSettings):
     points_answer_accepted: int = Field(default=15, ge=0)
     points_demand_fulfilled: int = Field(default=30, ge=0)
     points_creator_order: int = Field(default=10, ge=0)  # to a post's author per completed order
+    # Invitations: both sides earn points when the invitee's first qualifying order completes.
+    points_invite_inviter: int = Field(default=100, ge=0)
+    points_invite_invitee: int = Field(default=50, ge=0)
+    invite_min_order_total: Decimal = Field(default=Decimal("10.00"), ge=0)  # against 0.01 orders
+    invite_rewards_per_month: int = Field(default=20, ge=0)  # rewarded referrals per inviter, 30 days
     # Points as part payment: this many points are worth 1.00, for at most this share of an order.
     points_per_yuan_value: int = Field(default=100, ge=1)
     points_max_order_share: Decimal = Field(default=Decimal("0.20"), ge=0, le=Decimal("0.9"))

@@ -21,6 +21,8 @@ from schema.accounts.notifications import (
 from schema.accounts.sessions import AccountMutations
 from schema.accounts.users import AccountQueries, User
 from schema.commerce.catalog import CatalogQueries, Product
+from schema.commerce.friendpay import FriendPayMutations, FriendPayQueries
+from schema.commerce.gifts import Gift, GiftMutations, GiftQueries
 from schema.commerce.inventory import InventoryMutations
 from schema.commerce.merchants import Category, Merchant, MerchantMutations, MerchantQueries
 from schema.commerce.orders import (
@@ -50,6 +52,7 @@ from schema.scalars import SCALAR_OVERRIDES
 from schema.extensions import build_extensions
 from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
+from schema.loyalty.invitations import InvitationQueries
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
 from schema.trust.tickets import Ticket, TicketMutations, TicketQueries, TicketSubscriptions
@@ -89,8 +92,8 @@ def _query_root(settings: Settings) -> type:
                                                "data answer null to others.")
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
-        PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries,
-        TicketQueries,
+        PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
+        TicketQueries, GiftQueries, FriendPayQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -129,6 +132,7 @@ def _query_root(settings: Settings) -> type:
 class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
+    GiftMutations, FriendPayMutations,
     TrustMutations, TicketMutations,
     FollowMutations,
     CheckInMutations, CouponMutations,
@@ -149,7 +153,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[User, Notification, Merchant, Product, Category, Order, Payment, Coupon, UserCoupon, Post, Comment, Topic,
-           Ticket],
+           Ticket, Gift],
         extensions=build_extensions(settings),
         execution_context_class=FastLeafExecutionContext,
         scalar_overrides=SCALAR_OVERRIDES,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resolvers.commerce import delivery, orders, settlement
+from resolvers.commerce import delivery, gifts, orders, settlement
 from workers.jobs import job
 
 
@@ -38,4 +38,5 @@ SWEEPS = (
     delivery.sweep_stuck_deliveries,
     delivery.sweep_overdue_manual,
     settlement.complete_delivered_orders,
+    gifts.return_unclaimed,
 )

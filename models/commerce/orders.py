@@ -78,6 +78,10 @@ class Order(Model):
     # (the product's at that moment), so the shop's stats never depend on later edits.
     delivery_seconds = fields.IntField(null=True)
     promised_minutes = fields.IntField(null=True)
+    # A paid gift waits for its recipient: delivery holds until the claim, and the delivery
+    # clock starts then (resolvers/commerce/gifts.py).
+    awaiting_claim = fields.BooleanField(default=False)
+    delivery_from = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

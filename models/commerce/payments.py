@@ -28,6 +28,9 @@ class Payment(Model):
     currency = fields.CharField(max_length=3, default="CNY")
     status = fields.CharEnumField(PaymentStatus, max_length=16, default=PaymentStatus.PENDING)
     provider_txn_id = fields.CharField(max_length=80, null=True)
+    # Whose wallet paid (WALLET): the buyer's, a friend's (friend-pay) or a gift's sender's, who
+    # stays the payer after the gift changes hands. Refunds go back to it (settlement.py).
+    payer_id = fields.BigIntField(null=True)
     pay_url = fields.CharField(max_length=500, default="")
     # The first callback's answer, returned again to every replay.
     callback_response = fields.CharField(max_length=200, default="")

@@ -50,8 +50,8 @@ class SupplierUnavailable(Exception):
 async def deliver_order(order_id: int) -> None:
     """Deliver a paid order (idempotent). Raises ``SupplierUnavailable`` to be retried."""
     order = await Order.filter(id=order_id).first()
-    if order is None:
-        return
+    if order is None or order.awaiting_claim:
+        return  # a gift is delivered when its recipient claims it (resolvers/commerce/gifts.py)
     if order.status == OrderStatus.PAID:
         async with outbox.atomic():
             await orders.transition(order, OrderStatus.DELIVERING, note="delivery started")
@@ -191,7 +191,8 @@ async def sweep_stuck_deliveries() -> int:
     """Paid orders whose delivery has not moved for a while get their job sent again."""
     cutoff = datetime.now(UTC) - timedelta(seconds=get_settings().stuck_delivery_seconds)
     stuck = await Order.filter(
-        status__in=[OrderStatus.PAID, OrderStatus.DELIVERING], updated_at__lte=cutoff, delivery_due_at=None
+        status__in=[OrderStatus.PAID, OrderStatus.DELIVERING], updated_at__lte=cutoff, delivery_due_at=None,
+        awaiting_claim=False,
     ).limit(500).values_list("id", flat=True)
     for order_id in stuck:
         async with outbox.atomic():

@@ -39,7 +39,11 @@ async def settle(order: Order) -> bool:
 
 
 def refund_destination(order: Order, paid_from: str) -> str:
-    """Signed-in buyers are refunded to their wallet; guests back through the gateway they paid with."""
+    """Money paid from a wallet goes back to that wallet (the buyer's, or the friend's or gift
+    sender's who paid); a signed-in buyer's gateway payment to their wallet; a guest's back
+    through the gateway they paid with."""
+    if paid_from.startswith(ledger.wallet(0)[:-1]):
+        return paid_from
     return ledger.wallet(order.buyer_id) if order.buyer_id is not None else paid_from
 
 

@@ -80,28 +80,34 @@ def _still_payable(order: Order) -> None:
 
 
 async def _pay_from_wallet(order: Order) -> Paid:
-    now = datetime.now(UTC)
     async with outbox.atomic():
-        # The conditional transition decides between concurrent payments; the loser's
-        # transaction (and anything it posted) rolls back.
-        if not await orders.transition(
-            order, OrderStatus.PAID, actor=f"user:{order.buyer_id}", note="paid from the wallet", paid_at=now
-        ):
-            raise UserFacingError(ErrorCode.INVALID_STATE, "This order is no longer awaiting payment.")
-        # Keyed by the order: even a second winner could not hold twice. INSUFFICIENT_BALANCE
-        # raised here rolls the transition back too.
-        if not await escrow.hold(order, ledger.wallet(order.buyer_id)):
-            raise UserFacingError(ErrorCode.INVALID_STATE, "This order has already been paid.")
-        payment = await Payment.create(
-            order_id=order.id,
-            method=PaymentMethod.WALLET,
-            provider="wallet",
-            amount=order.total,
-            currency=order.currency,
-            status=PaymentStatus.SUCCEEDED,
-            paid_at=now,
-        )
-        await outbox.enqueue(jobs.deliver_order(order.id))
+        return await pay_from_wallet(order, order.buyer_id)
+
+
+async def pay_from_wallet(order: Order, payer_id: int, *, note: str = "paid from the wallet") -> Paid:
+    """In the caller's ``outbox.atomic()``: PAID, the total from ``payer_id``'s wallet into
+    escrow, and delivery queued. The payer is the buyer, or a friend (friend-pay) or a gift's
+    sender, whose wallet a refund goes back to (``Payment.payer_id``)."""
+    now = datetime.now(UTC)
+    # The conditional transition decides between concurrent payments; the loser's
+    # transaction (and anything it posted) rolls back.
+    if not await orders.transition(order, OrderStatus.PAID, actor=f"user:{payer_id}", note=note, paid_at=now):
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This order is no longer awaiting payment.")
+    # Keyed by the order: even a second winner could not hold twice. INSUFFICIENT_BALANCE
+    # raised here rolls the transition back too.
+    if not await escrow.hold(order, ledger.wallet(payer_id)):
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This order has already been paid.")
+    payment = await Payment.create(
+        order_id=order.id,
+        method=PaymentMethod.WALLET,
+        provider="wallet" if payer_id == order.buyer_id else "friend",
+        payer_id=payer_id,
+        amount=order.total,
+        currency=order.currency,
+        status=PaymentStatus.SUCCEEDED,
+        paid_at=now,
+    )
+    await outbox.enqueue(jobs.deliver_order(order.id))
     return Paid(order, payment)
 
 

@@ -49,12 +49,13 @@ def is_late(order: Order) -> bool:
 
 async def delivery_record(order: Order, delivered_at: datetime | None) -> dict[str, Any]:
     """The columns the DELIVERED transition writes with it: how long delivery took from
-    payment, and the promise it is measured against."""
+    payment (from the claim, for a gift), and the promise it is measured against."""
     if order.paid_at is None:
         return {}
     delivered_at = delivered_at or datetime.now(UTC)
     promise = await Product.filter(id=order.product_id).first().values_list("delivery_promise_minutes", flat=True)
-    seconds = max(0, int((delivered_at - order.paid_at).total_seconds()))
+    started = order.delivery_from or order.paid_at  # a gift is measured from its claim
+    seconds = max(0, int((delivered_at - started).total_seconds()))
     return {"delivery_seconds": seconds, "promised_minutes": promise}
 
 

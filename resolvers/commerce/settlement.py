@@ -125,6 +125,8 @@ async def _paid_from(order: Order) -> str:
     payment = await Payment.filter(order_id=order.id, status=PaymentStatus.SUCCEEDED).order_by("id").first()
     if payment is not None and payment.method == PaymentMethod.EXTERNAL:
         return ledger.gateway(payment.provider)
+    if payment is not None and payment.payer_id is not None:
+        return ledger.wallet(payment.payer_id)  # a friend's payment, a gift's sender
     if order.buyer_id is None:
         raise RuntimeError(f"guest order {order.id} has no successful external payment to refund")
     return ledger.wallet(order.buyer_id)

@@ -23,7 +23,7 @@ from typing import Any
 
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
-from resolvers.loyalty import coupons, creators, points, tasks, tiers
+from resolvers.loyalty import coupons, creators, invitations, points, tasks, tiers
 from subscriptions import outbox
 
 ORDER_COMPLETED = "ORDER_COMPLETED"
@@ -82,6 +82,7 @@ async def order_completed(user_id: int, reference: str) -> None:
             await points.post(user_id, "purchase", ref, purchase_points(current), f"order {current.order_no}")
         await creators.credit(current)
         await tasks.record_event(user_id, ORDER_COMPLETED, reference)
+        await invitations.reward_first_order(user_id, current)
     await tiers.recompute(user_id)
 
 

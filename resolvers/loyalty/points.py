@@ -70,6 +70,7 @@ RULES: dict[str, Rule] = {
         Rule("demand", Kind.EARN, "a DEMAND post fulfilled by a merchant", "points_demand_fulfilled"),
         Rule("creator", Kind.EARN, "an order placed from the author's post completed", "points_creator_order"),
         Rule("creator_reversal", Kind.EARN_REVERSAL, "creator points taken back when the order is refunded"),
+        Rule("invite", Kind.EARN, "an invitation whose invitee completed a first order (both sides)"),
         Rule("task", Kind.EARN, "a task completed (the task's own reward)"),
         Rule("reward", Kind.SPEND, "a coupon from the rewards catalog"),
         Rule("perk", Kind.SPEND, "a perk from the rewards catalog (priority support)"),

@@ -6,7 +6,8 @@ from typing import TypeVar
 
 import strawberry
 
-from resolvers.accounts import sessions, users
+from resolvers.accounts import sessions
+from resolvers.loyalty import invitations
 from resolvers.accounts.auth import Actor
 from schema.accounts.users import User
 from schema.base import UserError, mutation, errors_field
@@ -18,6 +19,11 @@ class RegisterInput:
     email: str = strawberry.field(description="Sign-in address, unique per account (EMAIL_TAKEN otherwise).")
     password: str = strawberry.field(description="8 to 128 characters, not the email address.")
     nickname: str = strawberry.field(description="Public display name, 2 to 40 characters.")
+    invite_code: str | None = strawberry.field(
+        default=None, description="An invite code from a friend (`myInvitation.code`): both of you earn points when "
+                                  "your first order of at least the configured total completes.")
+    device_id: str | None = strawberry.field(
+        default=None, description="The anonymous device id the client sends with `track`, if any.")
 
 
 @strawberry.input(description="Credentials of an existing account.")
@@ -101,8 +107,9 @@ def _signed_in(info: Info, payload: type[P], result: sessions.SignedIn) -> P:
 class AccountMutations:
     @mutation(description="Create a buyer account and sign it in. Rate-limited per address.")
     async def register(self, info: Info, input: RegisterInput) -> RegisterPayload:
-        result = await users.register(
-            info.context.actor, email=input.email, password=input.password, nickname=input.nickname
+        result = await invitations.register(
+            info.context.actor, email=input.email, password=input.password, nickname=input.nickname,
+            invite_code=input.invite_code, device_id=input.device_id,
         )
         return _signed_in(info, RegisterPayload, result)
 
