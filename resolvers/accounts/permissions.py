@@ -40,6 +40,8 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # discovery
+    READ_TRENDS = "READ_TRENDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # Trending keywords with their counts (searches included) are for merchandising staff;
+    # the public sees trendingTopics.
+    Action.READ_TRENDS: Rule(STAFF),
 }
 
 
