@@ -79,16 +79,17 @@ class _Params:
 def _hits_sql(p: _Params, actor: Actor, terms: list[str], f: SearchFilter) -> str:
     """SELECT id, kind, ref_id, tier of every visible match (no order, no limit)."""
     if p.dialect == "postgres":
-        both = indexing.vector("d.title_terms || ' ' || d.body_terms")  # the GIN index's expression
-        match = f"{both} @@ {p(indexing.tsquery(terms, '&'))}::tsquery"
+        # Parameters in the order they appear in the statement (SQLite's are positional).
         title_all = f"{indexing.vector('d.title_terms')} @@ {p(indexing.tsquery(terms, '&'))}::tsquery"
         title_any = f"{indexing.vector('d.title_terms')} @@ {p(indexing.tsquery(terms, '|'))}::tsquery"
+        both = indexing.vector("d.title_terms || ' ' || d.body_terms")  # the GIN index's expression
+        match = f"{both} @@ {p(indexing.tsquery(terms, '&'))}::tsquery"
         price = "p.price"
     else:
         fts = "d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH {})"
-        match = fts.format(p(indexing.fts_expression(terms, "AND")))
         title_all = fts.format(p(indexing.fts_expression(terms, "AND", "title")))
         title_any = fts.format(p(indexing.fts_expression(terms, "OR", "title")))
+        match = fts.format(p(indexing.fts_expression(terms, "AND")))
         price = "CAST(p.price AS REAL)"
 
     def number(value: Decimal) -> Any:
