@@ -29,4 +29,6 @@ MODEL_MODULES = [
     "models.trust.tradelog",
     "models.discovery.events",
     "models.trust.tickets",
+    "models.discovery.search",
+    "models.discovery.trending",
 ]

@@ -56,6 +56,8 @@ from schema.loyalty.invitations import InvitationQueries
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
 from schema.trust.tickets import Ticket, TicketMutations, TicketQueries, TicketSubscriptions
+from schema.discovery.search import SearchQueries
+from schema.discovery.trending import TrendingQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -93,7 +95,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
-        TicketQueries, GiftQueries, FriendPayQueries,
+        TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")

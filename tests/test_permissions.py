@@ -231,6 +231,12 @@ def probes() -> dict[Action, Probe]:
     async def owner_shop(people: People) -> tuple[dict[str, Any], Any]:
         return gid("Merchant", (await make_merchant(people.owner)).id), None  # type: ignore[return-value]
 
+    async def trend_window(_: People) -> tuple[dict[str, Any], Any]:
+        return "DAY", None  # type: ignore[return-value]
+
+    async def trends_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("window") == "DAY"
+
     async def balance_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("balance") is not None
 
@@ -273,6 +279,8 @@ def probes() -> dict[Action, Probe]:
                                    owner_itself, email_seen),
         Action.READ_SHOP_PRIVATE: Probe("query($input: ID!) { result: merchant(id: $input) { balance { amount } } }",
                                         owner_shop, balance_seen),
+        Action.READ_TRENDS: Probe("query($input: TrendWindow!) { result: trendingKeywords(window: $input) { window } }",
+                                  trend_window, trends_seen),
     }
 
 

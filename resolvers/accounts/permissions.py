@@ -43,6 +43,8 @@ class Action(StrEnum):
     # after-sales tickets (the buyer of the order takes part in its ticket as its buyer)
     REPLY_TICKET = "REPLY_TICKET"
     DECIDE_TICKET = "DECIDE_TICKET"
+    # discovery
+    READ_TRENDS = "READ_TRENDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ TABLE: dict[Action, Rule] = {
     # Resolving or closing someone else's complaint, and the staff queue: never the shop's
     # own call about itself.
     Action.DECIDE_TICKET: Rule(STAFF),
+    # Trending keywords with their counts (searches included) are for merchandising staff;
+    # the public sees trendingTopics.
+    Action.READ_TRENDS: Rule(STAFF),
 }
 
 

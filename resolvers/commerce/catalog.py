@@ -21,8 +21,10 @@ from resolvers.accounts.permissions import Action
 from resolvers.commerce import pricing, promises
 from resolvers.commerce.inputs import bounded_int, clean_text, parse_amount
 from resolvers.commerce.merchants import can_manage, find_merchant
+from resolvers.discovery import indexing
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate, paginate_by, parse_decimal, parse_int
+from subscriptions import outbox
 
 TITLE_MAX = 120
 PRODUCT_DESCRIPTION_MAX = 20_000
@@ -187,7 +189,10 @@ async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) 
     values = {**_DEFAULTS, **await _validate(fields, None)}
     if fields.late_compensation is not UNCHANGED:
         values.update(await promises.compensation_fields(fields.late_compensation, merchant.id, None))
-    return await Product.create(merchant_id=merchant.id, currency="CNY", **values)
+    async with outbox.atomic():  # the product and its search index row commit together
+        product = await Product.create(merchant_id=merchant.id, currency="CNY", **values)
+        await indexing.index_product(product.id)
+    return product
 
 
 async def update_product(actor: Actor, product_id: int, fields: ProductFields) -> Product:
@@ -210,7 +215,10 @@ async def update_product(actor: Actor, product_id: int, fields: ProductFields) -
         )
     # Only the changed columns are written: sold counts, ratings and stock moved by orders in
     # the meantime are not overwritten with what we read.
-    await Product.filter(id=product.id).update(**changes, updated_at=datetime.now(UTC))
+    async with outbox.atomic():
+        await Product.filter(id=product.id).update(**changes, updated_at=datetime.now(UTC))
+        if {"title", "description", "category_id"} & changes.keys():
+            await indexing.index_product(product.id)
     return await Product.get(id=product.id)
 
 
@@ -271,7 +279,9 @@ async def list_products(
     if filter.search is not None:
         search = clean_text(filter.search, "filter.search", minimum=0, maximum=SEARCH_MAX)
         if search:
-            queryset = queryset.filter(title__icontains=search)
+            # Superseded by the `search` query (resolvers/discovery/search.py); kept for clients
+            # of this filter, now on the same index: every segmented term, in any indexed field.
+            queryset = queryset.filter(id__in=await indexing.matching_products(search))
     low = parse_amount(filter.min_price, "filter.minPrice", allow_zero=True) if filter.min_price is not None else None
     high = parse_amount(filter.max_price, "filter.maxPrice", allow_zero=True) if filter.max_price is not None else None
     if low is not None and high is not None and low > high:

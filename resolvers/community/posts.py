@@ -25,10 +25,12 @@ from models.commerce.orders import Order
 from models.community.moderation import ModerationAction
 from models.community.posts import ContentStatus, Post, PostKind
 from models.community.topics import PostTopic, Topic
+from models.discovery.search import SearchKind
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, require
 from resolvers.accounts.permissions import Action
 from resolvers.community import content, topics
+from resolvers.discovery import indexing
 from resolvers.community.visibility import listable, visible_post, visible_product
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
@@ -172,6 +174,7 @@ async def create_post(actor: Actor, new: NewPost) -> Post:
         for topic in tagged:
             await PostTopic.create(post_id=post.id, topic_id=topic.id)
             await Topic.filter(id=topic.id).update(post_count=F("post_count") + 1)
+        await indexing.index_post(post.id)  # in the post's transaction: searchable once committed
         if status == ContentStatus.HELD:
             await content.hold("POST", post.id, screened.hold_words)
         else:
@@ -218,6 +221,7 @@ async def edit_post(
         old_rating = post.rating
         for name, value in changes.items():
             setattr(post, name, value)
+        await indexing.index_post(post.id)
         if post.status == ContentStatus.VISIBLE and new_rating != old_rating and _counts_in_rating(post):
             await Product.filter(id=post.product_id).update(rating_sum=F("rating_sum") + (new_rating - old_rating))
         if screened.hold_words and post.status == ContentStatus.VISIBLE:
@@ -236,6 +240,7 @@ async def delete_post(actor: Actor, post_id: int) -> Post:
     async with outbox.atomic():
         if not await move_post(post, ContentStatus.DELETED):
             raise UserFacingError(ErrorCode.INVALID_STATE, "The post changed meanwhile; try again.", "postId")
+        await indexing.forget(SearchKind.POST, post.id)
         topic_ids = await PostTopic.filter(post_id=post.id).values_list("topic_id", flat=True)
         if topic_ids:
             await Topic.filter(id__in=list(topic_ids)).update(post_count=F("post_count") - 1)

@@ -240,7 +240,11 @@ class ProductFilterInput:
         default=None, description="Only products of this category (global ID)."
     )
     delivery_kind: DeliveryKind | None = strawberry.field(default=None, description="Only this delivery kind.")
-    search: str | None = strawberry.field(default=None, description="Words in the title (case-insensitive).")
+    search: str | None = strawberry.field(
+        default=None,
+        description="Superseded by the `search` query (ranked, posts too). Products whose title, description, "
+                    "shop or category hold every word (Chinese segmented), among the 1000 newest matches.",
+    )
     min_price: str | None = strawberry.field(
         default=None, description='Lowest list price, inclusive: a decimal string, e.g. "5.00".'
     )

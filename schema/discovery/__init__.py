@@ -1,0 +1,1 @@
+"""Discovery in the graph: search and trending keywords."""
