@@ -52,6 +52,7 @@ from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
+from schema.discovery.tracking import TrackingMutations
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -131,6 +132,7 @@ class Mutation(
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
+    TrackingMutations,
 ):
     pass
 

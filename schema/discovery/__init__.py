@@ -1,0 +1,1 @@
+"""Discovery in the graph: behaviour events, recommendations, search."""
