@@ -53,6 +53,7 @@ from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserC
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
 from schema.discovery.tracking import TrackingMutations
+from schema.lifecycle.experiments import ExperimentMutations, ExperimentQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -90,6 +91,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries,
+        ExperimentQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -133,6 +135,7 @@ class Mutation(
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
     TrackingMutations,
+    ExperimentMutations,
 ):
     pass
 

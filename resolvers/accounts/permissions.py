@@ -40,6 +40,9 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # experiments (issue 12 item 4)
+    MANAGE_EXPERIMENTS = "MANAGE_EXPERIMENTS"
+    READ_EXPERIMENT_RESULTS = "READ_EXPERIMENT_RESULTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # What users see of the shop is an experiment's arm: changing it is an ADMIN's call.
+    Action.MANAGE_EXPERIMENTS: Rule(ADMIN),
+    Action.READ_EXPERIMENT_RESULTS: Rule(STAFF),
 }
 
 
