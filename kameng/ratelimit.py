@@ -22,6 +22,6 @@ class RateLimiter:
         self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
 
-    async def hit(self, limit: str, *identifiers: str) -> bool:
-        """Count one attempt; False when the limit is already used up."""
-        return await self._limiter.hit(parse(limit), *identifiers)
+    async def hit(self, limit: str, *identifiers: str, cost: int = 1) -> bool:
+        """Count one attempt (``cost`` of them: a batch); False when the limit is already used up."""
+        return await self._limiter.hit(parse(limit), *identifiers, cost=cost)

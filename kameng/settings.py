@@ -215,6 +215,21 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("KAMENG_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
     )
 
+    # -- issue 11 item 1: behaviour events (resolvers/discovery/tracking.py)
+    # Most events one `track` request may carry.
+    track_max_events: int = Field(default=500, ge=1, le=5000)
+    # Events (not requests) per device and per client address ("N/period"); a batch counts
+    # as many as it carries.
+    track_limit_per_device: str = "5000/minute"
+    track_limit_per_ip: str = "20000/minute"
+    # The per-process buffer is written every this many seconds, or sooner once it holds
+    # events_flush_batch events; past events_buffer_max the oldest waiting events are dropped.
+    events_flush_seconds: float = Field(default=0.5, gt=0)
+    events_flush_batch: int = Field(default=5000, ge=1)
+    events_buffer_max: int = Field(default=200_000, ge=1)
+    # Raw events older than this many days are folded into daily aggregates and deleted.
+    events_retention_days: int = Field(default=90, ge=1)
+
     log_level: str = "INFO"
     log_json: bool = True
 

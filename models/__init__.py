@@ -31,4 +31,5 @@ MODEL_MODULES = [
     "models.trust.tickets",
     "models.discovery.search",
     "models.discovery.trending",
+    "models.lifecycle.experiments",
 ]

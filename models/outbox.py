@@ -9,6 +9,7 @@ from tortoise.models import Model
 class OutboxKind(StrEnum):
     EVENT = "EVENT"  # published on the event bus, topic = bus topic
     JOB = "JOB"  # sent to dramatiq, topic = actor name
+    TRACK = "TRACK"  # a server behaviour event, written by the relay (topic = event kind)
 
 
 class OutboxEntry(Model):

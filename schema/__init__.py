@@ -58,6 +58,8 @@ from schema.trust.tradelog import TradeLogQueries
 from schema.trust.tickets import Ticket, TicketMutations, TicketQueries, TicketSubscriptions
 from schema.discovery.search import SearchQueries
 from schema.discovery.trending import TrendingQueries
+from schema.discovery.tracking import TrackingMutations
+from schema.lifecycle.experiments import ExperimentMutations, ExperimentQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -95,7 +97,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
-        TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries,
+        TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -139,6 +141,8 @@ class Mutation(
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
+    TrackingMutations,
+    ExperimentMutations,
 ):
     pass
 

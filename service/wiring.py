@@ -13,6 +13,7 @@ import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 
 from models import database as db
+from resolvers.discovery import ingest as event_ingest
 from kameng.runtime import Runtime, install, is_started
 from kameng.runtime import current as current
 from kameng.ratelimit import RateLimiter
@@ -104,6 +105,7 @@ async def stop() -> None:
         if isinstance(get_event_loop_thread(), _LoopBridge):
             set_event_loop_thread(None)
     await runtime.relay.stop()
+    await event_ingest.stop()  # writes the behaviour events still buffered
     outbox.clear_commit_hooks()
     await runtime.bus.close()
     if runtime.redis is not None:

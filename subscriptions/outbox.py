@@ -16,6 +16,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from models.discovery.events import EventKind
 from models.outbox import OutboxEntry, OutboxKind
 from models.trust.tradelog import TradeEvent
 from subscriptions.jobs import JobCall
@@ -77,6 +78,15 @@ async def enqueue(call: JobCall) -> OutboxEntry:
     if not isinstance(call, JobCall):
         raise TypeError("outbox.enqueue takes a JobCall built by subscriptions.jobs")
     return await _write(OutboxKind.JOB, call.name.value, {"kwargs": call.kwargs, "delay_ms": call.delay_ms})
+
+
+async def track(kind: EventKind, event_id: str, **data: Any) -> OutboxEntry:
+    """A server behaviour event (``kind``, one of the domain's) the relay writes into the
+    behaviour events once the transaction commits, in the transaction that stamps this row:
+    exactly once. ``event_id`` is its idempotency key; ``data`` names user_id, product_id...
+    Only for facts no other outbox row already tells (resolvers/discovery/events.py reads
+    order transitions, posts, comments and likes from the rows they write anyway)."""
+    return await _write(OutboxKind.TRACK, EventKind(kind).value, {"event_id": event_id, **data})
 
 
 def canonical_json(data: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from models.commerce.inventory import CardKey
 from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.community.posts import ContentStatus, Post, PostKind
+from models.lifecycle.experiments import Experiment
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.trust.tickets import Ticket, TicketEntry, TicketReason, TicketStatus
 from resolvers.accounts.auth import Actor
@@ -257,9 +258,26 @@ def probes() -> dict[Action, Probe]:
     async def decided(_: dict[str, Any], ticket_id: int) -> bool:
         return (await Ticket.get(id=ticket_id)).status == TicketStatus.RESOLVED
 
+    async def experiment(people: People) -> tuple[dict[str, Any], Any]:
+        key = f"probe-{uuid.uuid4().hex[:10]}"
+        return {"key": key, "arms": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]}, key
+
+    async def experiment_defined(_: dict[str, Any], key: str) -> bool:
+        return await Experiment.filter(key=key).exists()
+
+    async def known_experiment(people: People) -> tuple[dict[str, Any], Any]:
+        return "recommendations", None  # type: ignore[return-value]
+
+    async def results_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("srmPValue") is not None
+
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
         Action.DECIDE_TICKET: Probe(mutation("resolveTicket", "FinishTicketInput"), ticket_to_decide, decided),
+        Action.MANAGE_EXPERIMENTS: Probe(mutation("defineExperiment", "DefineExperimentInput"), experiment,
+                                         experiment_defined),
+        Action.READ_EXPERIMENT_RESULTS: Probe("query($input: String!) { result: experimentResults(key: $input) { srmPValue } }",
+                                              known_experiment, results_seen),
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
         Action.ADJUST_WALLET: Probe(mutation("adjustWallet", "AdjustWalletInput"), adjust, adjusted),

@@ -1,9 +1,14 @@
-"""Discovery sweeps: the search index's backstop (rows written by other paths than the use
-cases, e.g. seeds) and the trending keywords' periodic recomputation."""
+"""Discovery sweeps: the retention of raw behaviour events (resolvers/discovery/events.py), the
+search index's backstop (rows written by other paths than the use cases, e.g. seeds) and the
+trending keywords' periodic recomputation.
+
+Client events are written by each API process's own flusher (resolvers/discovery/ingest.py),
+server events by the outbox relay; neither needs a message on the broker.
+"""
 
 from __future__ import annotations
 
-from resolvers.discovery import indexing, trending
+from resolvers.discovery import events, indexing, trending
 
 #: Run by workers/scheduler.py.
-SWEEPS = (indexing.index_missing, trending.refresh_due)
+SWEEPS = (events.sweep_retention, indexing.index_missing, trending.refresh_due)

@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from kameng.settings import Settings
 from models.outbox import OutboxEntry, OutboxKind
+from resolvers.discovery import events as behaviour
 from resolvers.trust import tradelog
 from subscriptions.bus import EventBus
 from workers.broker import message_id_for, send
@@ -152,6 +153,10 @@ class OutboxRelay:
                     break
                 done.extend(row.id for row in run)
             if done:
+                # Server behaviour events, from the rows that left, in the transaction that
+                # stamps them: written exactly once (resolvers/discovery/events.py).
+                sent = set(done)
+                await behaviour.record_from_outbox([row for row in rows if row.id in sent])
                 # Stamp what left, so that a retry does not send it again.
                 await OutboxEntry.filter(id__in=done).update(published_at=datetime.now(UTC))
         if failure is not None:
@@ -159,6 +164,8 @@ class OutboxRelay:
         return len(done)
 
     async def _publish_run(self, run: list[OutboxEntry]) -> None:
+        if run[0].kind == OutboxKind.TRACK:
+            return  # nothing to send: the behaviour event is written when the row is stamped
         if run[0].kind == OutboxKind.EVENT:
             await self._bus.publish_many([(row.topic, {**row.payload, "_outbox": row.id}) for row in run])
             return

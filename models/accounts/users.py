@@ -35,6 +35,8 @@ class User(Model):
     # Feeds are fanned out only to recently active users (refreshed at most hourly).
     last_active_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Off: behaviour events are stored without user or device (anonymous aggregates only).
+    personalisation = fields.BooleanField(default=True)
 
     class Meta:
         table = "user"

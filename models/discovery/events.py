@@ -69,3 +69,23 @@ class BehaviourEvent(Model):
 
     class Meta:
         table = "behaviour_event"
+
+
+class DailyEventAggregate(Model):
+    """What raw events leave behind once the retention sweep deletes them: per UTC day, kind,
+    product and post (0 when the event named none), how many events and how many distinct
+    users and devices. Opted-out events count in ``events`` but name no user or device."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.DateField()
+    kind = fields.CharEnumField(EventKind, max_length=32)
+    product_id = fields.BigIntField(default=0)
+    post_id = fields.BigIntField(default=0)
+    events = fields.IntField(default=0)
+    users = fields.IntField(default=0)
+    devices = fields.IntField(default=0)
+    amount = fields.DecimalField(max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        table = "behaviour_event_daily"
+        unique_together = (("day", "kind", "product_id", "post_id"),)

@@ -45,6 +45,9 @@ class Action(StrEnum):
     DECIDE_TICKET = "DECIDE_TICKET"
     # discovery
     READ_TRENDS = "READ_TRENDS"
+    # experiments (issue 12 item 4)
+    MANAGE_EXPERIMENTS = "MANAGE_EXPERIMENTS"
+    READ_EXPERIMENT_RESULTS = "READ_EXPERIMENT_RESULTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,9 @@ TABLE: dict[Action, Rule] = {
     # Trending keywords with their counts (searches included) are for merchandising staff;
     # the public sees trendingTopics.
     Action.READ_TRENDS: Rule(STAFF),
+    # What users see of the shop is an experiment's arm: changing it is an ADMIN's call.
+    Action.MANAGE_EXPERIMENTS: Rule(ADMIN),
+    Action.READ_EXPERIMENT_RESULTS: Rule(STAFF),
 }
 
 

@@ -20,6 +20,7 @@ from models.commerce.catalog import Product
 from models.commerce.merchants import Merchant
 from models.community.follows import Follow, FollowKind
 from models.community.topics import Topic
+from models.discovery.events import EventKind
 from resolvers.community.fanout import current_store
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, require
@@ -75,10 +76,12 @@ async def follow(actor: Actor, type_name: str, target_id: int) -> FollowResult:
         if not await Follow.filter(follower_id=user.id, kind=kind, target_id=target_id).exists():
             try:
                 async with outbox.atomic():  # a savepoint: a lost race must not abort the rest
-                    await Follow.create(follower_id=user.id, kind=kind, target_id=target_id)
+                    row = await Follow.create(follower_id=user.id, kind=kind, target_id=target_id)
                 created = True
             except IntegrityError:
                 created = False  # a concurrent request inserted it first
+        if created:
+            await outbox.track(EventKind.FOLLOWED, f"follow:{row.id}", user_id=user.id, **_followed(kind, target_id))
         if created and kind == FollowKind.USER:
             await User.filter(id=target_id).update(follower_count=F("follower_count") + 1)
             await notifications.notify(
@@ -91,6 +94,12 @@ async def follow(actor: Actor, type_name: str, target_id: int) -> FollowResult:
     if created:
         await _forget_feed(user.id)
     return FollowResult(kind, target_id, following=True, changed=created)
+
+
+def _followed(kind: FollowKind, target_id: int) -> dict[str, int]:
+    """The behaviour event's reference to what was followed (a followed user has no column)."""
+    column = {FollowKind.MERCHANT: "merchant_id", FollowKind.PRODUCT: "product_id", FollowKind.TOPIC: "topic_id"}
+    return {column[kind]: target_id} if kind in column else {}
 
 
 async def unfollow(actor: Actor, type_name: str, target_id: int) -> FollowResult:

@@ -16,6 +16,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 from tortoise.functions import Count
 
+from models.discovery.events import EventKind
 from models.accounts.users import User
 from models.commerce.catalog import Product
 from models.commerce.orders import Order, OrderStatus
@@ -169,7 +170,9 @@ async def join_circle(actor: Actor, product_id: int) -> Topic:
         topic = await ensure_circle(product)
         try:
             async with outbox.atomic():
-                await Follow.create(follower_id=user.id, kind=FollowKind.TOPIC, target_id=topic.id)
+                row = await Follow.create(follower_id=user.id, kind=FollowKind.TOPIC, target_id=topic.id)
+                await outbox.track(EventKind.CIRCLE_JOINED, f"circle:{row.id}", user_id=user.id,
+                                   topic_id=topic.id, product_id=product.id)
         except IntegrityError:
             pass  # already a member
     return topic

@@ -1,13 +1,34 @@
-"""Writing behaviour events: the one way in, for client batches and domain events alike."""
+"""Writing behaviour events: the one way in, for client batches and domain events alike.
+
+Two doors onto the same table:
+
+- ``record(events)`` writes at once through the ORM, inside the caller's transaction if there
+  is one (the outbox relay writes server events this way, with the stamp of the outbox rows
+  they come from, so each is written exactly once);
+- ``track(...)`` (the ``track`` mutation) validates a client batch and only *buffers* it
+  (resolvers/discovery/ingest.py); each process's flusher writes the buffer with
+  ``write_batch``: one PostgreSQL ``COPY`` into a temporary table and one
+  ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, or a multi-row insert on SQLite.
+
+Both are idempotent by ``event_id``. Both apply the user's personalisation choice: the
+events of a user who turned personalisation off are stored with ``personalised=False`` and
+neither ``user_id`` nor ``device_id``, so they count in anonymous aggregates and nothing can
+tie them back to the person (models read only rows that name a user).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tortoise import connections
+
+from kameng.settings import get_settings
+from models.accounts.users import User
 from models.discovery.events import BehaviourEvent, EventKind
+from resolvers.accounts.auth import Actor, require
 
 
 @dataclass(frozen=True)
@@ -30,10 +51,88 @@ class TrackedEvent:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+#: Columns written by COPY, in order (``id`` comes from the table's sequence).
+COLUMNS = (
+    "event_id", "kind", "user_id", "device_id", "product_id", "post_id", "topic_id", "merchant_id", "order_id",
+    "query", "surface", "token", "amount", "personalised", "client_time", "occurred_at",
+)
+
+
 async def record(events: Sequence[TrackedEvent]) -> None:
-    """Write ``events``; an ``event_id`` already written is skipped (idempotent retries)."""
+    """Write ``events`` now; an ``event_id`` already written is skipped (idempotent retries)."""
+    events = await _respect_opt_out(_distinct(events))
     if not events:
         return
     await BehaviourEvent.bulk_create(
         [BehaviourEvent(**event.__dict__) for event in events], ignore_conflicts=True
     )
+
+
+async def write_batch(events: Sequence[TrackedEvent]) -> None:
+    """The flusher's fast path: the same rows as ``record``, written with COPY on PostgreSQL."""
+    events = await _respect_opt_out(_distinct(events))
+    if not events:
+        return
+    if get_settings().is_sqlite:
+        await BehaviourEvent.bulk_create(
+            [BehaviourEvent(**event.__dict__) for event in events], ignore_conflicts=True, batch_size=500
+        )
+        return
+    columns = ", ".join(COLUMNS)
+    rows = [tuple(_cell(getattr(event, name)) for name in COLUMNS) for event in events]
+    client = connections.get("default")
+    async with client.acquire_connection() as connection, connection.transaction():
+        await connection.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS behaviour_event_in ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM behaviour_event WITH NO DATA"
+        )
+        await connection.copy_records_to_table("behaviour_event_in", records=rows, columns=list(COLUMNS))
+        await connection.execute(
+            f"INSERT INTO behaviour_event ({columns}) SELECT {columns} FROM behaviour_event_in "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+
+
+def _cell(value: object) -> object:
+    return value.value if isinstance(value, EventKind) else value
+
+
+def _distinct(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
+    seen: set[str] = set()
+    out = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out
+
+
+async def _respect_opt_out(events: list[TrackedEvent]) -> list[TrackedEvent]:
+    user_ids = {e.user_id for e in events if e.user_id is not None}
+    if not user_ids:
+        return events
+    off = set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True))
+    if not off:
+        return events
+    return [anonymous(e) if e.user_id in off else e for e in events]
+
+
+def anonymous(event: TrackedEvent) -> TrackedEvent:
+    """The event as an opted-out user's is stored: counted, tied to nobody."""
+    return replace(event, user_id=None, device_id=None, personalised=False)
+
+
+async def merge_device(user_id: int, device_id: str) -> int:
+    """The device's anonymous events become the user's (sign-in merges its history)."""
+    return await BehaviourEvent.filter(device_id=device_id, user_id=None, personalised=True).update(user_id=user_id)
+
+
+async def set_personalisation(actor: Actor, enabled: bool) -> User:
+    """Turn personalisation on or off. Off also unlinks the events already stored: they are
+    kept for anonymous aggregates, with no user or device."""
+    user = require(actor)
+    await User.filter(id=user.id).update(personalisation=enabled)
+    if not enabled:
+        await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
+    user.personalisation = enabled
+    return user

@@ -15,6 +15,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from kameng.settings import get_settings
+from models.discovery.events import EventKind
 from models.loyalty.points import CheckIn
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import ErrorCode, UserFacingError
@@ -60,6 +61,7 @@ async def check_in(actor: Actor) -> CheckedIn:
             raise UserFacingError(ErrorCode.DUPLICATE, "You have checked in today already.") from None
         await points.post(user.id, "check_in", day.isoformat(), awarded, f"check-in, day {streak} of a streak")
         await tasks.record_event(user.id, CHECK_IN, f"check_in:{day.isoformat()}")
+        await outbox.track(EventKind.CHECKED_IN, f"check_in:{user.id}:{day.isoformat()}", user_id=user.id)
     return CheckedIn(awarded, streak, day, await points.balance(user.id))
 
 

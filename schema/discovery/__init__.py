@@ -1,1 +1,1 @@
-"""Discovery in the graph: search and trending keywords."""
+"""Discovery in the graph: behaviour events, recommendations, search and trending keywords."""

@@ -1,0 +1,233 @@
+"""Client behaviour events in: the ``track`` use case and the per-process buffer behind it.
+
+``track`` validates a batch, spends the device's and the address's rate limits and hands
+the events to this process's ``EventBuffer``: the request never waits on the database. A
+flusher task writes the buffer every ``KAMENG_EVENTS_FLUSH_SECONDS`` (sooner when it holds
+``KAMENG_EVENTS_FLUSH_BATCH`` events) with ``tracking.write_batch`` (PostgreSQL COPY), then
+applies the device merges the batch asked for, after the device's events are in.
+
+What a crash loses: the events buffered in that process since its last flush (half a second
+by default). The stop of the runtime flushes what is left. Behaviour events are analytics,
+not money; a client that needs more resends, and the event ids make resends harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from kameng import runtime
+from kameng.settings import get_settings
+from models.discovery.events import CLIENT_KINDS, EventKind
+from resolvers.accounts.auth import Actor
+from resolvers.discovery.tracking import TrackedEvent, anonymous, merge_device, write_batch
+from resolvers.errors import ErrorCode, UserFacingError, invalid
+
+log = logging.getLogger(__name__)
+
+_LOCAL_KEY = "discovery.event_buffer"
+
+
+class EventBuffer:
+    """Events waiting to be written by this process, and the device merges they carry."""
+
+    def __init__(self) -> None:
+        self._events: list[TrackedEvent] = []
+        self._merges: list[tuple[int, str]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self.written = 0
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def add(self, events: Sequence[TrackedEvent], merge: tuple[int, str] | None = None) -> None:
+        settings = get_settings()
+        self._events.extend(events)
+        if merge is not None and merge not in self._merges:
+            self._merges.append(merge)
+        overflow = len(self._events) - settings.events_buffer_max
+        if overflow > 0:
+            del self._events[:overflow]
+            self.dropped += overflow
+            log.warning("behaviour events: buffer full, dropped the %d oldest", overflow)
+        if self._task is None and not self._stopping:
+            self._task = asyncio.create_task(self._run(), name="behaviour-event-flusher")
+        if len(self._events) >= settings.events_flush_batch:
+            self._wake.set()
+
+    async def flush(self) -> int:
+        """Write everything buffered now; returns how many events were handed to the database."""
+        async with self._lock:
+            events, self._events = self._events, []
+            merges, self._merges = self._merges, []
+            if not events and not merges:
+                return 0
+            try:
+                for start in range(0, len(events), 50_000):
+                    await write_batch(events[start : start + 50_000])
+                for user_id, device_id in merges:
+                    await merge_device(user_id, device_id)
+            except BaseException:
+                # Keep them for the next round (bounded by the buffer's size).
+                self._events[:0] = events
+                self._merges[:0] = merges
+                raise
+            self.written += len(events)
+            return len(events)
+
+    async def _run(self) -> None:
+        interval = get_settings().events_flush_seconds
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("behaviour events: flush failed; retrying")
+                await asyncio.sleep(min(interval * 4, 5))
+
+    async def stop(self) -> None:
+        """Stop the flusher and write what is left (the runtime's stop calls this)."""
+        self._stopping = True
+        if self._task is not None:
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+
+def buffer() -> EventBuffer:
+    """This process's buffer (one per runtime)."""
+    local = runtime.current().local
+    found = local.get(_LOCAL_KEY)
+    if found is None:
+        found = local[_LOCAL_KEY] = EventBuffer()
+    return found
+
+
+async def stop() -> None:
+    if runtime.is_started():
+        found = runtime.current().local.pop(_LOCAL_KEY, None)
+        if found is not None:
+            await found.stop()
+
+
+# -- the track mutation ----------------------------------------------------------------
+
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+_SURFACE = re.compile(r"^[A-Z_]{1,32}$")
+#: How far a client's clock may run ahead, and how old an event it may send.
+_FUTURE = timedelta(minutes=10)
+_PAST = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    event_id: str
+    kind: str
+    client_time: datetime
+    product_id: int | None = None
+    post_id: int | None = None
+    topic_id: int | None = None
+    query: str | None = None
+    surface: str | None = None
+    token: str | None = None
+    path: str | None = None
+
+
+async def track(actor: Actor, device_id: str | None, events: Sequence[ClientEvent]) -> int:
+    """Validate a client batch and buffer it; returns how many events were accepted.
+
+    The batch is all or nothing: one bad item refuses the whole request (INVALID_INPUT, field
+    ``events.<index>.<name>``) and nothing is buffered, so a client fixes and resends it (the
+    event ids make the resend safe). RATE_LIMITED past the per-device or per-address budget,
+    counted in events. A signed-in call naming a device merges that device's anonymous
+    events into the user (unless personalisation is off)."""
+    settings = get_settings()
+    if device_id is not None and not _DEVICE_ID.fullmatch(device_id):
+        raise invalid("deviceId", "A device id is 8 to 64 letters, digits, '_', '.', ':' or '-'.")
+    if not events:
+        raise invalid("events", "Send at least one event.")
+    if len(events) > settings.track_max_events:
+        raise invalid("events", f"Send at most {settings.track_max_events} events per request.")
+    user = actor.user
+    personal = user is not None and user.personalisation
+    now = datetime.now(UTC)
+    tracked = [_validated(i, e, now, user.id if user else None, device_id) for i, e in enumerate(events)]
+    await _count(actor, device_id, len(tracked))
+    if user is not None and not personal:
+        tracked = [anonymous(e) for e in tracked]
+    merge = (user.id, device_id) if personal and user is not None and device_id is not None else None
+    buffer().add(tracked, merge)
+    return len(tracked)
+
+
+def _validated(index: int, raw: ClientEvent, now: datetime, user_id: int | None, device_id: str | None) -> TrackedEvent:
+    def bad(name: str, message: str) -> UserFacingError:
+        return invalid(f"events.{index}.{name}", message)
+
+    if not _EVENT_ID.fullmatch(raw.event_id):
+        raise bad("eventId", "An event id is 8 to 64 letters, digits, '_', '.', ':' or '-' (a UUID fits).")
+    try:
+        kind = EventKind(raw.kind)
+    except ValueError:
+        kind = None
+    if kind not in CLIENT_KINDS:
+        raise bad("kind", "Clients send only " + ", ".join(sorted(CLIENT_KINDS)) + ".")
+    client_time = raw.client_time if raw.client_time.tzinfo else raw.client_time.replace(tzinfo=UTC)
+    if not now - _PAST <= client_time <= now + _FUTURE:
+        raise bad("clientTime", "The client time is more than 7 days old or in the future.")
+    if kind == EventKind.PRODUCT_VIEW and raw.product_id is None:
+        raise bad("productId", "A product view names its product.")
+    if kind == EventKind.POST_VIEW and raw.post_id is None:
+        raise bad("postId", "A post view names its post.")
+    query = (raw.query or "").strip() or None
+    if kind == EventKind.SEARCH and query is None:
+        raise bad("query", "A search names its query.")
+    if query is not None and len(query) > 200:
+        raise bad("query", "A query is at most 200 characters.")
+    if kind in (EventKind.RECOMMENDATION_IMPRESSION, EventKind.RECOMMENDATION_CLICK) and not raw.token:
+        raise bad("token", "A recommendation event carries the recommendation's token.")
+    if raw.token is not None and len(raw.token) > 200:
+        raise bad("token", "A token is at most 200 characters.")
+    if raw.surface is not None and not _SURFACE.fullmatch(raw.surface):
+        raise bad("surface", "A surface is an upper-case name such as HOME.")
+    if raw.path is not None and len(raw.path) > 200:
+        raise bad("path", "A path is at most 200 characters.")
+    return TrackedEvent(
+        event_id=raw.event_id, kind=kind, user_id=user_id, device_id=device_id, product_id=raw.product_id,
+        post_id=raw.post_id, topic_id=raw.topic_id, query=query if kind == EventKind.SEARCH else (raw.path or None),
+        surface=raw.surface, token=raw.token, client_time=client_time, occurred_at=now,
+    )
+
+
+async def _count(actor: Actor, device_id: str | None, cost: int) -> None:
+    settings = get_settings()
+    limiter = runtime.limiter()
+    ok = await limiter.hit(settings.track_limit_per_ip, "track:ip", actor.ip or "-", cost=cost)
+    if ok and device_id is not None:
+        ok = await limiter.hit(settings.track_limit_per_device, "track:device", device_id, cost=cost)
+    if not ok:
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many events from this device; send fewer, later.")
+
+

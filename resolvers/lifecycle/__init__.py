@@ -1,0 +1,1 @@
+"""Lifecycle: keeping and winning back buyers (segments, campaigns, experiments, analytics)."""
