@@ -25,4 +25,8 @@ MODEL_MODULES = [
     "models.trust.promises",
     "models.trust.tradelog",
     "models.discovery.events",
+    "models.commerce.onboarding",
+    "models.commerce.withdrawals",
+    "models.commerce.suppliers",
+    "models.commerce.promotions",
 ]

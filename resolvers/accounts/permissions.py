@@ -40,6 +40,13 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # merchant back office (issue 13)
+    REVIEW_MERCHANT_APPLICATION = "REVIEW_MERCHANT_APPLICATION"
+    PAY_SHOP_DEPOSIT = "PAY_SHOP_DEPOSIT"
+    REQUEST_WITHDRAWAL = "REQUEST_WITHDRAWAL"
+    PROCESS_WITHDRAWAL = "PROCESS_WITHDRAWAL"
+    CONFIGURE_SUPPLIER = "CONFIGURE_SUPPLIER"
+    CREATE_MERCHANT_COUPON = "CREATE_MERCHANT_COUPON"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,17 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # Opening a shop holds the applicant's money as a deposit: an ADMIN decides.
+    Action.REVIEW_MERCHANT_APPLICATION: Rule(ADMIN),
+    # The owner's own wallet pays the deposit of their PENDING_DEPOSIT shop.
+    Action.PAY_SHOP_DEPOSIT: Rule(frozenset(), owner=True),
+    # Only the shop's owner asks for its money; only an ADMIN approves, pays or rejects.
+    Action.REQUEST_WITHDRAWAL: Rule(frozenset(), owner=True),
+    Action.PROCESS_WITHDRAWAL: Rule(ADMIN),
+    # The supplier's secret is the shop's: its owner sets it and tests it; staff never see it.
+    Action.CONFIGURE_SUPPLIER: Rule(frozenset(), owner=True),
+    # A merchant coupon is paid by the shop: only its owner commits the shop's money.
+    Action.CREATE_MERCHANT_COUPON: Rule(frozenset(), owner=True),
 }
 
 
