@@ -58,3 +58,17 @@ def reset() -> None:
     """Forget the cached keys (settings changed: tests, rotation)."""
     global _box
     _box = None
+
+
+def seal_text(secret: str, context: str) -> Sealed:
+    """Seal a secret that is not a card key (a supplier's secret), bound to ``context`` as
+    associated data: moved to another context, it does not decrypt."""
+    sealer = box()
+    nonce = os.urandom(_NONCE)
+    data = sealer._ciphers[sealer.active].encrypt(nonce, secret.encode(), b"ctx:" + context.encode())
+    return Sealed(sealer.active, base64.b64encode(nonce + data).decode())
+
+
+def open_text(key_id: str, ciphertext: str, context: str) -> str:
+    raw = base64.b64decode(ciphertext)
+    return box()._ciphers[key_id].decrypt(raw[:_NONCE], raw[_NONCE:], b"ctx:" + context.encode()).decode()

@@ -233,6 +233,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Merchant back office (issue 13): the deposit held when an application is approved, and
+    # payouts (the smallest request, and the flat fee the platform keeps of each).
+    merchant_deposit: Decimal = Field(default=Decimal("500.00"), ge=0)
+    withdrawal_minimum: Decimal = Field(default=Decimal("100.00"), gt=0)
+    withdrawal_fee: Decimal = Field(default=Decimal("2.00"), ge=0)
+    # Ceiling of a supplier's own timeout (a merchant may choose less).
+    supplier_timeout_max_seconds: float = Field(default=30.0, gt=0)
+
     @field_validator("database_url", "redis_url", "broker_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -32,4 +32,8 @@ MODEL_MODULES = [
     "models.discovery.search",
     "models.discovery.trending",
     "models.lifecycle.experiments",
+    "models.commerce.onboarding",
+    "models.commerce.withdrawals",
+    "models.commerce.suppliers",
+    "models.commerce.promotions",
 ]

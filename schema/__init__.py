@@ -60,6 +60,10 @@ from schema.discovery.search import SearchQueries
 from schema.discovery.trending import TrendingQueries
 from schema.discovery.tracking import TrackingMutations
 from schema.lifecycle.experiments import ExperimentMutations, ExperimentQueries
+from schema.commerce.onboarding import OnboardingMutations, OnboardingQueries
+from schema.commerce.promotions import PromotionMutations
+from schema.commerce.suppliers import SupplierMutations
+from schema.commerce.withdrawals import WithdrawalMutations, WithdrawalQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -98,6 +102,7 @@ def _query_root(settings: Settings) -> type:
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
         TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
+        OnboardingQueries, WithdrawalQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -143,6 +148,7 @@ class Mutation(
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
     TrackingMutations,
     ExperimentMutations,
+    OnboardingMutations, WithdrawalMutations, SupplierMutations, PromotionMutations,
 ):
     pass
 

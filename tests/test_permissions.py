@@ -25,6 +25,12 @@ from models.community.posts import ContentStatus, Post, PostKind
 from models.lifecycle.experiments import Experiment
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.trust.tickets import Ticket, TicketEntry, TicketReason, TicketStatus
+from kameng.settings import get_settings
+from models.commerce.onboarding import ApplicationStatus, MerchantApplication
+from models.commerce.promotions import MerchantCoupon
+from models.commerce.suppliers import SupplierConfig
+from models.commerce.withdrawals import Withdrawal, WithdrawalStatus
+from resolvers.commerce import withdrawals
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import TABLE, Action, permits
 from resolvers.commerce import ledger, orders, payments
@@ -271,6 +277,63 @@ def probes() -> dict[Action, Probe]:
     async def results_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("srmPValue") is not None
 
+    # -- the merchant back office (issue 13) --
+    async def application(people: People) -> tuple[dict[str, Any], Any]:
+        found = await MerchantApplication.create(applicant=await make_user(), shop_name=f"App {uuid.uuid4().hex[:10]}",
+                                                 contact="mail me")
+        return {"applicationId": gid("MerchantApplication", found.id)}, found.id
+
+    async def approved(_: dict[str, Any], application_id: int) -> bool:
+        return (await MerchantApplication.get(id=application_id)).status == ApplicationStatus.APPROVED
+
+    async def unfunded_shop(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await make_merchant(people.owner)
+        await Merchant.filter(id=shop.id).update(status=MerchantStatus.PENDING_DEPOSIT)
+        await fund(people.owner, str(get_settings().merchant_deposit))
+        return {"merchantId": gid("Merchant", shop.id)}, shop.id
+
+    async def shop_funded(_: dict[str, Any], shop_id: int) -> bool:
+        return (await Merchant.get(id=shop_id)).status == MerchantStatus.ACTIVE
+
+    async def earning_shop(people: People) -> Merchant:
+        shop = await make_merchant(people.owner)
+        amount = get_settings().withdrawal_minimum
+        await ledger.post("test.earn", uuid.uuid4().hex, [(ledger.ADJUSTMENTS, -amount), (ledger.merchant_balance(shop.id), amount)])
+        return shop
+
+    async def withdraw(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await earning_shop(people)
+        return {"merchantId": gid("Merchant", shop.id), "amount": str(get_settings().withdrawal_minimum)}, shop.id
+
+    async def withdrawn(_: dict[str, Any], shop_id: int) -> bool:
+        return await Withdrawal.filter(merchant_id=shop_id).exists()
+
+    async def requested(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await earning_shop(people)
+        found = await withdrawals.request(Actor(user=people.owner), shop.id, str(get_settings().withdrawal_minimum))
+        return {"withdrawalId": gid("Withdrawal", found.id)}, found.id
+
+    async def processed(_: dict[str, Any], withdrawal_id: int) -> bool:
+        return (await Withdrawal.get(id=withdrawal_id)).status == WithdrawalStatus.APPROVED
+
+    async def supplier(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await make_merchant(people.owner)
+        return {"merchantId": gid("Merchant", shop.id), "endpoint": "http://127.0.0.1:9/topup",
+                "secret": "a-secret-of-the-shop"}, shop.id
+
+    async def supplier_set(_: dict[str, Any], shop_id: int) -> bool:
+        return await SupplierConfig.filter(merchant_id=shop_id).exists()
+
+    async def shop_coupon(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await make_merchant(people.owner)
+        now = datetime.now(UTC)
+        return {"merchantId": gid("Merchant", shop.id), "code": f"M{uuid.uuid4().hex[:10].upper()}", "title": "Two off",
+                "kind": "FIXED", "value": "2.00", "validFrom": (now - timedelta(days=1)).isoformat(),
+                "validUntil": (now + timedelta(days=9)).isoformat()}, shop.id
+
+    async def shop_coupon_made(_: dict[str, Any], shop_id: int) -> bool:
+        return await MerchantCoupon.filter(merchant_id=shop_id).exists()
+
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
         Action.DECIDE_TICKET: Probe(mutation("resolveTicket", "FinishTicketInput"), ticket_to_decide, decided),
@@ -278,6 +341,14 @@ def probes() -> dict[Action, Probe]:
                                          experiment_defined),
         Action.READ_EXPERIMENT_RESULTS: Probe("query($input: String!) { result: experimentResults(key: $input) { srmPValue } }",
                                               known_experiment, results_seen),
+        Action.REVIEW_MERCHANT_APPLICATION: Probe(
+            mutation("approveMerchantApplication", "ReviewMerchantApplicationInput"), application, approved),
+        Action.PAY_SHOP_DEPOSIT: Probe(mutation("payMerchantDeposit", "PayMerchantDepositInput"), unfunded_shop, shop_funded),
+        Action.REQUEST_WITHDRAWAL: Probe(mutation("requestWithdrawal", "RequestWithdrawalInput"), withdraw, withdrawn),
+        Action.PROCESS_WITHDRAWAL: Probe(mutation("approveWithdrawal", "ApproveWithdrawalInput"), requested, processed),
+        Action.CONFIGURE_SUPPLIER: Probe(mutation("configureSupplier", "ConfigureSupplierInput"), supplier, supplier_set),
+        Action.CREATE_MERCHANT_COUPON: Probe(
+            mutation("createMerchantCoupon", "CreateMerchantCouponInput"), shop_coupon, shop_coupon_made),
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
         Action.ADJUST_WALLET: Probe(mutation("adjustWallet", "AdjustWalletInput"), adjust, adjusted),

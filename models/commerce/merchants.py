@@ -13,6 +13,8 @@ from models.accounts.users import User
 class MerchantStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
+    # Approved through onboarding, its deposit not yet held: unlisted until it is.
+    PENDING_DEPOSIT = "PENDING_DEPOSIT"
 
 
 class Merchant(Model):

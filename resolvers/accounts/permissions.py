@@ -48,6 +48,13 @@ class Action(StrEnum):
     # experiments (issue 12 item 4)
     MANAGE_EXPERIMENTS = "MANAGE_EXPERIMENTS"
     READ_EXPERIMENT_RESULTS = "READ_EXPERIMENT_RESULTS"
+    # merchant back office (issue 13)
+    REVIEW_MERCHANT_APPLICATION = "REVIEW_MERCHANT_APPLICATION"
+    PAY_SHOP_DEPOSIT = "PAY_SHOP_DEPOSIT"
+    REQUEST_WITHDRAWAL = "REQUEST_WITHDRAWAL"
+    PROCESS_WITHDRAWAL = "PROCESS_WITHDRAWAL"
+    CONFIGURE_SUPPLIER = "CONFIGURE_SUPPLIER"
+    CREATE_MERCHANT_COUPON = "CREATE_MERCHANT_COUPON"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,17 @@ TABLE: dict[Action, Rule] = {
     # What users see of the shop is an experiment's arm: changing it is an ADMIN's call.
     Action.MANAGE_EXPERIMENTS: Rule(ADMIN),
     Action.READ_EXPERIMENT_RESULTS: Rule(STAFF),
+    # Opening a shop holds the applicant's money as a deposit: an ADMIN decides.
+    Action.REVIEW_MERCHANT_APPLICATION: Rule(ADMIN),
+    # The owner's own wallet pays the deposit of their PENDING_DEPOSIT shop.
+    Action.PAY_SHOP_DEPOSIT: Rule(frozenset(), owner=True),
+    # Only the shop's owner asks for its money; only an ADMIN approves, pays or rejects.
+    Action.REQUEST_WITHDRAWAL: Rule(frozenset(), owner=True),
+    Action.PROCESS_WITHDRAWAL: Rule(ADMIN),
+    # The supplier's secret is the shop's: its owner sets it and tests it; staff never see it.
+    Action.CONFIGURE_SUPPLIER: Rule(frozenset(), owner=True),
+    # A merchant coupon is paid by the shop: only its owner commits the shop's money.
+    Action.CREATE_MERCHANT_COUPON: Rule(frozenset(), owner=True),
 }
 
 

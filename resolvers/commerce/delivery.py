@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import httpx
 
 from kameng.settings import get_settings
 from models.commerce.catalog import DeliveryKind, Product
@@ -27,8 +24,9 @@ from resolvers.accounts import notifications
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action
-from resolvers.commerce import inventory, orders, settlement
+from resolvers.commerce import inventory, orders, settlement, suppliers
 from resolvers.commerce.access import actor_label
+from resolvers.commerce.suppliers import SupplierRefused
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from subscriptions import jobs, outbox
 
@@ -37,14 +35,6 @@ log = logging.getLogger(__name__)
 
 class NotEnoughKeys(Exception):
     pass
-
-
-class SupplierRefused(Exception):
-    """The supplier answered that this top-up cannot be done: no point retrying."""
-
-
-class SupplierUnavailable(Exception):
-    """Timeout, connection error or 5xx: the job raises it to be retried with backoff."""
 
 
 async def deliver_order(order_id: int) -> None:
@@ -83,9 +73,8 @@ async def _deliver_card_keys(order: Order) -> None:
 
 
 async def _deliver_topup(order: Order, product: Product) -> None:
-    merchant = await Merchant.get(id=order.merchant_id)
     try:
-        receipt = await call_supplier(merchant.supplier_url, order, product)
+        receipt = await call_supplier(await suppliers.target_for(product), order, product)
     except SupplierRefused as exc:
         await fail_and_refund(order.id, f"supplier refused: {exc}"[:300])
         return
@@ -97,11 +86,9 @@ async def _deliver_topup(order: Order, product: Product) -> None:
             await inventory.count_sold(order)
 
 
-async def call_supplier(url: str, order: Order, product: Product) -> str:
-    """POST the top-up to the merchant's supplier; the order number is the idempotency key,
-    so a retried call after a lost answer does not top up twice."""
-    if not url:
-        raise SupplierRefused("the merchant has no supplier configured")
+async def call_supplier(target: suppliers.Target, order: Order, product: Product) -> str:
+    """POST the top-up to the configured supplier (``suppliers.post``, signed with its
+    secret); the order number is the idempotency key."""
     body = {
         "reference": order.order_no,
         "account": order.topup_account,
@@ -109,22 +96,7 @@ async def call_supplier(url: str, order: Order, product: Product) -> str:
         "quantity": order.quantity,
         "amount": str(order.total),
     }
-    timeout = get_settings().supplier_timeout_seconds
-    try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.post(url, json=body, headers={"Idempotency-Key": order.order_no})
-    except httpx.HTTPError as exc:
-        raise SupplierUnavailable(f"{type(exc).__name__}: {exc}") from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise SupplierUnavailable(f"HTTP {response.status_code}")
-    if response.status_code >= 400:
-        raise SupplierRefused(f"HTTP {response.status_code}: {response.text[:200]}")
-    try:
-        data: Any = response.json()
-    except ValueError:
-        raise SupplierUnavailable("the supplier's answer is not JSON") from None
-    if not isinstance(data, dict) or data.get("status") != "ok":
-        raise SupplierRefused(str(data)[:200])
+    data = await suppliers.post(target, body, idempotency_key=order.order_no)
     return str(data.get("supplierRef", ""))[:80]
 
 

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from kameng.settings import get_settings
 from models.commerce.orders import Order
-from resolvers.commerce import ledger
+from resolvers.commerce import ledger, promotions
 
 
 def fee(order: Order) -> Decimal:
@@ -24,17 +24,20 @@ async def hold(order: Order, source: str, *, reference: str | None = None) -> bo
 
 
 async def settle(order: Order) -> bool:
-    """Release escrow to the merchant, the platform keeping its fee."""
+    """Release escrow to the merchant, the platform keeping its fee and paying the discounts
+    that were its own (``promotions.platform_discount``) from ``platform:promotions``."""
     platform = fee(order)
+    subsidy = await promotions.platform_discount(order)
     return await ledger.post(
         "order.settle",
         str(order.id),
         [
             (ledger.escrow(order.id), -order.total),
-            (ledger.merchant_balance(order.merchant_id), order.total - platform),
+            (ledger.merchant_balance(order.merchant_id), order.total - platform + subsidy),
             (ledger.PLATFORM_FEES, platform),
+            (promotions.PROMOTIONS, -subsidy),
         ],
-        memo=f"settlement of order {order.order_no}",
+        memo=f"settlement of order {order.order_no}" + (f" (platform subsidy {subsidy})" if subsidy else ""),
     )
 
 

@@ -20,10 +20,10 @@ Decimal throughout. The rounding rule, step by step (every amount is in fen, 0.0
 
 Each discount is rounded once, in this order, and the total is their exact difference.
 
-Who bears the discounts: escrow holds and settles the total actually paid, so the merchant
-is settled on it (less the platform fee). Member-tier, coupon and points discounts therefore
-come out of the order's proceeds today; a platform subsidy (a ``platform:promotions ->
-merchant`` posting at settlement for platform-funded coupons and points) is not built yet.
+Who bears the discounts: escrow holds the total actually paid. At settlement the platform
+pays the merchant the discounts that are its own (member tier, points, platform coupons)
+from ``platform:promotions``; a merchant's own coupon comes out of its proceeds
+(``resolvers/commerce/promotions.py``).
 """
 
 from __future__ import annotations

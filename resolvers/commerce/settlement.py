@@ -7,10 +7,13 @@ happen twice:
 =====================  ===========================  ===========================================
 reason                 reference                    legs
 =====================  ===========================  ===========================================
-order.settle           order id                     escrow -> merchant:<m> + platform:fees
+order.settle           order id                     escrow -> merchant:<m> + platform:fees (*)
 order.refund           order id                     escrow -> wallet:<buyer> (guests: gateway:<p>)
 wallet.adjust          uuid                         platform:adjustments <-> wallet:<user>
 =====================  ===========================  ===========================================
+
+(*) plus the discounts the platform funds (tier, points, platform coupons) from
+``platform:promotions`` to the merchant: ``promotions.platform_discount``.
 """
 
 from __future__ import annotations

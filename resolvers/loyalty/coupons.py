@@ -230,6 +230,11 @@ _CODE_CHARS = set(string.ascii_uppercase + string.digits + "-_")
 
 async def create(actor: Actor, spec: NewCoupon) -> Coupon:
     permissions.require(actor, Action.CREATE_COUPON)
+    return await insert(spec)
+
+
+async def insert(spec: NewCoupon) -> Coupon:
+    """A validated new coupon; the caller decided who may (merchant coupons: commerce/promotions)."""
     code = normalise_code(spec.code)
     if not 3 <= len(code) <= 40 or not set(code) <= _CODE_CHARS:
         raise invalid("code", "A code has 3 to 40 letters, digits, '-' or '_'.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -13,7 +13,7 @@ from strawberry import relay
 from models.commerce.merchants import Category as CategoryModel
 from models.commerce.merchants import Merchant as MerchantModel
 from models.commerce.merchants import MerchantStatus as MerchantStatusValue
-from resolvers.commerce import catalog, ledger, merchants
+from resolvers.commerce import catalog, ledger, merchants, sales, suppliers, withdrawals
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
 from schema.accounts.users import User
 from schema.base import (
@@ -27,19 +27,27 @@ from schema.base import (
     decode_id,
     describe_values,
     errors_field,
+    graph_type,
     in_graph,
     mutation,
     node_keys,
 )
 from schema.commerce.catalog import Product, ProductSort, product_page
 from schema.commerce.promises import DeliveryStats
+from schema.commerce.suppliers import SupplierConfig
+from schema.commerce.withdrawals import Withdrawal
 from schema.context import Info
 from schema.trust.profile import TrustProfile
+
+if TYPE_CHECKING:
+    from schema.commerce.orders import Order
+    from schema.commerce.sales import MerchantOrderFilter, SalesStats
 
 MerchantStatus = describe_values(
     strawberry.enum(MerchantStatusValue, name="MerchantStatus", description="Whether a shop may trade."),
     ACTIVE="Open: its products can be listed and ordered.",
     SUSPENDED="Closed by staff: its products are unlisted and cannot be ordered.",
+    PENDING_DEPOSIT="Approved through onboarding, its deposit not yet held: unlisted until its owner pays it.",
 )
 
 CURRENCY = "CNY"
@@ -137,6 +145,55 @@ class Merchant(relay.Node):
     ) -> Connection[Product]:
         listing = catalog.ProductFilter(merchant_id=self.id, include_hidden=True)
         return await product_page(info, listing, sort, first=first, after=after, last=last, before=before)
+
+    # -- the back office (owner and staff; null for others) -----------------------------------
+
+    @strawberry.field(description="The shop's orders for its owner and staff (null for others): MANUAL orders "
+                                  "waiting for delivery first, the soonest deadline first, then the rest newest first.")
+    async def orders(
+        self,
+        info: Info,
+        filter: Annotated[
+            Annotated[MerchantOrderFilter, strawberry.lazy("schema.commerce.sales")] | None,
+            strawberry.argument(description="Which orders; default: all."),
+        ] = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Annotated[Order, strawberry.lazy("schema.commerce.orders")]] | None:
+        spec = sales.OrderFilter()
+        if filter is not None:
+            product_id = decode_id(filter.product_id, "Product", "productId") if filter.product_id else None
+            spec = sales.OrderFilter(status=filter.status, product_id=product_id, since=filter.from_, until=filter.to,
+                                     delivery_kind=filter.delivery_kind)
+        page = await sales.merchant_orders(info.context.actor, self._model, spec, first=first, after=after)
+        return Connection.of(page, graph_type("Order").from_model) if page is not None else None
+
+    @strawberry.field(description="Sales statistics over a period (default: the last 30 days, at most 366), per "
+                                  "day and per product: for the owner and staff; null for others.")
+    async def sales_stats(
+        self,
+        info: Info,
+        since: Annotated[datetime | None, strawberry.argument(description="Start (inclusive).")] = None,
+        until: Annotated[datetime | None, strawberry.argument(description="End (exclusive); default now.")] = None,
+    ) -> Annotated[SalesStats, strawberry.lazy("schema.commerce.sales")] | None:
+        stats = await sales.sales_stats(info.context.actor, self._model, since, until)
+        return graph_type("SalesStats").of(stats) if stats is not None else None
+
+    @strawberry.field(description="The shop's withdrawals, newest first: for the owner and staff; null for others.")
+    async def withdrawals(self, info: Info, first: First = None, after: After = None) -> Connection[Withdrawal] | None:
+        page = await withdrawals.of_merchant(info.context.actor, self._model, first=first, after=after)
+        return Connection.of(page, Withdrawal.from_model) if page is not None else None
+
+    @strawberry.field(description="Money requested for payout and not yet paid or rejected: owner and staff only.")
+    async def pending_withdrawals(self, info: Info) -> Money | None:
+        if not merchants.can_manage(info.context.actor, self._model):
+            return None
+        return Money(amount=await withdrawals.pending_total(self.id), currency=CURRENCY)
+
+    @strawberry.field(description="The shop's top-up supplier configurations (secrets never shown): owner and staff.")
+    async def suppliers(self, info: Info) -> list[SupplierConfig] | None:
+        found = await suppliers.configs_of(info.context.actor, self._model)
+        return [SupplierConfig.from_model(c) for c in found] if found is not None else None
 
     @classmethod
     def from_model(cls, merchant: MerchantModel) -> Merchant:
