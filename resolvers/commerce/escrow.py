@@ -12,7 +12,11 @@ from resolvers.commerce import ledger
 
 
 def fee(order: Order) -> Decimal:
-    return (Decimal(order.total) * get_settings().platform_fee_rate).quantize(ledger.CENT, rounding=ROUND_HALF_UP)
+    return fee_on(Decimal(order.total))
+
+
+def fee_on(amount: Decimal) -> Decimal:
+    return (amount * get_settings().platform_fee_rate).quantize(ledger.CENT, rounding=ROUND_HALF_UP)
 
 
 async def hold(order: Order, source: str, *, reference: str | None = None) -> bool:
@@ -24,14 +28,17 @@ async def hold(order: Order, source: str, *, reference: str | None = None) -> bo
 
 
 async def settle(order: Order) -> bool:
-    """Release escrow to the merchant, the platform keeping its fee."""
-    platform = fee(order)
+    """Release escrow to the merchant, the platform keeping its fee. What a self-service
+    claim refunded out of escrow before completion (resolvers/trust/claims.py) is not
+    settled: only what the escrow still holds, at most the order total."""
+    held = min(Decimal(order.total), await ledger.balance(ledger.escrow(order.id)))
+    platform = fee_on(held)
     return await ledger.post(
         "order.settle",
         str(order.id),
         [
-            (ledger.escrow(order.id), -order.total),
-            (ledger.merchant_balance(order.merchant_id), order.total - platform),
+            (ledger.escrow(order.id), -held),
+            (ledger.merchant_balance(order.merchant_id), held - platform),
             (ledger.PLATFORM_FEES, platform),
         ],
         memo=f"settlement of order {order.order_no}",
