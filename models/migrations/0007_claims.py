@@ -6,6 +6,18 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
+class _AlterFieldStateOnly(ops.AlterField):
+    """CardKeyStatus gained INVALID: the column stays VARCHAR(16), only the field's description
+    changes, so no DDL runs. (Tortoise's SQLite AlterField rebuilds the table and loses the
+    (product_id, fingerprint) unique constraint that key imports rely on.)"""
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None):  # type: ignore[no-untyped-def]
+        return None
+
+    async def database_backward(self, app_label, old_state, new_state, state_editor=None):  # type: ignore[no-untyped-def]
+        return None
+
+
 class Migration(migrations.Migration):
     dependencies = [('kameng', '0006_behaviour_events')]
 
@@ -42,7 +54,7 @@ class Migration(migrations.Migration):
             options={'table': 'claim', 'app': 'kameng', 'unique_together': (('order_id', 'subject'),), 'indexes': [Index(fields=['buyer_id', 'created_at']), Index(fields=['status', 'id'])], 'pk_attr': 'id', 'table_description': 'One report of a problem with an order. Unique per (order, subject), the subject being'},
             bases=['Model'],
         ),
-        ops.AlterField(
+        _AlterFieldStateOnly(
             model_name='CardKey',
             name='status',
             field=fields.CharEnumField(default=CardKeyStatus.AVAILABLE, description='AVAILABLE: AVAILABLE\nRESERVED: RESERVED\nSOLD: SOLD\nINVALID: INVALID', enum_type=CardKeyStatus, max_length=16),
