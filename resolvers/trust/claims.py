@@ -38,6 +38,8 @@ from resolvers.trust import remedies
 from subscriptions import outbox
 
 MESSAGE_MAX = 500
+#: Orders a claim can still make good: their money is in escrow or with the shop.
+_CLAIMABLE = frozenset({OrderStatus.PAID, OrderStatus.DELIVERING, OrderStatus.DELIVERED, OrderStatus.COMPLETED})
 NOTE_MAX = 300
 
 
@@ -143,6 +145,9 @@ async def self_serve(
     try:
         async with outbox.atomic():
             order = await Order.filter(id=order.id).select_for_update().get()  # one claim or settlement at a time
+            if order.status not in _CLAIMABLE:  # refunded or failed since it was read
+                raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} "
+                                      "cannot be reported.", "orderId")
             claim = await Claim.create(
                 order_id=order.id, subject=subject, buyer_id=user.id, merchant_id=order.merchant_id, reason=reason,
                 ticket_id=ticket_id, card_key_id=key.id if key is not None else None, message=message,
