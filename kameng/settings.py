@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     ticket_priority_first_response_minutes: float = Field(default=60, gt=0)
     ticket_priority_resolution_minutes: float = Field(default=8 * 60, gt=0)
     ticket_message_limit: str = "30/minute"
+    # Self-service claims (resolvers/trust/claims.py): a KEY_INVALID report is resolved by the
+    # rules within this many hours of the key's delivery; a buyer's claim rate is normal when
+    # it is their first claim in the window or claims / delivered orders in the window stay
+    # at or below the maximum; a shop may contest an automatic outcome this long after it.
+    claim_report_window_hours: float = Field(default=72, gt=0)
+    claim_rate_window_days: float = Field(default=30, gt=0)
+    claim_rate_max: Decimal = Field(default=Decimal("0.20"), ge=0, le=1)
+    claim_contest_hours: float = Field(default=72, gt=0)
     # Payment provider "kpay": HMAC-SHA256 secret, and where buyers are sent to pay.
     kpay_secret: SecretStr | None = None
     kpay_url: str = "http://127.0.0.1:8100"

@@ -36,4 +36,5 @@ MODEL_MODULES = [
     "models.commerce.withdrawals",
     "models.commerce.suppliers",
     "models.commerce.promotions",
+    "models.trust.claims",
 ]

@@ -64,6 +64,7 @@ from schema.commerce.onboarding import OnboardingMutations, OnboardingQueries
 from schema.commerce.promotions import PromotionMutations
 from schema.commerce.suppliers import SupplierMutations
 from schema.commerce.withdrawals import WithdrawalMutations, WithdrawalQueries
+from schema.trust.claims import ClaimMutations, ClaimQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -102,7 +103,7 @@ def _query_root(settings: Settings) -> type:
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
         TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
-        OnboardingQueries, WithdrawalQueries,
+        OnboardingQueries, WithdrawalQueries, ClaimQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -142,7 +143,7 @@ class Mutation(
     AccountMutations, NotificationMutations,
     MerchantMutations, CatalogMutations, InventoryMutations, OrderMutations, PaymentMutations, SettlementMutations,
     GiftMutations, FriendPayMutations,
-    TrustMutations, TicketMutations,
+    TrustMutations, TicketMutations, ClaimMutations,
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,

@@ -31,6 +31,7 @@ from models.commerce.promotions import MerchantCoupon
 from models.commerce.suppliers import SupplierConfig
 from models.commerce.withdrawals import Withdrawal, WithdrawalStatus
 from resolvers.commerce import withdrawals
+from models.trust.claims import Claim, ClaimReason, ClaimStatus
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import TABLE, Action, permits
 from resolvers.commerce import ledger, orders, payments
@@ -40,6 +41,8 @@ from subscriptions import outbox
 from tests.conftest import Client, eventually
 from tests.factories import fund, make_merchant, make_product, make_user, token_for
 from tests.test_tickets import delivered_order
+from resolvers.trust import claims
+from tests.test_claims import undelivered_order
 
 ROLES = ("anonymous", "BUYER", "MERCHANT owner", "MERCHANT other", "MODERATOR", "ADMIN")
 REFUSED = {"UNAUTHENTICATED", "FORBIDDEN"}
@@ -334,6 +337,33 @@ def probes() -> dict[Action, Probe]:
     async def shop_coupon_made(_: dict[str, Any], shop_id: int) -> bool:
         return await MerchantCoupon.filter(merchant_id=shop_id).exists()
 
+    async def problem(people: People) -> tuple[dict[str, Any], Any]:
+        # The MERCHANT owner is the buyer here (of another shop's top-up, overdue): the claim is theirs.
+        order = await undelivered_order(DeliveryKind.DIRECT_TOPUP, paid_minutes_ago=60, buyer=people.owner)
+        return {"orderId": gid("Order", order.id), "reason": "NOT_RECEIVED"}, order.id
+
+    async def claimed(_: dict[str, Any], order_id: int) -> bool:
+        return await Claim.filter(order_id=order_id).exists()
+
+    async def automatic_claim(people: People) -> tuple[dict[str, Any], Any]:
+        shop = await make_merchant(people.owner)
+        order = await undelivered_order(DeliveryKind.MANUAL, paid_minutes_ago=60, shop=shop)
+        claim = await claims.self_serve(Actor(user=await User.get(id=order.buyer_id)), order.id,
+                                        ClaimReason.NOT_RECEIVED)
+        return {"claimId": gid("Claim", claim.id), "reason": "it was delivered"}, claim.id
+
+    async def contested(_: dict[str, Any], claim_id: int) -> bool:
+        return (await Claim.get(id=claim_id)).status == ClaimStatus.CONTESTED
+
+    async def claim_in_review(people: People) -> tuple[dict[str, Any], Any]:
+        order = await paid_order(people, DeliveryKind.MANUAL, OrderStatus.DELIVERING)
+        claim = await Claim.create(order=order, subject="test", buyer_id=people.buyer.id, merchant_id=order.merchant_id,
+                                   reason=ClaimReason.NOT_RECEIVED, status=ClaimStatus.PENDING_REVIEW)
+        return {"claimId": gid("Claim", claim.id), "decision": "REJECT", "note": "nothing owed"}, claim.id
+
+    async def rejected(_: dict[str, Any], claim_id: int) -> bool:
+        return (await Claim.get(id=claim_id)).status == ClaimStatus.REJECTED
+
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
         Action.DECIDE_TICKET: Probe(mutation("resolveTicket", "FinishTicketInput"), ticket_to_decide, decided),
@@ -349,6 +379,9 @@ def probes() -> dict[Action, Probe]:
         Action.CONFIGURE_SUPPLIER: Probe(mutation("configureSupplier", "ConfigureSupplierInput"), supplier, supplier_set),
         Action.CREATE_MERCHANT_COUPON: Probe(
             mutation("createMerchantCoupon", "CreateMerchantCouponInput"), shop_coupon, shop_coupon_made),
+        Action.REPORT_ORDER_PROBLEM: Probe(mutation("reportOrderProblem", "ReportOrderProblemInput"), problem, claimed),
+        Action.CONTEST_CLAIM: Probe(mutation("contestClaim", "ContestClaimInput"), automatic_claim, contested),
+        Action.DECIDE_CLAIM: Probe(mutation("decideClaim", "DecideClaimInput"), claim_in_review, rejected),
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
         Action.ADJUST_WALLET: Probe(mutation("adjustWallet", "AdjustWalletInput"), adjust, adjusted),

@@ -10,6 +10,7 @@ class CardKeyStatus(StrEnum):
     AVAILABLE = "AVAILABLE"
     RESERVED = "RESERVED"  # held by an unpaid order until it expires
     SOLD = "SOLD"  # bound to a delivered order
+    INVALID = "INVALID"  # sold, reported invalid by its buyer and replaced or refunded (trust/claims)
 
 
 class CardKey(Model):

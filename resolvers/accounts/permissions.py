@@ -37,6 +37,10 @@ class Action(StrEnum):
     SET_MERCHANT_STATUS = "SET_MERCHANT_STATUS"
     MODERATE_CONTENT = "MODERATE_CONTENT"
     DELETE_POST = "DELETE_POST"
+    # after-sales claims (resolvers/trust/claims.py)
+    REPORT_ORDER_PROBLEM = "REPORT_ORDER_PROBLEM"
+    CONTEST_CLAIM = "CONTEST_CLAIM"
+    DECIDE_CLAIM = "DECIDE_CLAIM"
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
@@ -86,6 +90,12 @@ TABLE: dict[Action, Rule] = {
     Action.SET_MERCHANT_STATUS: Rule(STAFF),
     Action.MODERATE_CONTENT: Rule(STAFF),
     Action.DELETE_POST: Rule(STAFF, owner=True),
+    # A claim is the buyer's own word about their order: nobody files it for them.
+    Action.REPORT_ORDER_PROBLEM: Rule(frozenset(), owner=True),
+    # Only the shop that paid for an automatic outcome contests it; staff do not contest, they decide.
+    Action.CONTEST_CLAIM: Rule(frozenset(), owner=True),
+    # Deciding a claim moves money (a refund, a reversal): an ADMIN's call, like a refund.
+    Action.DECIDE_CLAIM: Rule(ADMIN),
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),

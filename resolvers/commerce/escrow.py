@@ -12,7 +12,11 @@ from resolvers.commerce import ledger, promotions
 
 
 def fee(order: Order) -> Decimal:
-    return (Decimal(order.total) * get_settings().platform_fee_rate).quantize(ledger.CENT, rounding=ROUND_HALF_UP)
+    return fee_on(Decimal(order.total))
+
+
+def fee_on(amount: Decimal) -> Decimal:
+    return (amount * get_settings().platform_fee_rate).quantize(ledger.CENT, rounding=ROUND_HALF_UP)
 
 
 async def hold(order: Order, source: str, *, reference: str | None = None) -> bool:
@@ -25,15 +29,23 @@ async def hold(order: Order, source: str, *, reference: str | None = None) -> bo
 
 async def settle(order: Order) -> bool:
     """Release escrow to the merchant, the platform keeping its fee and paying the discounts
-    that were its own (``promotions.platform_discount``) from ``platform:promotions``."""
-    platform = fee(order)
+    that were its own (``promotions.platform_discount``) from ``platform:promotions``.
+
+    What a self-service claim refunded out of escrow before completion (resolvers/trust/
+    claims.py) is not settled: only what the escrow still holds, at most the order total, and
+    the platform's subsidy in the same proportion."""
+    total = Decimal(order.total)
+    held = min(total, await ledger.balance(ledger.escrow(order.id)))
+    platform = fee_on(held)
     subsidy = await promotions.platform_discount(order)
+    if held < total and subsidy:
+        subsidy = (subsidy * held / total).quantize(ledger.CENT, rounding=ROUND_HALF_UP) if total else Decimal(0)
     return await ledger.post(
         "order.settle",
         str(order.id),
         [
-            (ledger.escrow(order.id), -order.total),
-            (ledger.merchant_balance(order.merchant_id), order.total - platform + subsidy),
+            (ledger.escrow(order.id), -held),
+            (ledger.merchant_balance(order.merchant_id), held - platform + subsidy),
             (ledger.PLATFORM_FEES, platform),
             (promotions.PROMOTIONS, -subsidy),
         ],

@@ -320,6 +320,11 @@ async def reveal_card_keys(actor: Actor, order: Order) -> list[str]:
     Anyone else gets an empty list (and nothing is decrypted). Every reveal is audited: one
     CardKeyReveal row per key, with who and from where, written before the secrets leave.
     """
+    return [secret for _, secret in await reveal_keys(actor, order)]
+
+
+async def reveal_keys(actor: Actor, order: Order) -> list[tuple[int, str]]:
+    """``reveal_card_keys`` with each key's id (a buyer names the key they report by it)."""
     if not is_buyer(actor, order):
         return []
     keys = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).order_by("id")
@@ -330,7 +335,7 @@ async def reveal_card_keys(actor: Actor, order: Order) -> list[str]:
     await CardKeyReveal.bulk_create(
         [CardKeyReveal(card_key_id=key.id, order_id=order.id, user_id=actor.user_id, ip=actor.ip[:64]) for key in keys]
     )
-    return secrets
+    return [(key.id, secret) for key, secret in zip(keys, secrets, strict=True)]
 
 
 async def reveals_of(order_ids: list[int]) -> list[list[CardKeyReveal]]:

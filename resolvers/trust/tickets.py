@@ -41,6 +41,7 @@ from kameng.settings import get_settings
 from models.accounts.users import User
 from models.commerce.merchants import Merchant
 from models.commerce.orders import Order, OrderStatus
+from models.trust.claims import ClaimOutcome, ClaimReason, ClaimStatus
 from models.trust.tickets import ACTIVE, AuthorRole, EntryKind, Ticket, TicketEntry, TicketReason, TicketStatus
 from resolvers.accounts import notifications, permissions
 from resolvers.accounts.auth import Actor
@@ -48,6 +49,7 @@ from resolvers.accounts.permissions import Action
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.loyalty import points, tiers
 from resolvers.pagination import Page, paginate, paginate_by
+from resolvers.trust import claims
 from subscriptions import outbox, topics
 
 BODY_MAX = 4000
@@ -190,10 +192,30 @@ async def open_ticket(actor: Actor, order_id: int, reason: TicketReason, message
 
 
 async def after_open(actor: Actor, ticket: Ticket) -> None:
-    """Runs once a ticket is opened and committed. Self-service resolution hooks in here
-    (at merge: ``claims.self_serve(actor, ticket.order_id, ticket.reason, ticket_id=ticket.id)``
-    from resolvers/trust/claims.py); nothing else happens here yet."""
-    return None
+    """Runs once a ticket is opened and committed: KEY_INVALID and NOT_RECEIVED go through
+    self-service (resolvers/trust/claims.py) at once, and what it did (a replacement key, a
+    refund, a review by staff), or why its rules did not apply, is a system note on the ticket.
+    The ticket stays open: the buyer confirms or keeps talking, and staff see the claim."""
+    reason = _SELF_SERVICE.get(ticket.reason)
+    if reason is None:
+        return
+    try:
+        claim = await claims.self_serve(actor, ticket.order_id, reason, ticket_id=ticket.id)
+        note = _CLAIM_NOTES.get((claim.status, claim.outcome), "Your report was filed for review by staff.")
+    except UserFacingError as refused:
+        note = f"Self-service could not settle this ({refused.message}) The shop and staff will answer here."
+    async with outbox.atomic():
+        entry = await TicketEntry.create(ticket=ticket, kind=EntryKind.MESSAGE, author_id=None,
+                                         author_role=AuthorRole.SYSTEM, body=note, status=ticket.status)
+        await _announce(ticket, entry, f"Your ticket #{ticket.id}: {note[:80]}")
+
+
+_SELF_SERVICE = {TicketReason.KEY_INVALID: ClaimReason.KEY_INVALID, TicketReason.NOT_RECEIVED: ClaimReason.NOT_RECEIVED}
+_CLAIM_NOTES = {
+    (ClaimStatus.RESOLVED, ClaimOutcome.REPLACEMENT): "A replacement key was delivered to your order.",
+    (ClaimStatus.RESOLVED, ClaimOutcome.REFUND): "You were refunded for this.",
+    (ClaimStatus.PENDING_REVIEW, ClaimOutcome.NONE): "Your report is outside the automatic rules: staff will decide.",
+}
 
 
 async def reply(actor: Actor, ticket_id: int, message: str) -> TicketEntry:

@@ -52,7 +52,8 @@ async def verify_card_key(actor: Actor, secret: str, *, product_id: int | None =
     for start in range(0, len(candidates), _BATCH):
         expected = {box.fingerprint(key, product_id=p): p for p in candidates[start : start + _BATCH]}
         rows = await CardKey.filter(
-            product_id__in=list(expected.values()), fingerprint__in=list(expected), status=CardKeyStatus.SOLD
+            product_id__in=list(expected.values()), fingerprint__in=list(expected),
+            status__in=[CardKeyStatus.SOLD, CardKeyStatus.INVALID],  # INVALID: sold, then reported by its buyer
         ).select_related("order")
         # (product, fingerprint) pairs, not either IN list alone: an HMAC made for one product
         # matching a key of another would be a collision, but checking costs nothing.

@@ -54,6 +54,9 @@ class OrderEvent:
 
 @strawberry.type(description="A delivered card key (卡密).")
 class CardKey:
+    id: strawberry.ID = strawberry.field(
+        description="The key's global ID (\"CardKey\"): name it in `reportOrderProblem` when it does not work."
+    )
     secret: str = strawberry.field(description="The secret as the shop imported it: show it to the buyer verbatim.")
 
 
@@ -148,8 +151,8 @@ class Order(relay.Node):
         description="The delivered card secrets: to the buyer only, after delivery; every reveal is audited."
     )
     async def card_keys(self, info: Info) -> list[CardKey]:
-        secrets = await inventory.reveal_card_keys(self._actor(info), self._model)
-        return [CardKey(secret=s) for s in secrets]
+        keys = await inventory.reveal_keys(self._actor(info), self._model)
+        return [CardKey(id=strawberry.ID(str(relay.GlobalID("CardKey", str(pk)))), secret=s) for pk, s in keys]
 
     @strawberry.field(
         description="Every time this order's card keys were shown, oldest first: to its buyer and staff; "
