@@ -25,4 +25,6 @@ MODEL_MODULES = [
     "models.trust.promises",
     "models.trust.tradelog",
     "models.discovery.events",
+    "models.lifecycle.segments",
+    "models.lifecycle.churn",
 ]

@@ -40,6 +40,9 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # lifecycle (issue 12): a user's RFM, segment and churn risk, and the rules that name segments
+    READ_LIFECYCLE = "READ_LIFECYCLE"
+    MANAGE_SEGMENTS = "MANAGE_SEGMENTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,10 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # Staff see a user's segment and risk; the user does not (only what the segment brings).
+    Action.READ_LIFECYCLE: Rule(STAFF),
+    # Segment rules steer offers (money): an ADMIN's call, not a moderator's.
+    Action.MANAGE_SEGMENTS: Rule(ADMIN),
 }
 
 

@@ -1,0 +1,1 @@
+"""Lifecycle: RFM scores, segments, churn risk."""
