@@ -10,6 +10,7 @@ segment (``READ_LIFECYCLE``); the user sees only its benefits. Rules are edited 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -145,9 +146,16 @@ BOUNDS = ("stage", "recency_days_min", "recency_days_max", "frequency_min", "fre
 _TEXT_LIMITS = {"name": 80, "key": 64, "description": 500, "benefits": 500}
 
 
+def _camel(name: str) -> str:
+    """The input's field name, as clients spell it (``frequency_max`` -> ``frequencyMax``)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def _changes(data: RuleInput) -> dict[str, Any]:
     changes = {f.name: getattr(data, f.name) for f in fields(data) if f.name != "clear" and getattr(data, f.name) is not None}
     for name in data.clear:
+        name = re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), name)  # camelCase or snake_case
         if name not in BOUNDS:
             raise invalid("clear", f"Only bounds can be cleared ({', '.join(BOUNDS)}).")
         changes[name] = None
@@ -155,19 +163,19 @@ def _changes(data: RuleInput) -> dict[str, Any]:
         if name in changes:
             changes[name] = changes[name].strip()
             if len(changes[name]) > limit or (name in ("name", "key") and not changes[name]):
-                raise invalid(name, f"Give 1 to {limit} characters." if name in ("name", "key")
+                raise invalid(_camel(name), f"Give 1 to {limit} characters." if name in ("name", "key")
                               else f"At most {limit} characters.")
     for name in ("recency_days_min", "recency_days_max", "frequency_min", "frequency_max"):
         if changes.get(name) is not None and not 0 <= changes[name] <= 100_000:
-            raise invalid(name, "Give a whole number from 0 to 100000.")
+            raise invalid(_camel(name), "Give a whole number from 0 to 100000.")
     for name in ("monetary_min", "monetary_max"):
         if changes.get(name) is not None:
             try:
                 value = Decimal(changes[name])
             except InvalidOperation:
-                raise invalid(name, "Give an amount.") from None
+                raise invalid(_camel(name), "Give an amount.") from None
             if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
-                raise invalid(name, "Give an amount from 0.")
+                raise invalid(_camel(name), "Give an amount from 0.")
             changes[name] = value.quantize(Decimal("0.01"))
     if changes.get("priority") is not None and not -10_000 <= changes["priority"] <= 10_000:
         raise invalid("priority", "Give a priority from -10000 to 10000.")
@@ -179,7 +187,7 @@ def _check_ranges(rule: SegmentRule) -> None:
                       ("monetary_min", "monetary_max")):
         lo, hi = getattr(rule, low), getattr(rule, high)
         if lo is not None and hi is not None and lo > hi:
-            raise invalid(high, f"{high} must not be below {low}.")
+            raise invalid(_camel(high), f"{_camel(high)} must not be below {_camel(low)}.")
 
 
 async def create_rule(actor: Actor, data: RuleInput) -> SegmentRule:

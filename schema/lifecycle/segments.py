@@ -124,7 +124,8 @@ class SegmentRuleInput:
     monetary_min: str | None = strawberry.field(default=None, description='Total spend, at least (decimal, "200.00").')
     monetary_max: str | None = strawberry.field(default=None, description="Total spend, below (decimal).")
     clear: list[str] | None = strawberry.field(
-        default=None, description="Bounds to unset, snake_case: stage, recency_days_min, ..., monetary_max."
+        default=None, description="Bounds to unset: stage, recencyDaysMin, recencyDaysMax, frequencyMin, frequencyMax, "
+                                 "monetaryMin, monetaryMax."
     )
 
     def data(self) -> RuleInput:
