@@ -248,6 +248,16 @@ class Settings(BaseSettings):
     withdrawal_fee: Decimal = Field(default=Decimal("2.00"), ge=0)
     # Ceiling of a supplier's own timeout (a merchant may choose less).
     supplier_timeout_max_seconds: float = Field(default=30.0, gt=0)
+    # -- issue 12: lifecycle (RFM segments, churn risk)
+    # Lifecycle stages by days since the last purchase: silent after this many, lapsed after.
+    lifecycle_silent_days: int = Field(default=30, ge=1)
+    lifecycle_lapsed_days: int = Field(default=90, ge=2)
+    # How often job-consuming processes recompute every buyer's RFM and segment, and refit the
+    # churn model and every buyer's risk band.
+    rfm_sweep_seconds: float = Field(default=6 * 3600.0, gt=0)
+    churn_fit_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Fewer buyers than this: the churn model keeps its last fit (or its prior) instead of refitting.
+    churn_min_buyers: int = Field(default=30, ge=5)
 
     @field_validator("database_url", "redis_url", "broker_url", mode="before")
     @classmethod

@@ -37,4 +37,6 @@ MODEL_MODULES = [
     "models.commerce.suppliers",
     "models.commerce.promotions",
     "models.trust.claims",
+    "models.lifecycle.segments",
+    "models.lifecycle.churn",
 ]

@@ -21,6 +21,8 @@ class JobName(StrEnum):
     LOYALTY_EVENT = "loyalty_event"
     NOTIFY_NEW_SIGNIN = "notify_new_signin"
     COMPENSATE_LATE_DELIVERY = "compensate_late_delivery"
+    REFRESH_RFM = "refresh_rfm"
+    FIT_CHURN = "fit_churn"
     # Sent by dramatiq itself (on_retry_exhausted of deliver_order), never by the outbox.
     DELIVERY_GAVE_UP = "delivery_gave_up"
 
@@ -58,3 +60,12 @@ def notify_new_signin(session_id: str) -> JobCall:
 
 def compensate_late_delivery(order_id: int) -> JobCall:
     return JobCall(JobName.COMPENSATE_LATE_DELIVERY, {"order_id": order_id})
+
+
+def refresh_rfm(user_id: int | None = None) -> JobCall:
+    """One buyer's RFM and segment; every buyer's with ``user_id`` None."""
+    return JobCall(JobName.REFRESH_RFM, {"user_id": user_id})
+
+
+def fit_churn() -> JobCall:
+    return JobCall(JobName.FIT_CHURN, {})

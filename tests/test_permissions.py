@@ -23,6 +23,7 @@ from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.community.posts import ContentStatus, Post, PostKind
 from models.lifecycle.experiments import Experiment
+from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.trust.tickets import Ticket, TicketEntry, TicketReason, TicketStatus
 from kameng.settings import get_settings
@@ -363,6 +364,22 @@ def probes() -> dict[Action, Probe]:
 
     async def rejected(_: dict[str, Any], claim_id: int) -> bool:
         return (await Claim.get(id=claim_id)).status == ClaimStatus.REJECTED
+    async def lifecycle_of_owner(people: People) -> tuple[dict[str, Any], Any]:
+        now = datetime.now(UTC)
+        await BuyerRfm.update_or_create(defaults=dict(
+            recency_days=1, frequency=1, monetary=Decimal("10.00"), first_purchase_at=now, last_purchase_at=now,
+            stage=Stage.NEW, computed_at=now), user_id=people.owner.id)
+        return gid("User", people.owner.id), None  # type: ignore[return-value]
+
+    async def lifecycle_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("frequency") is not None
+
+    async def segment_rule(people: People) -> tuple[dict[str, Any], Any]:
+        key = f"probe-{uuid.uuid4().hex[:10]}"
+        return {"key": key, "name": "Probe", "frequencyMin": 99}, key
+
+    async def rule_made(_: dict[str, Any], key: str) -> bool:
+        return await SegmentRule.filter(key=key).exists()
 
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
@@ -403,6 +420,9 @@ def probes() -> dict[Action, Probe]:
                                         owner_shop, balance_seen),
         Action.READ_TRENDS: Probe("query($input: TrendWindow!) { result: trendingKeywords(window: $input) { window } }",
                                   trend_window, trends_seen),
+        Action.READ_LIFECYCLE: Probe("query($input: ID!) { result: buyerLifecycle(userId: $input) { frequency } }",
+                                     lifecycle_of_owner, lifecycle_seen),
+        Action.MANAGE_SEGMENTS: Probe(mutation("createSegmentRule", "SegmentRuleInput"), segment_rule, rule_made),
     }
 
 

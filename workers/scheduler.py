@@ -15,8 +15,9 @@ from workers.community import SWEEPS as COMMUNITY_SWEEPS
 from workers.discovery import SWEEPS as DISCOVERY_SWEEPS
 from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
 from workers.trust import SWEEPS as TRUST_SWEEPS
+from workers.lifecycle import SWEEPS as LIFECYCLE_SWEEPS
 
-SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS, *DISCOVERY_SWEEPS)
+SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS, *DISCOVERY_SWEEPS, *LIFECYCLE_SWEEPS)
 
 log = logging.getLogger(__name__)
 

@@ -59,6 +59,9 @@ class Action(StrEnum):
     PROCESS_WITHDRAWAL = "PROCESS_WITHDRAWAL"
     CONFIGURE_SUPPLIER = "CONFIGURE_SUPPLIER"
     CREATE_MERCHANT_COUPON = "CREATE_MERCHANT_COUPON"
+    # lifecycle (issue 12): a user's RFM, segment and churn risk, and the rules that name segments
+    READ_LIFECYCLE = "READ_LIFECYCLE"
+    MANAGE_SEGMENTS = "MANAGE_SEGMENTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,10 @@ TABLE: dict[Action, Rule] = {
     Action.CONFIGURE_SUPPLIER: Rule(frozenset(), owner=True),
     # A merchant coupon is paid by the shop: only its owner commits the shop's money.
     Action.CREATE_MERCHANT_COUPON: Rule(frozenset(), owner=True),
+    # Staff see a user's segment and risk; the user does not (only what the segment brings).
+    Action.READ_LIFECYCLE: Rule(STAFF),
+    # Segment rules steer offers (money): an ADMIN's call, not a moderator's.
+    Action.MANAGE_SEGMENTS: Rule(ADMIN),
 }
 
 

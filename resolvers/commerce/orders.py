@@ -115,6 +115,7 @@ async def _loyalty(order: Order, target: OrderStatus) -> None:
             await points.give_back_for_order(order.buyer_id, order.id)
     if target in (OrderStatus.COMPLETED, OrderStatus.REFUNDED):
         await outbox.enqueue(jobs.loyalty_event(order.buyer_id, f"ORDER_{target.value}", f"order:{order.id}"))
+        await outbox.enqueue(jobs.refresh_rfm(order.buyer_id))  # lifecycle: the buyer's RFM and segment
 
 
 _NOTIFY = {

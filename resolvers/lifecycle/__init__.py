@@ -1,1 +1,1 @@
-"""Lifecycle: keeping and winning back buyers (segments, campaigns, experiments, analytics)."""
+"""Lifecycle: keeping and winning back buyers (RFM segments, churn risk, campaigns, experiments, analytics)."""

@@ -1,0 +1,119 @@
+"""RFM per buyer: recency (days since the last purchase), frequency (purchases), monetary
+value (their total), 1-5 quintile scores among all buyers, lifecycle stage and segment.
+
+A purchase is a COMPLETED order, timed by its payment: a refund takes the order back out.
+Recomputed for one buyer by the ``refresh_rfm`` job each completed or refunded order queues
+(resolvers/commerce/orders.transition), and for every buyer by the sweep and after a rule
+edit. Re-running either writes the same rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from kameng.settings import get_settings
+from models.commerce.orders import Order, OrderStatus
+from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
+from resolvers.lifecycle import segments
+
+
+@dataclass(frozen=True)
+class Rfm:
+    user_id: int
+    recency_days: int
+    frequency: int
+    monetary: Decimal
+    first_purchase_at: datetime
+    last_purchase_at: datetime
+
+
+def stage_of(frequency: int, recency_days: int) -> Stage:
+    settings = get_settings()
+    if recency_days > settings.lifecycle_lapsed_days:
+        return Stage.LAPSED
+    if recency_days > settings.lifecycle_silent_days:
+        return Stage.SILENT
+    return Stage.NEW if frequency <= 1 else Stage.ACTIVE
+
+
+async def purchases(user_ids: list[int] | None = None) -> dict[int, list[tuple[datetime, Decimal]]]:
+    """{buyer: [(paid at, total)]} of completed orders, for ``user_ids`` or every buyer."""
+    query = Order.filter(status=OrderStatus.COMPLETED, buyer_id__isnull=False)
+    if user_ids is not None:
+        query = query.filter(buyer_id__in=user_ids)
+    found: dict[int, list[tuple[datetime, Decimal]]] = {}
+    for buyer_id, paid_at, created_at, total in await query.values_list("buyer_id", "paid_at", "created_at", "total"):
+        found.setdefault(int(buyer_id), []).append((paid_at or created_at, Decimal(total)))
+    return found
+
+
+def summarise(user_id: int, rows: list[tuple[datetime, Decimal]], now: datetime) -> Rfm:
+    times = sorted(when for when, _ in rows)
+    return Rfm(user_id=user_id, recency_days=max(0, (now - times[-1]).days), frequency=len(rows),
+               monetary=sum((total for _, total in rows), Decimal("0")), first_purchase_at=times[0],
+               last_purchase_at=times[-1])
+
+
+def score(value: float, population: list[float], *, higher_is_better: bool = True) -> int:
+    """1-5: the quintile of ``value`` in the sorted ``population`` (5 is best)."""
+    if not population:
+        return 3
+    below = bisect.bisect_left(population, value)
+    above = len(population) - bisect.bisect_right(population, value)
+    better_than = below if higher_is_better else above
+    ties = len(population) - below - above
+    share = (better_than + ties / 2) / len(population)  # mid-rank: ties share their quintile
+    return min(5, 1 + int(share * 5))
+
+
+async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[float], list[float], list[float]],
+                 now: datetime) -> BuyerRfm:
+    recency, frequency, monetary = populations
+    stage = stage_of(rfm.frequency, rfm.recency_days)
+    rule = segments.first_match(rules, recency_days=rfm.recency_days, frequency=rfm.frequency,
+                                monetary=rfm.monetary, stage=stage)
+    values = dict(
+        recency_days=rfm.recency_days, frequency=rfm.frequency, monetary=rfm.monetary,
+        r_score=score(rfm.recency_days, recency, higher_is_better=False),
+        f_score=score(rfm.frequency, frequency), m_score=score(float(rfm.monetary), monetary),
+        first_purchase_at=rfm.first_purchase_at, last_purchase_at=rfm.last_purchase_at, stage=stage,
+        segment_rule_id=rule.id if rule is not None else None, computed_at=now,
+    )
+    row, _ = await BuyerRfm.update_or_create(defaults=values, user_id=rfm.user_id)
+    return row
+
+
+async def _populations() -> tuple[list[float], list[float], list[float]]:
+    rows = await BuyerRfm.all().values_list("recency_days", "frequency", "monetary")
+    return (sorted(float(r) for r, _, _ in rows), sorted(float(f) for _, f, _ in rows),
+            sorted(float(m) for _, _, m in rows))
+
+
+async def recompute_user(user_id: int) -> BuyerRfm | None:
+    """One buyer's row, scored against the other buyers' stored rows; None (and no row) for a
+    user without a completed order."""
+    now = datetime.now(UTC)
+    rows = (await purchases([user_id])).get(user_id)
+    if not rows:
+        await BuyerRfm.filter(user_id=user_id).delete()
+        return None
+    await segments.ensure_default_rules()
+    return await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
+
+
+async def recompute_all() -> int:
+    """Every buyer's row from their orders; rows of users with no purchase left are removed.
+    How many buyers were scored."""
+    now = datetime.now(UTC)
+    await segments.ensure_default_rules()
+    rules = await segments.active_rules()
+    every = [summarise(user_id, rows, now) for user_id, rows in (await purchases()).items()]
+    populations = (sorted(float(r.recency_days) for r in every), sorted(float(r.frequency) for r in every),
+                   sorted(float(r.monetary) for r in every))
+    for rfm in every:
+        await _write(rfm, rules, populations, now)
+    await BuyerRfm.filter(computed_at__lt=now).delete()  # not written above: no purchase left
+    return len(every)
