@@ -332,5 +332,40 @@ def tradelog_verify(
         raise typer.Exit(code=1)
 
 
+recommend_cli = typer.Typer(no_args_is_help=True, help="Recommendations: offline evaluation and training.")
+cli.add_typer(recommend_cli, name="recommend")
+
+
+@recommend_cli.command("evaluate")
+def recommend_evaluate(
+    file: Annotated[Path, typer.Argument(help="CSV interaction log with a header row.")],
+    user_col: Annotated[str, typer.Option(help="Column of the user.")],
+    item_col: Annotated[str, typer.Option(help="Column of the item.")],
+    time_col: Annotated[str, typer.Option(help="Column of the time (number or ISO 8601).")],
+    k: Annotated[int, typer.Option(min=1, help="Cut-off of HR@K and NDCG@K.")] = 10,
+    max_items: Annotated[int, typer.Option(min=1, help="Items the model keeps (most interacted).")] = 6000,
+    json_output: Annotated[bool, typer.Option("--json", help="End with one JSON line of the figures.")] = False,
+) -> None:
+    """Train the production model on a log, leave-last-out by time, and compare it with
+    popularity: HR@K and NDCG@K over a full ranking of each user's unseen items."""
+    import orjson
+
+    from resolvers.discovery import model
+
+    try:
+        log = model.read_csv(str(file), user_col, item_col, time_col)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _fail(f"recommend evaluate: {exc}") from None
+    result = model.evaluate(log, k=k, max_items=max_items)
+    typer.echo(f"log            {result.interactions} interactions, {result.users} users, {result.items} items")
+    typer.echo(f"model (EASE)   HR@{k} {result.model_hr:.4f}  NDCG@{k} {result.model_ndcg:.4f}  "
+               f"(lambda {result.lam:.1f}, half-life {result.half_life_events:g} interactions)")
+    typer.echo(f"popularity     HR@{k} {result.popularity_hr:.4f}  NDCG@{k} {result.popularity_ndcg:.4f}")
+    ratio = result.model_hr / result.popularity_hr if result.popularity_hr else float("inf")
+    typer.echo(f"ratio          {ratio:.2f}x popularity HR@{k}; trained in {result.train_seconds:.2f} s")
+    if json_output:
+        typer.echo(orjson.dumps(result.as_json()).decode())
+
+
 def main() -> None:
     cli()
