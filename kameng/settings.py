@@ -200,6 +200,20 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("KAMENG_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
     )
 
+    # -- issue 11: recommendations
+    # How often job-consuming processes retrain the model and rewrite the served lists.
+    recommend_train_seconds: float = Field(default=600, gt=0)
+    # Behaviour older than this is not learnt from; an interaction's weight halves every half-life.
+    recommend_window_days: float = Field(default=90, gt=0)
+    recommend_half_life_days: float = Field(default=14, gt=0)
+    # Products kept per precomputed list, and the most products the model learns at once.
+    recommend_list_size: int = Field(default=50, ge=10)
+    recommend_max_items: int = Field(default=6000, ge=100)
+    # An order paid within this long after a click on a recommendation is attributed to it.
+    recommend_attribution_hours: float = Field(default=24, gt=0)
+    # "New" in NEW_AND_WELL_REVIEWED: listed within this many days.
+    recommend_new_days: float = Field(default=30, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 

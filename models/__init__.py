@@ -25,4 +25,5 @@ MODEL_MODULES = [
     "models.trust.promises",
     "models.trust.tradelog",
     "models.discovery.events",
+    "models.discovery.recommendations",
 ]

@@ -40,6 +40,8 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # discovery (issue 11)
+    READ_RECOMMENDATION_STATS = "READ_RECOMMENDATION_STATS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # How recommendations perform across the shop: merchandising and support, not shops.
+    Action.READ_RECOMMENDATION_STATS: Rule(STAFF),
 }
 
 

@@ -1,0 +1,1 @@
+"""Discovery in the graph: recommendations, comparison and their measurement (issue 11)."""
