@@ -208,7 +208,7 @@ class Settings(BaseSettings):
     recommend_half_life_days: float = Field(default=14, gt=0)
     # Products kept per precomputed list, and the most products the model learns at once.
     recommend_list_size: int = Field(default=50, ge=10)
-    recommend_max_items: int = Field(default=6000, ge=100)
+    recommend_max_items: int = Field(default=4000, ge=100)
     # An order paid within this long after a click on a recommendation is attributed to it.
     recommend_attribution_hours: float = Field(default=24, gt=0)
     # "New" in NEW_AND_WELL_REVIEWED: listed within this many days.

@@ -343,7 +343,7 @@ def recommend_evaluate(
     item_col: Annotated[str, typer.Option(help="Column of the item.")],
     time_col: Annotated[str, typer.Option(help="Column of the time (number or ISO 8601).")],
     k: Annotated[int, typer.Option(min=1, help="Cut-off of HR@K and NDCG@K.")] = 10,
-    max_items: Annotated[int, typer.Option(min=1, help="Items the model keeps (most interacted).")] = 6000,
+    max_items: Annotated[int, typer.Option(min=1, help="Items the model keeps (most interacted).")] = 4000,
     json_output: Annotated[bool, typer.Option("--json", help="End with one JSON line of the figures.")] = False,
 ) -> None:
     """Train the production model on a log, leave-last-out by time, and compare it with

@@ -231,6 +231,12 @@ def probes() -> dict[Action, Probe]:
     async def balance_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("balance") is not None
 
+    async def today(people: People) -> tuple[dict[str, Any], Any]:
+        return datetime.now(UTC).date().isoformat(), None  # type: ignore[return-value]
+
+    async def stats_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("days") is not None
+
     return {
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
@@ -251,6 +257,9 @@ def probes() -> dict[Action, Probe]:
                                    owner_itself, email_seen),
         Action.READ_SHOP_PRIVATE: Probe("query($input: ID!) { result: merchant(id: $input) { balance { amount } } }",
                                         owner_shop, balance_seen),
+        Action.READ_RECOMMENDATION_STATS: Probe(
+            "query($input: Date!) { result: recommendationStats(from: $input, to: $input) { days { clicks } } }",
+            today, stats_seen),
     }
 
 
