@@ -202,7 +202,7 @@ class Settings(BaseSettings):
 
     # -- issue 11: recommendations
     # How often job-consuming processes retrain the model and rewrite the served lists.
-    recommend_train_seconds: float = Field(default=600, gt=0)
+    recommend_train_seconds: float = Field(default=300, gt=0)
     # Behaviour older than this is not learnt from; an interaction's weight halves every half-life.
     recommend_window_days: float = Field(default=90, gt=0)
     recommend_half_life_days: float = Field(default=14, gt=0)

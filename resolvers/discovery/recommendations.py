@@ -160,9 +160,13 @@ async def recommend(actor: Actor, surface: Surface, *, product_id: int | None = 
             if pid not in seen:
                 seen.add(pid)
                 candidates.append(row)
-    budget = candidates[: first + 2 * MAX_FIRST]
+    # Enough spares for products gone since training (the query re-checks them), few to load.
+    budget = candidates[: first + max(5, first // 2)]
+    # Best sellers fill what the lists cannot: a few always (so the answer is never empty), all
+    # of it when the lists are short.
+    fill = max(3, first + 2 - len(budget))
     products = await catalogue.available_products([int(r[0]) for r in budget], actor.user_id,  # type: ignore[call-overload]
-                                                  fill=first, exclude=product_id)
+                                                  fill=fill, exclude=product_id)
     trained = next((found[o][0] for o in owners if o in found), "")
     version = POPULARITY if arm == POPULARITY else (trained or "cold-start")
     issued, device = int(time.time()), device_hash(device_id)
@@ -174,7 +178,12 @@ async def recommend(actor: Actor, surface: Surface, *, product_id: int | None = 
                            None if row[4] is None else int(row[4]),  # type: ignore[call-overload]
                            float(row[1]), issue_token(claims, key))  # type: ignore[arg-type]
 
-    items = [item(products.pop(int(r[0])), r) for r in budget if int(r[0]) in products][:first]  # type: ignore[call-overload]
+    items: list[Recommended] = []
+    for r in budget:
+        if len(items) == first:
+            break
+        if int(r[0]) in products:  # type: ignore[call-overload]
+            items.append(item(products.pop(int(r[0])), r))  # type: ignore[call-overload]
     if len(items) < first:  # best sellers, the filler of last resort
         filler = sorted(products.values(), key=lambda p: (-p.sold_count, -p.id))
         items += [item(p, [p.id, 0.0, *Reason.trending()]) for p in filler[: first - len(items)]]
