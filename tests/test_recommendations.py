@@ -16,6 +16,7 @@ from models.accounts.users import Role, User
 from models.commerce.catalog import DeliveryKind, Product, ProductStatus
 from models.commerce.orders import Order, OrderStatus
 from models.community.posts import Post, PostKind
+from models.community.topics import Topic
 from models.discovery.events import EventKind
 from resolvers.commerce.orders import new_order_no
 from resolvers.discovery import recommendations, training
@@ -269,3 +270,26 @@ async def test_compare_products_side_by_side(client: Client) -> None:
     assert second["measuredDelivery"]["deliveredOrders"] == 0 and second["promiseMinutes"] == 10
     one = (await client.post(query, {"ids": [gid("Product", cheap.id)]})).json()
     assert one["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_purchases_circles_and_devices_shape_their_lists(make_client) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world()
+    circle = await Topic.create(slug=f"circle-{uuid.uuid4().hex[:8]}", name="A buyers", product=world.a)
+    await paid_order(world.reader, world.a)
+    device = f"dev-{uuid.uuid4().hex}"
+    await record([TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.PRODUCT_VIEW, device_id=device,
+                               product_id=world.a.id) for _ in range(2)])
+    await training.train()
+    reader = await signed(make_client, world.reader)
+    shown = {i["product"]["id"]: i for i in (await home(reader, first=10))["items"]}
+    assert shown[gid("Product", world.b.id)]["reason"]["kind"] == "BECAUSE_YOU_BOUGHT"
+    assert world.a.title in shown[gid("Product", world.b.id)]["reason"]["text"]
+    body = (await reader.post(SURFACE, {"s": "CIRCLE", "p": gid("Product", world.a.id), "first": 3})).json()
+    in_circle = body["data"]["recommendations"]["items"]
+    assert in_circle[0]["reason"]["kind"] == "TRENDING_IN_CIRCLE" and circle.product_id == world.a.id
+    assert gid("Product", world.a.id) not in [i["product"]["id"] for i in in_circle]
+    anonymous = await home(make_client(), first=10, device=device)
+    kinds = {i["product"]["id"]: i["reason"]["kind"] for i in anonymous["items"]}
+    assert kinds.get(gid("Product", world.b.id)) == "POPULAR_WITH_BUYERS_OF"
+    claims = read_token(anonymous["items"][0]["token"])
+    assert claims is not None and claims.user_id is None and claims.device == recommendations.device_hash(device)

@@ -31,7 +31,8 @@ LAMBDA_GRID = (1.0, 2.0, 4.0, 8.0, 16.0)
 HALF_LIFE_GRID = (5.0, 10.0, 20.0)
 #: λ and the half-life are chosen on at most this many (most popular) items, to keep tuning cheap.
 TUNE_ITEMS = 1000
-EVAL_BATCH = 2048
+#: Scores computed at once during evaluation: at most this many cells (users × items).
+EVAL_CELLS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,9 @@ def _hit_rates(score, x: sparse.csr_matrix, users: np.ndarray, items: np.ndarray
     """HR@k and NDCG@k with one relevant item per user, full ranking over the items the user has
     not interacted with in ``x`` (ties broken by item index)."""
     hits, gains = 0.0, 0.0
-    for start in range(0, users.size, EVAL_BATCH):
-        u, target = users[start:start + EVAL_BATCH], items[start:start + EVAL_BATCH]
+    batch = max(16, min(4096, EVAL_CELLS // max(x.shape[1], 1)))
+    for start in range(0, users.size, batch):
+        u, target = users[start:start + batch], items[start:start + batch]
         rows = x[u]
         s = score(rows)
         seen = rows.tocoo()

@@ -66,3 +66,12 @@ async def fetch(owners: list[str]) -> dict[str, tuple[str, list[list[Any]], list
             return {o: tuple(orjson.loads(v)) for o, v in zip(owners, values, strict=True)}  # type: ignore[misc]
     rows = await RecommendationList.filter(owner__in=owners).values_list("owner", "model_version", "items", "posts")
     return {owner: (version, items, posts) for owner, version, items, posts in rows}
+
+
+async def claim_training(seconds: float) -> bool:
+    """One training run at a time across processes when Redis is there (a lock that expires on
+    its own); without Redis there is one process, and publishing keeps the newest run anyway."""
+    redis = _redis()
+    if redis is None:
+        return True
+    return bool(await redis.set(_key("training-lock"), "1", nx=True, ex=max(int(seconds), 1)))

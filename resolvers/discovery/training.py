@@ -269,5 +269,7 @@ async def sweep_training() -> bool:
     now = datetime.now(UTC)
     if last is not None and (now - last).total_seconds() < settings.recommend_train_seconds:
         return False
+    if not await storage.claim_training(settings.recommend_train_seconds):
+        return False
     await train(now)
     return True
