@@ -39,4 +39,5 @@ MODEL_MODULES = [
     "models.trust.claims",
     "models.lifecycle.segments",
     "models.lifecycle.churn",
+    "models.discovery.recommendations",
 ]

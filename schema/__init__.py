@@ -66,6 +66,7 @@ from schema.commerce.suppliers import SupplierMutations
 from schema.commerce.withdrawals import WithdrawalMutations, WithdrawalQueries
 from schema.trust.claims import ClaimMutations, ClaimQueries
 from schema.lifecycle.segments import LifecycleMutations, LifecycleQueries
+from schema.discovery.recommendations import RecommendationQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -104,7 +105,7 @@ def _query_root(settings: Settings) -> type:
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
         TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
-        OnboardingQueries, WithdrawalQueries, ClaimQueries, LifecycleQueries,
+        OnboardingQueries, WithdrawalQueries, ClaimQueries, LifecycleQueries, RecommendationQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")

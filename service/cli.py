@@ -13,8 +13,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kameng.settings import ConfigurationError, Settings, get_settings
+from service.evaluations import churn_cli, recommend_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kameng: social commerce for virtual goods.")
+cli.add_typer(churn_cli, name="churn")
+cli.add_typer(recommend_cli, name="recommend")
 T = TypeVar("T")
 
 
@@ -330,46 +333,6 @@ def tradelog_verify(
         typer.secho(f"FAIL  {line}", err=True, fg=typer.colors.RED)
     if report.failures:
         raise typer.Exit(code=1)
-
-
-churn_cli = typer.Typer(no_args_is_help=True, help="Churn risk: the repeat-buying model (lifecycle).")
-cli.add_typer(churn_cli, name="churn")
-
-
-@churn_cli.command("evaluate")
-def churn_evaluate(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The purchase log.")],
-    calibration_end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD) of the calibration period.")],
-    holdout_end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD) of the holdout period.")],
-    fmt: Annotated[str, typer.Option("--format", help="cdnow (the CDNOW master log) or csv (user,time,amount).")] = "csv",
-    period: Annotated[str, typer.Option(help="One purchase per buyer and week (default) or day.")] = "week",
-    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of the figures.")] = False,
-) -> None:
-    """Fit BG/NBD on the calibration period; print forecast and actual repeat purchases in the
-    holdout, and the AUC of ranking buyers by the model against ranking by recency alone."""
-    import json
-    from datetime import date
-
-    from resolvers.lifecycle.evaluation import PERIODS, evaluate
-    from service.churn_evaluate import read
-
-    if period not in PERIODS:
-        raise _fail(f"--period {period!r}: week or day")
-    try:
-        start, end = date.fromisoformat(calibration_end), date.fromisoformat(holdout_end)
-        result = evaluate(read(file, fmt), start, end, period=period)
-    except (OSError, ValueError) as exc:
-        raise _fail(f"churn evaluate: {exc}") from None
-    p = result.params
-    typer.echo(f"buyers in calibration: {result.buyers}")
-    typer.echo(f"BG/NBD: r={p.r:.4f} alpha={p.alpha:.4f} a={p.a:.4f} b={p.b:.4f} (weeks)")
-    error = (result.holdout_forecast - result.holdout_actual) / result.holdout_actual if result.holdout_actual else 0.0
-    typer.echo(f"holdout repeat purchases: forecast {result.holdout_forecast:.1f}, actual {result.holdout_actual} "
-               f"({error:+.1%})")
-    typer.echo(f"AUC (buys again in the holdout): model {result.auc:.4f}, P(buy) {result.auc_p_buy:.4f}, "
-               f"recency alone {result.auc_recency:.4f}")
-    if as_json:
-        typer.echo(json.dumps(result.as_json()))
 
 
 def main() -> None:

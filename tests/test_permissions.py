@@ -380,6 +380,11 @@ def probes() -> dict[Action, Probe]:
 
     async def rule_made(_: dict[str, Any], key: str) -> bool:
         return await SegmentRule.filter(key=key).exists()
+    async def today(people: People) -> tuple[dict[str, Any], Any]:
+        return datetime.now(UTC).date().isoformat(), None  # type: ignore[return-value]
+
+    async def stats_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("days") is not None
 
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
@@ -423,6 +428,9 @@ def probes() -> dict[Action, Probe]:
         Action.READ_LIFECYCLE: Probe("query($input: ID!) { result: buyerLifecycle(userId: $input) { frequency } }",
                                      lifecycle_of_owner, lifecycle_seen),
         Action.MANAGE_SEGMENTS: Probe(mutation("createSegmentRule", "SegmentRuleInput"), segment_rule, rule_made),
+        Action.READ_RECOMMENDATION_STATS: Probe(
+            "query($input: Date!) { result: recommendationStats(from: $input, to: $input) { days { clicks } } }",
+            today, stats_seen),
     }
 
 

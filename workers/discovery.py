@@ -1,6 +1,8 @@
 """Discovery sweeps: the retention of raw behaviour events (resolvers/discovery/events.py), the
-search index's backstop (rows written by other paths than the use cases, e.g. seeds) and the
-trending keywords' periodic recomputation.
+search index's backstop (rows written by other paths than the use cases, e.g. seeds), the
+trending keywords' periodic recomputation, and the recommendation model's scheduled training
+(resolvers/discovery/training.py decides when and what; every list it writes is served by all
+API processes).
 
 Client events are written by each API process's own flusher (resolvers/discovery/ingest.py),
 server events by the outbox relay; neither needs a message on the broker.
@@ -8,7 +10,7 @@ server events by the outbox relay; neither needs a message on the broker.
 
 from __future__ import annotations
 
-from resolvers.discovery import events, indexing, trending
+from resolvers.discovery import events, indexing, training, trending
 
 #: Run by workers/scheduler.py.
-SWEEPS = (events.sweep_retention, indexing.index_missing, trending.refresh_due)
+SWEEPS = (events.sweep_retention, indexing.index_missing, trending.refresh_due, training.sweep_training)

@@ -62,6 +62,8 @@ class Action(StrEnum):
     # lifecycle (issue 12): a user's RFM, segment and churn risk, and the rules that name segments
     READ_LIFECYCLE = "READ_LIFECYCLE"
     MANAGE_SEGMENTS = "MANAGE_SEGMENTS"
+    # discovery (issue 11)
+    READ_RECOMMENDATION_STATS = "READ_RECOMMENDATION_STATS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,8 @@ TABLE: dict[Action, Rule] = {
     Action.READ_LIFECYCLE: Rule(STAFF),
     # Segment rules steer offers (money): an ADMIN's call, not a moderator's.
     Action.MANAGE_SEGMENTS: Rule(ADMIN),
+    # How recommendations perform across the shop: merchandising and support, not shops.
+    Action.READ_RECOMMENDATION_STATS: Rule(STAFF),
 }
 
 

@@ -21,6 +21,7 @@ from models.commerce.catalog import Product as ProductModel
 from models.commerce.catalog import ProductStatus as ProductStatusValue
 from resolvers.commerce import catalog, pricing
 from resolvers.community import posts
+from resolvers.discovery import recommendations as discovery
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
 from schema.base import (
     After,
@@ -169,6 +170,13 @@ class Product(relay.Node):
     @strawberry.field(description="How many users have a delivered or completed order of this product.")
     async def buyer_count(self, info: Info) -> int:
         return await info.context.loaders.buyer_count.load(self.id)
+
+    @strawberry.field(description="Products popular with this product's buyers, on sale now (recommendations' "
+                                  "PRODUCT surface; trending when it has no neighbours yet).")
+    async def similar(
+        self, first: Annotated[int, strawberry.argument(description="How many (1 to 50).")] = 10,
+    ) -> list[Product]:
+        return [Product.from_model(p) for p in await discovery.similar_products(self.id, first)]
 
     @strawberry.field(description="The purchaser circle: a topic where buyers of this product talk.")
     async def circle(self, info: Info) -> Annotated[Topic, strawberry.lazy("schema.community.types")] | None:
