@@ -200,6 +200,24 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("KAMENG_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
     )
 
+    # -- issue 13: repurchase (resolvers/repurchase)
+    # A failed plan renewal is tried again this many days after each failure, then the plan lapses.
+    renewal_retry_days: str = "1,3,5"
+    # The reminder before each plan renewal, and the renewal offer before a delivered item's
+    # validity (or a plan without auto-renew) runs out: this many days ahead.
+    renewal_reminder_days: float = Field(default=3, gt=0)
+    expiry_reminder_days: float = Field(default=3, gt=0)
+    # A renewal claimed by the sweep is sent again if still open after this many seconds.
+    renewal_lease_seconds: float = Field(default=600, gt=0)
+    # Most due plans claimed per sweep (each becomes one renewal job).
+    renewal_claim_batch: int = Field(default=1000, ge=1)
+    # The yearly birthday benefit, in points (0: none).
+    points_birthday: int = Field(default=100, ge=0)
+
+    @property
+    def renewal_retry_schedule(self) -> list[float]:
+        return [float(part) for part in self.renewal_retry_days.replace(" ", "").split(",") if part]
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -25,4 +25,7 @@ MODEL_MODULES = [
     "models.trust.promises",
     "models.trust.tradelog",
     "models.discovery.events",
+    "models.repurchase.plans",
+    "models.repurchase.reminders",
+    "models.repurchase.birthdays",
 ]

@@ -52,6 +52,10 @@ from schema.loyalty.checkins import CheckInMutations
 from schema.loyalty.coupons import Coupon, CouponMutations, CouponQueries, UserCoupon
 from schema.loyalty.leaderboard import LeaderboardQueries
 from schema.trust.tradelog import TradeLogQueries
+from schema.repurchase.birthdays import BirthdayMutations, BirthdayQueries
+from schema.repurchase.plans import PlanMutations, PlanQueries
+from schema.repurchase.reminders import ReminderMutations
+from schema.repurchase.validity import ValidityMutations, ValidityQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -89,6 +93,7 @@ def _query_root(settings: Settings) -> type:
     class Query(
         AccountQueries, CatalogQueries, MerchantQueries, OrderQueries, PricingQueries, CouponQueries, LeaderboardQueries,
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries,
+        PlanQueries, ValidityQueries, BirthdayQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -131,6 +136,7 @@ class Mutation(
     FollowMutations,
     CheckInMutations, CouponMutations,
     PostMutations, CommentMutations, ReactionMutations, AnswerMutations, TopicMutations, ModerationMutations,
+    PlanMutations, ValidityMutations, ReminderMutations, BirthdayMutations,
 ):
     pass
 

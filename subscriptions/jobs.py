@@ -21,6 +21,7 @@ class JobName(StrEnum):
     LOYALTY_EVENT = "loyalty_event"
     NOTIFY_NEW_SIGNIN = "notify_new_signin"
     COMPENSATE_LATE_DELIVERY = "compensate_late_delivery"
+    RENEW_PLAN = "renew_plan"
     # Sent by dramatiq itself (on_retry_exhausted of deliver_order), never by the outbox.
     DELIVERY_GAVE_UP = "delivery_gave_up"
 
@@ -58,3 +59,7 @@ def notify_new_signin(session_id: str) -> JobCall:
 
 def compensate_late_delivery(order_id: int) -> JobCall:
     return JobCall(JobName.COMPENSATE_LATE_DELIVERY, {"order_id": order_id})
+
+
+def renew_plan(renewal_id: int) -> JobCall:
+    return JobCall(JobName.RENEW_PLAN, {"renewal_id": renewal_id})

@@ -14,8 +14,9 @@ from workers.commerce import SWEEPS as COMMERCE_SWEEPS
 from workers.community import SWEEPS as COMMUNITY_SWEEPS
 from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
 from workers.trust import SWEEPS as TRUST_SWEEPS
+from workers.repurchase import SWEEPS as REPURCHASE_SWEEPS
 
-SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS)
+SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS, *REPURCHASE_SWEEPS)
 
 log = logging.getLogger(__name__)
 

@@ -78,6 +78,9 @@ class Order(Model):
     # (the product's at that moment), so the shop's stats never depend on later edits.
     delivery_seconds = fields.IntField(null=True)
     promised_minutes = fields.IntField(null=True)
+    # Repurchase (issue 13): what was delivered is valid until then (the product's validity
+    # from delivery); null: no validity. Not ``expires_at``, the unpaid reservation's end.
+    valid_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
