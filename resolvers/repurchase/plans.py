@@ -83,7 +83,7 @@ async def subscribe(actor: Actor, request: NewPlan) -> ProductPlan:
             raise
         return existing
     assert renewal is not None
-    outcome = await renewals.renew(renewal.id)
+    outcome = await renewals.renew(renewal.id, now_please=True)
     if outcome.status != RenewalStatus.PAID:
         await ProductPlan.filter(id=plan.id).delete()  # its renewal row goes with it (cascade)
         raise outcome.error or UserFacingError(ErrorCode.INVALID_STATE, "The first period could not be paid.")
@@ -216,7 +216,7 @@ async def renew_now(actor: Actor, plan_id: int) -> tuple[ProductPlan, int | None
     if renewal is None:
         raise UserFacingError(ErrorCode.INVALID_STATE, "The plan is being renewed right now; look again shortly.",
                               "planId")
-    outcome = await renewals.renew(renewal.id)
+    outcome = await renewals.renew(renewal.id, now_please=True)
     if outcome.status != RenewalStatus.PAID:
         raise outcome.error or UserFacingError(ErrorCode.INVALID_STATE, "The renewal is not settled yet.", "planId")
     return await ProductPlan.get(id=plan.id), outcome.order_id

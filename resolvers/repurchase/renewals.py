@@ -77,7 +77,8 @@ async def _claim_batch(now: datetime) -> int:
         ).order_by("next_renewal_at", "id").limit(settings.renewal_claim_batch)
         if _is_postgres():
             query = query.select_for_update(skip_locked=True)
-        due = await query.values_list("id", "period")
+        # Whole rows: Tortoise drops FOR UPDATE from values_list() queries.
+        due = [(plan.id, plan.period) for plan in await query]
         if not due:
             return 0
         ids = [plan_id for plan_id, _ in due]
@@ -156,14 +157,17 @@ async def sweep() -> None:
 # -- one renewal ----------------------------------------------------------------------------
 
 
-async def renew(renewal_id: int) -> Outcome:
-    """Charge one period of a plan (the ``renew_plan`` job, and a renewal by hand). Safe to
-    run twice, or concurrently: see the module docstring."""
+async def renew(renewal_id: int, *, now_please: bool = False) -> Outcome:
+    """Charge one period of a plan (the ``renew_plan`` job, and a renewal by hand, which
+    does not wait for the retry time: ``now_please``). Safe to run twice, or concurrently:
+    see the module docstring."""
     renewal = await PlanRenewal.filter(id=renewal_id).first()
     if renewal is None:
         return Outcome(RenewalStatus.LAPSED)
     if renewal.status != RenewalStatus.PENDING:
         return Outcome(renewal.status, order_id=renewal.order_id)
+    if renewal.next_attempt_at > datetime.now(UTC) and not now_please:
+        return Outcome(RenewalStatus.PENDING)  # a late duplicate of a job: the retry is not due yet
     plan = await ProductPlan.get(id=renewal.plan_id)
     if not renewal.manual and (plan.status != PlanStatus.ACTIVE or not plan.auto_renew):
         await _close(renewal, plan, "the plan was paused, cancelled or set not to renew")
