@@ -161,9 +161,10 @@ async def renew_item(actor: Actor, order_id: int) -> Order:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such order.", "orderId")
     if previous.status not in HELD:
         raise UserFacingError(ErrorCode.INVALID_STATE, "Only a delivered item can be renewed.", "orderId")
-    key = f"renew-{previous.id}"
+    base = f"renew-{previous.id:08d}"  # idempotency keys have at least 8 characters
+    key = base
     for n in range(RENEW_ITEM_KEYS):
-        key = f"renew-{previous.id}" if n == 0 else f"renew-{previous.id}-{n}"
+        key = base if n == 0 else f"{base}-{n}"
         found = await Order.filter(idempotency_scope=f"u:{user.id}", idempotency_key=key).first()
         if found is None or found.status != OrderStatus.CANCELLED:
             break

@@ -4,7 +4,7 @@ season pass). The DELIVERED transition (resolvers/commerce/orders.py) writes the
 product's validity and the period bounds of its plans.
 
 A one-click renewal of an item (resolvers/repurchase/reminders.py ``renew_item``) carries
-the idempotency key ``renew-<order id>[-n]``: its validity runs on from the renewed item's,
+the idempotency key ``renew-<order id, 8 digits or more>[-n]``: its validity runs on from the renewed item's,
 if that had not run out yet, so renewing early loses no day.
 """
 
