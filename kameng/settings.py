@@ -221,6 +221,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @field_validator("renewal_retry_days")
+    @classmethod
+    def _retry_days(cls, value: str) -> str:
+        parts = [part for part in value.replace(" ", "").split(",") if part]
+        if not parts or any(not part.replace(".", "", 1).isdigit() or float(part) <= 0 for part in parts):
+            raise ValueError("KAMENG_RENEWAL_RETRY_DAYS: positive numbers of days, comma-separated (e.g. 1,3,5)")
+        return value
+
     @field_validator("database_url", "redis_url", "broker_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
