@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class LoopSettings(BaseModel):
@@ -79,3 +79,29 @@ class LoopSettings(BaseModel):
     churn_fit_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Fewer buyers than this: the churn model keeps its last fit (or its prior) instead of refitting.
     churn_min_buyers: int = Field(default=30, ge=5)
+
+    # -- issue 13: repurchase (resolvers/repurchase)
+    # A failed plan renewal is tried again this many days after each failure, then the plan lapses.
+    renewal_retry_days: str = "1,3,5"
+    # The reminder before each plan renewal, and the renewal offer before a delivered item's
+    # validity (or a plan without auto-renew) runs out: this many days ahead.
+    renewal_reminder_days: float = Field(default=3, gt=0)
+    expiry_reminder_days: float = Field(default=3, gt=0)
+    # A renewal claimed by the sweep is sent again if still open after this many seconds.
+    renewal_lease_seconds: float = Field(default=600, gt=0)
+    # Most due plans claimed per sweep (each becomes one renewal job).
+    renewal_claim_batch: int = Field(default=1000, ge=1)
+    # The yearly birthday benefit, in points (0: none).
+    points_birthday: int = Field(default=100, ge=0)
+
+    @property
+    def renewal_retry_schedule(self) -> list[float]:
+        return [float(part) for part in self.renewal_retry_days.replace(" ", "").split(",") if part]
+
+    @field_validator("renewal_retry_days")
+    @classmethod
+    def _retry_days(cls, value: str) -> str:
+        parts = [part for part in value.replace(" ", "").split(",") if part]
+        if not parts or any(not part.replace(".", "", 1).isdigit() or float(part) <= 0 for part in parts):
+            raise ValueError("KAMENG_RENEWAL_RETRY_DAYS: positive numbers of days, comma-separated (e.g. 1,3,5)")
+        return value

@@ -40,4 +40,7 @@ MODEL_MODULES = [
     "models.lifecycle.segments",
     "models.lifecycle.churn",
     "models.discovery.recommendations",
+    "models.repurchase.plans",
+    "models.repurchase.reminders",
+    "models.repurchase.birthdays",
 ]

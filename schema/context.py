@@ -25,6 +25,7 @@ from resolvers.commerce import catalog, inventory, ledger, merchants, orders, pr
 from resolvers.community import comments, follows, moderation, posts, reactions, topics
 from resolvers.loyalty import checkins, points
 from resolvers.trust import profile, tickets, tradelog
+from resolvers.repurchase import plans
 
 
 class Loaders:
@@ -149,6 +150,18 @@ class Loaders:
     def check_in_streak(self) -> DataLoader[int, int]:
         """The live check-in streak per user."""
         return DataLoader(checkins.current_streaks)
+
+    # -- repurchase
+
+    @cached_property
+    def plan_order(self) -> DataLoader[int, Any]:
+        """Orders of the viewer's plans and renewals, by id (the plan's buyer is the viewer)."""
+        return DataLoader(plans.get_orders)
+
+    @cached_property
+    def plan_renewals(self) -> DataLoader[int, list[Any]]:
+        """Each plan's renewals, newest period first: one query per batch."""
+        return DataLoader(plans.renewals_of)
 
 
 @dataclass

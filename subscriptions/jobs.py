@@ -23,6 +23,7 @@ class JobName(StrEnum):
     COMPENSATE_LATE_DELIVERY = "compensate_late_delivery"
     REFRESH_RFM = "refresh_rfm"
     FIT_CHURN = "fit_churn"
+    RENEW_PLAN = "renew_plan"
     # Sent by dramatiq itself (on_retry_exhausted of deliver_order), never by the outbox.
     DELIVERY_GAVE_UP = "delivery_gave_up"
 
@@ -69,3 +70,5 @@ def refresh_rfm(user_id: int | None = None) -> JobCall:
 
 def fit_churn() -> JobCall:
     return JobCall(JobName.FIT_CHURN, {})
+def renew_plan(renewal_id: int) -> JobCall:
+    return JobCall(JobName.RENEW_PLAN, {"renewal_id": renewal_id})

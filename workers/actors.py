@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from workers import accounts, commerce, community, lifecycle, loyalty, trust
+from workers import accounts, commerce, community, lifecycle, loyalty, repurchase, trust
 from workers.jobs import JOBS, JobSpec
 
-ACTOR_MODULES = (accounts, commerce, community, loyalty, trust, lifecycle)
+ACTOR_MODULES = (accounts, commerce, community, loyalty, trust, lifecycle, repurchase)
 
 
 def load_all() -> dict[str, JobSpec]:

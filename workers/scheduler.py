@@ -16,8 +16,12 @@ from workers.discovery import SWEEPS as DISCOVERY_SWEEPS
 from workers.loyalty import SWEEPS as LOYALTY_SWEEPS
 from workers.trust import SWEEPS as TRUST_SWEEPS
 from workers.lifecycle import SWEEPS as LIFECYCLE_SWEEPS
+from workers.repurchase import SWEEPS as REPURCHASE_SWEEPS
 
-SWEEPS = (*COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS, *DISCOVERY_SWEEPS, *LIFECYCLE_SWEEPS)
+SWEEPS = (
+    *COMMERCE_SWEEPS, *COMMUNITY_SWEEPS, *LOYALTY_SWEEPS, *TRUST_SWEEPS, *DISCOVERY_SWEEPS, *LIFECYCLE_SWEEPS,
+    *REPURCHASE_SWEEPS,
+)
 
 log = logging.getLogger(__name__)
 

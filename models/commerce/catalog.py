@@ -61,6 +61,11 @@ class Product(Model):
     rating_sum = fields.IntField(default=0)
     review_count = fields.IntField(default=0)
     status = fields.CharEnumField(ProductStatus, max_length=16, default=ProductStatus.ACTIVE)
+    # Repurchase (issue 13): days a delivered unit stays valid (null: forever), and the period
+    # bounds, in days, a buyer may choose for a plan of it (null: not sold as a plan).
+    validity_days = fields.IntField(null=True)
+    plan_min_days = fields.IntField(null=True)
+    plan_max_days = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -82,6 +82,9 @@ class Order(Model):
     # clock starts then (resolvers/commerce/gifts.py).
     awaiting_claim = fields.BooleanField(default=False)
     delivery_from = fields.DatetimeField(null=True)
+    # Repurchase (issue 13): what was delivered is valid until then (the product's validity
+    # from delivery); null: no validity. Not ``expires_at``, the unpaid reservation's end.
+    valid_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -25,6 +25,7 @@ from resolvers.accounts.users import normalise_email
 from resolvers.commerce import inventory, pricing, promises
 from resolvers.commerce.access import actor_label, is_buyer
 from resolvers.loyalty import coupons, creators, points
+from resolvers.repurchase import validity
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
@@ -68,6 +69,7 @@ async def transition(
     changes["updated_at"] = datetime.now(UTC)  # queryset updates do not touch auto_now fields
     if target == OrderStatus.DELIVERED:
         changes.update(await promises.delivery_record(order, changes.get("delivered_at")))
+        changes.update(await validity.delivery_record(order, changes.get("delivered_at")))
     updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
     if updated != 1:
         return False

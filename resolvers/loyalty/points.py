@@ -79,6 +79,8 @@ RULES: dict[str, Rule] = {
         # Not earned (tiers do not count it): the shop hands value back for a broken promise.
         Rule("late_delivery", Kind.SPEND_RETURN, "compensation for a late delivery, paid by the shop"),
         Rule("event", Kind.MARKER, "a loyalty event counted towards tasks"),
+        # Not earned (tiers do not count it): a gift, once a year (resolvers/repurchase/birthdays.py).
+        Rule("birthday", Kind.SPEND_RETURN, "the yearly birthday benefit", "points_birthday"),
     ]
 }
 

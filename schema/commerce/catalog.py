@@ -121,6 +121,19 @@ class Product(relay.Node):
             for q, p in pricing.parse_tiers(self._model.wholesale_tiers)
         ]
 
+    @strawberry.field(description="Days a delivered unit stays valid (the order's `validUntil`); null: no end.")
+    def validity_days(self) -> int | None:
+        return self._model.validity_days
+
+    @strawberry.field(description="Shortest plan period, in days, a buyer may choose (`subscribeToProduct`); null: "
+                                  "not sold as a plan.")
+    def plan_min_days(self) -> int | None:
+        return self._model.plan_min_days
+
+    @strawberry.field(description="Longest plan period, in days, a buyer may choose; null: not sold as a plan.")
+    def plan_max_days(self) -> int | None:
+        return self._model.plan_max_days
+
     @strawberry.field(description="How soon an order of it is delivered once paid.")
     def delivery_promise(self) -> DeliveryPromise:
         minutes = self._model.delivery_promise_minutes

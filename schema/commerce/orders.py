@@ -113,6 +113,11 @@ class Order(relay.Node):
         rows = await info.context.loaders.order_events.load(self.id)
         return [OrderEvent(status=e.status, at=e.at, note=e.note) for e in rows]
 
+    @strawberry.field(description="What was delivered is valid until then (the product's validity from delivery; "
+                                  "not `expiresAt`, the end of the time to pay); null: no validity, or not delivered.")
+    def valid_until(self) -> datetime | None:
+        return self._model.valid_until
+
     @strawberry.field(description="unitPrice x quantity, before member, coupon and points discounts.")
     def subtotal(self) -> Money:
         return Money(amount=(self._model.unit_price * self._model.quantity).quantize(Decimal("0.01")),

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers.commerce import pricing
+from resolvers.repurchase import offers
 from schema.base import Money, PayloadErrors, UserError, decode_id, errors_field
 from schema.context import Info
 from schema.loyalty.tiers import Tier
@@ -23,6 +24,15 @@ class PriceLine:
 
 def price_lines(lines: list[pricing.PriceLine], currency: str) -> list[PriceLine]:
     return [PriceLine(kind=l.kind, label=l.label, amount=Money(amount=l.amount, currency=currency)) for l in lines]
+
+
+@strawberry.type(description="An offer at checkout: a coupon the viewer holds and what the order would cost with it.")
+class CheckoutOffer:
+    kind: str = strawberry.field(description="FIRST_ORDER: the new-user coupon, for a first paid order.")
+    coupon_code: str = strawberry.field(description="The code to give as `couponCode`.")
+    title: str = strawberry.field(description="The coupon's title.")
+    total: Money = strawberry.field(description="What the order would cost with it.")
+    saving: Money = strawberry.field(description="How much less than `total` of the quote.")
 
 
 @strawberry.type(description="What an order would cost: createOrder charges exactly this total.")
@@ -43,6 +53,11 @@ class PriceQuote:
     )
     total: Money = strawberry.field(description="What the buyer would pay.")
     lines: list[PriceLine] = strawberry.field(description="The same, line by line, in order.")
+    offers: list[CheckoutOffer] = strawberry.field(
+        default_factory=list,
+        description="Offers the viewer holds that would lower this total, shown without asking (today: the "
+                    "first-order coupon of a buyer who never paid an order); apply one with `couponCode`.",
+    )
 
     @classmethod
     def of(cls, q: pricing.Quote) -> PriceQuote:
@@ -87,4 +102,11 @@ class PricingQueries:
             coupon_code=input.coupon_code, points_to_use=input.points_to_use,
         )
         priced = await pricing.price(info.context.actor, request)
-        return PriceQuotePayload(quote=PriceQuote.of(priced.quote))
+        quote = PriceQuote.of(priced.quote)
+        currency = priced.quote.currency
+        quote.offers = [
+            CheckoutOffer(kind=o.kind, coupon_code=o.coupon_code, title=o.title,
+                          total=Money(amount=o.total, currency=currency), saving=Money(amount=o.saving, currency=currency))
+            for o in await offers.checkout_offers(info.context.actor, priced.product, priced.quote)
+        ]
+        return PriceQuotePayload(quote=quote)
