@@ -231,6 +231,12 @@ def probes() -> dict[Action, Probe]:
     async def balance_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("balance") is not None
 
+    async def period(_: People) -> tuple[dict[str, Any], Any]:
+        return {"since": "2019-01-01", "until": "2019-02-01"}, None
+
+    async def analytics_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("analytics") is not None
+
     return {
         Action.REFUND_ORDER: Probe(mutation("refundOrder", "RefundOrderInput"), refund_failed, refunded),
         Action.REFUND_DELIVERED_CARD_KEYS: Probe(mutation("refundOrder", "RefundOrderInput"), refund_delivered, refunded),
@@ -251,6 +257,8 @@ def probes() -> dict[Action, Probe]:
                                    owner_itself, email_seen),
         Action.READ_SHOP_PRIVATE: Probe("query($input: ID!) { result: merchant(id: $input) { balance { amount } } }",
                                         owner_shop, balance_seen),
+        Action.READ_ANALYTICS: Probe("query($input: RetentionAnalyticsInput) { result: retentionAnalytics(input: $input) "
+                                     "{ errors { code field } analytics { minGroup } } }", period, analytics_seen),
     }
 
 

@@ -40,6 +40,8 @@ class Action(StrEnum):
     # reads of what belongs to someone: wallets, orders, points, coupons, hidden items
     READ_PRIVATE = "READ_PRIVATE"
     READ_SHOP_PRIVATE = "READ_SHOP_PRIVATE"
+    # lifecycle
+    READ_ANALYTICS = "READ_ANALYTICS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ TABLE: dict[Action, Rule] = {
     # Support reads what a user sees of their own (to answer them); it changes nothing.
     Action.READ_PRIVATE: Rule(STAFF, owner=True),
     Action.READ_SHOP_PRIVATE: Rule(STAFF, owner=True),
+    # Retention analytics are business data (revenue, LTV), not a moderation tool: ADMIN only.
+    Action.READ_ANALYTICS: Rule(ADMIN),
 }
 
 
