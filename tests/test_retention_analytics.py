@@ -117,7 +117,8 @@ async def test_every_metric_on_a_hand_built_history(make_client) -> None:  # typ
     await visit(u4, at(y, 1, 7)), await visit(u5, at(y, 1, 8)), await visit(u1, at(y, 2, 4)), await visit(u6, at(y, 2, 11))
     await visit(u6, at(y, 3, 12), EventKind.RECOMMENDATION_IMPRESSION)
     # Prompts: u2 and u4 were notified less than 24 h before their only visit; u3 48 h before (too
-    # early), u5 an hour after (too late). Unprompted: u1, u3, u5, u6 of 6 visitors.
+    # early), u5 an hour after (too late). User-months: January u1 u2 u3 u4 u5, February u1 u6;
+    # unprompted: January u1 u3 u5, February u1 u6 -> 5 of 7, over 6 visitors.
     await notify(u2, at(y, 1, 9, 18)), await notify(u4, at(y, 1, 7, 11))
     await notify(u3, at(y, 1, 13, 12)), await notify(u5, at(y, 1, 8, 13))
 
@@ -129,7 +130,7 @@ async def test_every_metric_on_a_hand_built_history(make_client) -> None:  # typ
     assert r["crossCategoryRate"] == {"value": 2 / 8, "users": 8, "suppressed": False}
     gap = r["meanDaysBetweenPurchases"]
     assert gap["users"] == 5 and gap["value"] == pytest.approx((30 + 30 + 10 + 28 + 59 + 1) / 6)
-    assert r["unpromptedReturnShare"] == {"value": pytest.approx(4 / 6), "users": 6, "suppressed": False}
+    assert r["unpromptedReturnShare"] == {"value": pytest.approx(5 / 7), "users": 6, "suppressed": False}
     assert r["visitsPerUserPerMonth"] == {"value": pytest.approx(8 / 7), "users": 6, "suppressed": False}
     assert r["monthlyVisits"] == [
         {"month": f"{y}-01", "visitsPerUser": {"value": 6 / 5, "users": 5, "suppressed": False}},

@@ -12,9 +12,11 @@ Definitions (docs/api.md repeats them for the API's readers):
   whose purchases span two or more product categories.
 * A **visit** is a (user, UTC day) with any PAGE_VISIT, PRODUCT_VIEW, POST_VIEW or SEARCH
   event; **visits per user per month** is visits / visiting users, month by month and over
-  the period (visits over user-months). A visiting user **returned unprompted** when at least
-  one of their visit events in the period had no notification to them in the 24 hours before
-  (campaign messages reach users as in-app notifications, so they count as prompts).
+  the period (visits over user-months). The **unprompted return share** is the share of
+  visiting user-months (a user who visited in a month) with at least one visit event that no
+  notification to that user preceded within 24 hours (campaign messages reach users as in-app
+  notifications, so they count as prompts); ``users`` is the distinct visitors. Per month, not
+  per user: over a year nearly every active user comes once unprompted.
 * **Cohort** = UTC month of a buyer's first purchase ever (cohorts starting in the period);
   **retention[k]** = share of the cohort that purchased in month cohort + k (k = 0 is 1);
   **LTV[k]** = revenue of the cohort's buyers in months cohort..cohort + k / cohort size.
@@ -161,7 +163,8 @@ async def compute(start: date | None = None, end: date | None = None) -> Retenti
         single_purchase_share=measure(int(totals["singles"]), buyers),
         mean_days_between_purchases=mean_gap,
         cross_category_rate=measure(int(totals["cross_buyers"]), buyers),
-        unprompted_return_share=measure(int(unprompted["unprompted"]), distinct_visitors),
+        unprompted_return_share=over(int(unprompted["unprompted"]) / max(int(unprompted["user_months"]), 1),
+                                     distinct_visitors),
         visits_per_user_per_month=per_month,
         monthly_visits=monthly,
         cohorts=cohorts,

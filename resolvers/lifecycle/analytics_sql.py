@@ -119,14 +119,19 @@ async def monthly_visits(d: Dialect, start: datetime, end: datetime) -> list[dic
 
 
 async def unprompted_visitors(d: Dialect, start: datetime, end: datetime) -> dict[str, Any]:
-    """Visiting users, and those with at least one visit event that no notification to them
-    preceded within 24 hours."""
+    """Visiting users, their visiting user-months, and the user-months with at least one visit
+    event that no notification to the user preceded within 24 hours."""
     prompted = d.within_a_day_before("n.created_at", "e.occurred_at")
-    sql = f"""SELECT COUNT(DISTINCT e.user_id) AS visitors,
-       COUNT(DISTINCT CASE WHEN NOT EXISTS (
-         SELECT 1 FROM notification n WHERE n.user_id = e.user_id AND {prompted}
-       ) THEN e.user_id END) AS unprompted
-FROM behaviour_event e
-WHERE e.user_id IS NOT NULL AND e.kind IN ({_in(VISIT_KINDS)}) AND e.occurred_at >= {d.mark(1)} AND e.occurred_at < {d.mark(2)}"""
+    sql = f"""SELECT COUNT(DISTINCT user_id) AS visitors, COUNT(*) AS user_months,
+       COALESCE(SUM(unprompted), 0) AS unprompted FROM (
+  SELECT e.user_id, {d.month('e.occurred_at')} AS m,
+         MAX(CASE WHEN NOT EXISTS (
+           SELECT 1 FROM notification n WHERE n.user_id = e.user_id AND {prompted}
+         ) THEN 1 ELSE 0 END) AS unprompted
+  FROM behaviour_event e
+  WHERE e.user_id IS NOT NULL AND e.kind IN ({_in(VISIT_KINDS)})
+    AND e.occurred_at >= {d.mark(1)} AND e.occurred_at < {d.mark(2)}
+  GROUP BY e.user_id, {d.month('e.occurred_at')}
+) um"""
     (row,) = await _rows(sql, [db_time(start), db_time(end)])
     return row

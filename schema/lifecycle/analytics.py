@@ -63,7 +63,8 @@ class RetentionAnalytics:
     cross_category_rate: RetentionMeasure = strawberry.field(
         description="Share of the period's buyers who bought in two or more product categories.")
     unprompted_return_share: RetentionMeasure = strawberry.field(
-        description="Share of visiting users with a visit that no notification preceded within 24 hours.")
+        description="Share of visiting user-months with a visit that no notification preceded within 24 hours "
+                    "(`users` = distinct visitors).")
     visits_per_user_per_month: RetentionMeasure = strawberry.field(
         description="Visits per visiting user and month over the period (`users` = distinct visitors).")
     monthly_visits: list[MonthlyVisits] = strawberry.field(description="Visits per user, month by month.")
