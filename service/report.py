@@ -29,6 +29,7 @@ matplotlib.rcParams["svg.hashsalt"] = "kameng"  # stable SVG ids
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text in SVG: smaller, searchable, selectable
 
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from resolvers.lifecycle.analytics import Measure, Retention  # noqa: E402
 
@@ -112,7 +113,7 @@ def cohort_heatmap(r: Retention) -> Figure:
                           color="white" if share < 0.6 else "black")
     figure.colorbar(image, ax=axes, label="retention")
     if any(c.suppressed for c in r.cohorts):
-        axes.annotate(f"* {SUPPRESSED}", (0, -0.02), xycoords="figure fraction", fontsize=7, color="#666")
+        axes.annotate(f"* {SUPPRESSED}", (0.01, 0.01), xycoords="figure fraction", fontsize=7, color="#666")
     return figure
 
 
@@ -129,6 +130,7 @@ def retention_curves(r: Retention) -> Figure:
         _empty(axes, "cohorts")
         return figure
     axes.set_ylim(0, 1.05)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("months since first purchase (k)")
     axes.set_ylabel("share buying in month k")
     axes.legend(fontsize=7, ncols=2)
@@ -173,6 +175,7 @@ def ltv_chart(r: Retention) -> Figure:
         _empty(axes, "cohorts")
         return figure
     axes.plot(range(len(values)), values, marker="o", color="#e76f51", linewidth=2)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("months since first purchase (k)")
     axes.set_ylabel("cumulative revenue per buyer")
     axes.set_ylim(bottom=0)
