@@ -38,6 +38,7 @@ from resolvers.commerce.callbacks import CALLBACK_MAX_BYTES, handle_callback
 from schema import build_schema
 from service import wiring
 from service.web import pages
+from service.web import dashboard
 from service.web.cors import OriginPolicy
 from service.web.explorer import ExplorerGate
 from service.web.limits import RequestLimits
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics),
             Route("/payments/{provider}/callback", payment_callback, methods=["POST"]),
             *pages.routes(settings),
+            *(dashboard.routes() if settings.live_pages else []),
         ],
         lifespan=lifespan,
         middleware=[cors] if cors is not None else [],

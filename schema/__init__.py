@@ -71,6 +71,7 @@ from schema.repurchase.birthdays import BirthdayMutations, BirthdayQueries
 from schema.repurchase.plans import PlanMutations, PlanQueries
 from schema.repurchase.reminders import ReminderMutations
 from schema.repurchase.validity import ValidityMutations, ValidityQueries
+from schema.lifecycle.analytics import AnalyticsQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -110,7 +111,7 @@ def _query_root(settings: Settings) -> type:
         PostQueries, TopicQueries, ModerationQueries, FeedQueries, TradeLogQueries, InvitationQueries,
         TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
         OnboardingQueries, WithdrawalQueries, ClaimQueries, LifecycleQueries, RecommendationQueries,
-        PlanQueries, ValidityQueries, BirthdayQueries,
+        PlanQueries, ValidityQueries, BirthdayQueries, AnalyticsQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")

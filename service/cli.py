@@ -335,5 +335,36 @@ def tradelog_verify(
         raise typer.Exit(code=1)
 
 
+@cli.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Directory for the tables (CSV, JSON) and charts (PNG, SVG).")],
+    since: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: 11 months ago, 1st).")] = None,
+    until: Annotated[str | None, typer.Option(help="Day after the last, YYYY-MM-DD (default: tomorrow).")] = None,
+) -> None:
+    """Write the retention analytics report: repurchase, visits, cohort retention and LTV (issue 12).
+
+    Run by the operator (no API permission involved); aggregates over fewer than 5 users are suppressed.
+    """
+    from datetime import date
+
+    from resolvers.errors import UserFacingError
+    from resolvers.lifecycle import analytics
+    from service import report as retention_report
+
+    try:
+        start = date.fromisoformat(since) if since else None
+        end = date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        raise _fail(f"--since/--until: {exc}") from None
+    try:
+        computed = _with_db(lambda: analytics.compute(start, end))
+    except UserFacingError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    files = retention_report.write(computed, out)
+    typer.echo(f"report {computed.start} to {computed.end} (exclusive): {len(files)} files in {out}")
+    for path in files:
+        typer.echo(f"  {path.name}")
+
+
 def main() -> None:
     cli()

@@ -1,4 +1,5 @@
-"""`kameng seed --demo`: a small demo shop and community, made through the use cases.
+"""`kameng seed --demo`: a small demo shop and community, made through the use cases, and
+months of history behind it (service/seed_history.py) for the retention report.
 
 Everything goes through the same functions the API calls (validation, ledger, outbox), so
 the demo data is data the product itself could have made. Running it twice changes nothing.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from service import wiring
+from service.seed_history import build_history
 from kameng.settings import Settings
 from models.accounts.users import Role, User
 from models.commerce.catalog import DeliveryKind
@@ -96,4 +98,6 @@ async def _build() -> list[DemoAccount]:
         product_id=card.id, rating=5, topics=["steam"],
     ))
     await comments.add_comment(as_owner, review.id, "Thanks for buying, enjoy!")
+    # Months of the shop's past sales, visits and win-back messages for the retention report.
+    await build_history(staff, owner, shop.id)
     return [admin_login, owner_login, buyer_login]

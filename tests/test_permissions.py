@@ -385,6 +385,11 @@ def probes() -> dict[Action, Probe]:
 
     async def stats_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("days") is not None
+    async def period(_: People) -> tuple[dict[str, Any], Any]:
+        return {"since": "2019-01-01", "until": "2019-02-01"}, None
+
+    async def analytics_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("analytics") is not None
 
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
@@ -431,6 +436,8 @@ def probes() -> dict[Action, Probe]:
         Action.READ_RECOMMENDATION_STATS: Probe(
             "query($input: Date!) { result: recommendationStats(from: $input, to: $input) { days { clicks } } }",
             today, stats_seen),
+        Action.READ_ANALYTICS: Probe("query($input: RetentionAnalyticsInput) { result: retentionAnalytics(input: $input) "
+                                     "{ errors { code field } analytics { minGroup } } }", period, analytics_seen),
     }
 
 

@@ -161,7 +161,12 @@ def test_cli_seed_demo(tmp_path: Path) -> None:
     again = _cli(tmp_path, "seed", "--demo")
     assert again.returncode == 0 and "already seeded" in again.stdout
     with sqlite3.connect(tmp_path / "kameng.sqlite3") as db:
-        assert db.execute("SELECT status FROM orders").fetchall() == [("DELIVERED",)]
+        assert db.execute("SELECT o.status FROM orders o JOIN \"user\" u ON u.id = o.buyer_id "
+                          "WHERE u.email = 'buyer@demo.example.com'").fetchall() == [("DELIVERED",)]
+        # Months of history behind it (service/seed_history.py) for the retention report.
+        history = db.execute("SELECT count(*), count(DISTINCT buyer_id), count(DISTINCT substr(paid_at, 1, 7)) "
+                             "FROM orders WHERE order_no LIKE 'H%' AND status = 'COMPLETED'").fetchone()
+        assert history[0] > 500 and history[1] >= 300 and history[2] >= 8, history
         assert db.execute("SELECT count(*) FROM card_key WHERE status = 'AVAILABLE'").fetchone() == (19,)
         assert db.execute("SELECT kind, verified_purchase FROM post ORDER BY id").fetchall() == [
             ("SHOWCASE", 1), ("REVIEW", 1)]

@@ -64,6 +64,8 @@ class Action(StrEnum):
     MANAGE_SEGMENTS = "MANAGE_SEGMENTS"
     # discovery (issue 11)
     READ_RECOMMENDATION_STATS = "READ_RECOMMENDATION_STATS"
+    # lifecycle
+    READ_ANALYTICS = "READ_ANALYTICS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ TABLE: dict[Action, Rule] = {
     Action.MANAGE_SEGMENTS: Rule(ADMIN),
     # How recommendations perform across the shop: merchandising and support, not shops.
     Action.READ_RECOMMENDATION_STATS: Rule(STAFF),
+    # Retention analytics are business data (revenue, LTV), not a moderation tool: ADMIN only.
+    Action.READ_ANALYTICS: Rule(ADMIN),
 }
 
 
