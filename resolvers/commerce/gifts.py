@@ -75,6 +75,8 @@ async def send(actor: Actor, request: NewGift) -> Gift:
     if kind is not None and kind != DeliveryKind.CARD_KEY:
         raise invalid("productId", "Only card-key products can be given as gifts.")
     key = request.idempotency_key.strip()
+    if not 8 <= len(key) <= orders.IDEMPOTENCY_KEY_MAX:
+        raise invalid("idempotencyKey", f"The idempotency key must be 8 to {orders.IDEMPOTENCY_KEY_MAX} characters.")
     replay = await Order.filter(idempotency_scope=f"u:{sender.id}", idempotency_key=key).first()
     if replay is not None and (existing := await Gift.filter(order_id=replay.id).first()) is not None:
         return existing
@@ -88,9 +90,8 @@ async def send(actor: Actor, request: NewGift) -> Gift:
     existing = await Gift.filter(order_id=order.id).first()
     if existing is not None:
         return existing
-    if await Order.filter(id=order.id, status=OrderStatus.PENDING_PAYMENT).count() != 1:
-        raise UserFacingError(ErrorCode.DUPLICATE, "This idempotency key was used for an order that is not a gift.",
-                              "idempotencyKey")
+    # A concurrent send of the same key may be paying this very order: _hold_and_pay takes the
+    # order's lock and looks for its gift again before anything else.
     try:
         return await _hold_and_pay(order, sender, request, message)
     except UserFacingError:

@@ -18,6 +18,8 @@ tie them back to the person (models read only rows that name a user).
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ from kameng.settings import get_settings
 from models.accounts.users import User
 from models.discovery.events import BehaviourEvent, EventKind
 from resolvers.accounts.auth import Actor, require
+from resolvers.errors import invalid
 
 
 @dataclass(frozen=True)
@@ -136,3 +139,13 @@ async def set_personalisation(actor: Actor, enabled: bool) -> User:
         await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
     user.personalisation = enabled
     return user
+
+
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
+
+
+def checked_device_id(device_id: str | None, field: str = "deviceId") -> str | None:
+    """A client's anonymous device id as every API takes it, or INVALID_INPUT."""
+    if device_id is not None and not DEVICE_ID.fullmatch(device_id):
+        raise invalid(field, "A device id is 8 to 64 letters, digits, '_', '.', ':' or '-'.")
+    return device_id

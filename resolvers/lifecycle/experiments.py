@@ -69,7 +69,12 @@ def choose(arms: list[dict[str, object]], point: float) -> str:
     return str(arms[-1]["name"])
 
 
+KEY_MAX = 64
+
+
 async def get_experiment(key: str) -> Experiment | None:
+    if not key or len(key) > KEY_MAX:
+        return None  # no experiment has such a key (the column holds 64 characters)
     found = await Experiment.filter(key=key).first()
     if found is None and key in KNOWN:
         description, arms = KNOWN[key]

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 
 from models.lifecycle.experiments import ExperimentKind as Kind
+from resolvers.discovery import tracking
 from resolvers.lifecycle import experiments
 from schema.base import UserError, describe_values, errors_field, mutation
 from schema.context import Info
@@ -98,14 +99,14 @@ class ExperimentQueries:
         if found is None:
             return None
         user_id = info.context.actor.user_id
-        arm = await experiments.assign(key, user_id, device_id[:64] if device_id else None)
+        arm = await experiments.assign(key, user_id, tracking.checked_device_id(device_id))
         return Assignment(key=found.key, kind=found.kind, arm=arm, enabled=found.enabled)
 
     @strawberry.field(description="The viewer's arm of every enabled flag and experiment (each an exposure).")
     async def assignments(
         self, info: Info, device_id: DeviceArg = None
     ) -> list[Assignment]:
-        found = await experiments.assignments(info.context.actor, device_id[:64] if device_id else None)
+        found = await experiments.assignments(info.context.actor, tracking.checked_device_id(device_id))
         return [Assignment(key=e.key, kind=e.kind, arm=arm, enabled=e.enabled) for e, arm in found]
 
     @strawberry.field(description="Staff: an experiment's results per arm with a sample-ratio-mismatch check; "
