@@ -54,6 +54,7 @@ from resolvers.accounts import sessions
 from resolvers.accounts.auth import Actor, require
 from resolvers.accounts.privacy_registry import REGISTRY, Erasure, Policy
 from resolvers.commerce import inventory, ledger
+from resolvers.community import comments, posts
 from resolvers.discovery import indexing
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
@@ -225,9 +226,13 @@ async def _undo_counters(user_id: int) -> None:
 
 
 async def _retire_content(user_id: int) -> None:
-    """Posts leave the search index and their topics' counts, as their author's delete does."""
-    live = list(await Post.filter(author_id=user_id).exclude(status=ContentStatus.DELETED).values_list("id", flat=True))
-    for post_id in live:
-        await indexing.forget(SearchKind.POST, post_id)
-        for topic_id in await PostTopic.filter(post_id=post_id).values_list("topic_id", flat=True):
+    """Posts and comments are deleted through their own doors (product ratings and comment
+    counts follow); posts leave the search index and their topics' counts, as their author's
+    delete does. The registry's scrub then erases the text."""
+    for post in await Post.filter(author_id=user_id).exclude(status=ContentStatus.DELETED):
+        await posts.move_post(post, ContentStatus.DELETED)
+        await indexing.forget(SearchKind.POST, post.id)
+        for topic_id in await PostTopic.filter(post_id=post.id).values_list("topic_id", flat=True):
             await Topic.filter(id=topic_id).update(post_count=F("post_count") - 1)
+    for comment in await Comment.filter(author_id=user_id).exclude(status=ContentStatus.DELETED):
+        await comments.move_comment(comment, ContentStatus.DELETED)
