@@ -72,6 +72,7 @@ from schema.repurchase.plans import PlanMutations, PlanQueries
 from schema.repurchase.reminders import ReminderMutations
 from schema.repurchase.validity import ValidityMutations, ValidityQueries
 from schema.lifecycle.analytics import AnalyticsQueries
+from schema.accounts.privacy import PrivacyMutations
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -160,6 +161,7 @@ class Mutation(
     OnboardingMutations, WithdrawalMutations, SupplierMutations, PromotionMutations,
     LifecycleMutations,
     PlanMutations, ValidityMutations, ReminderMutations, BirthdayMutations,
+    PrivacyMutations,
 ):
     pass
 

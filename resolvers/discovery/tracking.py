@@ -29,6 +29,9 @@ from tortoise import connections
 
 from kameng.settings import get_settings
 from models.accounts.users import User
+from models.discovery.recommendations import RecommendationList
+from models.lifecycle.churn import ChurnScore
+from models.lifecycle.segments import BuyerRfm
 from models.discovery.events import BehaviourEvent, EventKind
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import invalid
@@ -132,11 +135,16 @@ async def merge_device(user_id: int, device_id: str) -> int:
 
 async def set_personalisation(actor: Actor, enabled: bool) -> User:
     """Turn personalisation on or off. Off also unlinks the events already stored: they are
-    kept for anonymous aggregates, with no user or device."""
+    kept for anonymous aggregates, with no user or device; and the profiles built from the
+    user's data (RFM and segment, churn score, the HOME list) go at once (the analytics,
+    the churn fit and the training leave such users out from then on)."""
     user = require(actor)
     await User.filter(id=user.id).update(personalisation=enabled)
     if not enabled:
         await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
+        await BuyerRfm.filter(user_id=user.id).delete()
+        await ChurnScore.filter(user_id=user.id).delete()
+        await RecommendationList.filter(owner=f"u:{user.id}").delete()
     user.personalisation = enabled
     return user
 

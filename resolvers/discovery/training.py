@@ -88,7 +88,8 @@ async def gather(now: datetime) -> Signals:
     since = now - timedelta(days=settings.recommend_window_days)
     half_life = settings.recommend_half_life_days * 86400
     signals = Signals()
-    orders = await Order.filter(status__in=PAID, paid_at__gte=since, buyer_id__isnull=False).values_list(
+    # Only users who let their behaviour be used (personalisation on; deleted accounts have it off).
+    orders = await Order.filter(status__in=PAID, paid_at__gte=since, buyer__personalisation=True).values_list(
         "buyer_id", "product_id", "paid_at")
     for buyer, product, at in orders:
         signals.add(f"u:{buyer}", product, "purchase", at, half_life, now)
@@ -109,9 +110,11 @@ async def gather(now: datetime) -> Signals:
             post_events.append((owner, post, "read" if kind == EventKind.POST_VIEW else "like", at))
         elif kind == EventKind.CIRCLE_JOINED and topic is not None:
             topic_events.append((owner, topic, at))
-    for user, post, at in await PostLike.filter(created_at__gte=since).values_list("user_id", "post_id", "created_at"):
+    likes = PostLike.filter(created_at__gte=since, user__personalisation=True)
+    for user, post, at in await likes.values_list("user_id", "post_id", "created_at"):
         post_events.append((f"u:{user}", post, "like", at))
-    for author, post, at in await Post.filter(created_at__gte=since, status=ContentStatus.VISIBLE).values_list(
+    for author, post, at in await Post.filter(created_at__gte=since, status=ContentStatus.VISIBLE,
+                                                   author__personalisation=True).values_list(
             "author_id", "id", "created_at"):
         post_events.append((f"u:{author}", post, "wrote", at))
     links = await post_products({post for _, post, _, _ in post_events})

@@ -61,9 +61,11 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 def _purchases(d: Dialect) -> str:
+    """Purchases of buyers who let their data be used (personalisation on: deleted accounts
+    have it off); a visit is an event still linked to a user, which an opt-out unlinks."""
     return f"""p AS (
   SELECT o.buyer_id AS u, o.paid_at AS at, o.total AS amount, pr.category_id AS cat, {d.month('o.paid_at')} AS m
-  FROM orders o JOIN product pr ON pr.id = o.product_id
+  FROM orders o JOIN product pr ON pr.id = o.product_id JOIN "user" b ON b.id = o.buyer_id AND b.personalisation
   WHERE o.buyer_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.status IN ({_in(PURCHASED)})
 )"""
 

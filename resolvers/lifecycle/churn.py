@@ -117,7 +117,10 @@ async def score_all(model: ChurnModel | None, now: datetime | None = None) -> in
     days = evaluation.buyer_days((k, when, total) for k, rows in purchases.items() for when, total in rows)
     summary = evaluation.summarise(days, now.date())
     if not summary.keys:
+        await ChurnScore.all().delete()
         return 0
+    # Buyers no longer profiled (personalisation off, account deleted) lose their score.
+    await ChurnScore.exclude(user_id__in=[int(k) for k in summary.keys]).delete()  # type: ignore[call-overload]
     horizon = HORIZON_DAYS / evaluation.WEEK_DAYS
     alive = bgnbd.p_alive(params, summary.x, summary.t_x, summary.T)
     expected = bgnbd.expected_purchases(params, horizon, summary.x, summary.t_x, summary.T)

@@ -40,8 +40,11 @@ def stage_of(frequency: int, recency_days: int) -> Stage:
 
 
 async def purchases(user_ids: list[int] | None = None) -> dict[int, list[tuple[datetime, Decimal]]]:
-    """{buyer: [(paid at, total)]} of completed orders, for ``user_ids`` or every buyer."""
-    query = Order.filter(status=OrderStatus.COMPLETED, buyer_id__isnull=False)
+    """{buyer: [(paid at, total)]} of completed orders, for ``user_ids`` or every buyer.
+
+    Buyers who turned personalisation off (deleted accounts have it off) are not profiled:
+    they get no RFM row, segment or churn score, and do not enter the churn fit."""
+    query = Order.filter(status=OrderStatus.COMPLETED, buyer_id__isnull=False, buyer__personalisation=True)
     if user_ids is not None:
         query = query.filter(buyer_id__in=user_ids)
     found: dict[int, list[tuple[datetime, Decimal]]] = {}
