@@ -158,6 +158,9 @@ def environment(database: str, data_dir: str) -> dict[str, str]:
     env.update({
         "KAMENG_DATA_DIR": data_dir, "KAMENG_SECRET_KEY": secrets.token_hex(32), "KAMENG_KPAY_SECRET": "bench",
         "KAMENG_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}", "KAMENG_LOG_LEVEL": "WARNING",
+        # One load generator address stands for many buyers: no per-client query budget
+        # (the cost is still computed and checked against KAMENG_MAX_QUERY_COST).
+        "KAMENG_QUERY_BUDGET": "0",
     })
     if database != "sqlite":
         env["DATABASE_URL"] = database
@@ -237,12 +240,16 @@ async def bench(database: str, args: argparse.Namespace) -> dict[str, list[float
             servers["raw"] = (port, child.pid)
             print(f"{label}: {len(body)} bytes per page; {args.rounds} rounds of {args.seconds:g} s per route")
             rates: dict[str, list[float]] = {route: [] for route in ROUTES}
+            cpu_us: dict[str, list[float]] = {route: [] for route in ROUTES}
             for n in range(args.rounds):
                 for route in ROUTES if n % 2 == 0 else tuple(reversed(ROUTES)):
                     port, pid = servers[route]
                     sample = await measure(port, pid, body, args, route)
                     rates[route].append(sample.rps)
-                    cpu_note = f"server {sample.server_cpu * 100:4.0f}% CPU" if sample.server_cpu is not None else ""
+                    cpu_note = ""
+                    if sample.server_cpu is not None:
+                        cpu_us[route].append(sample.server_cpu / sample.rps * 1e6)
+                        cpu_note = f"server {sample.server_cpu * 100:4.0f}% CPU, {cpu_us[route][-1]:7.0f} µs CPU/req"
                     print(f"  round {n + 1} {route:>4}: {sample.rps:9.1f} req/s  {cpu_note}")
         finally:
             for child in children:
@@ -256,6 +263,11 @@ async def bench(database: str, args: argparse.Namespace) -> dict[str, list[float
         median_rps = statistics.median(rates[name.split("/")[0]])
         print(f"{label} {name:>9}: median {statistics.median(values):.3f} (min {min(values):.3f}, "
               f"max {max(values):.3f}); {median_rps:.0f} req/s median")
+        route = name.split("/")[0]
+        if len(cpu_us[route]) == len(cpu_us["raw"]) == args.rounds:
+            by_cpu = [cpu_us["raw"][n] / cpu_us[route][n] for n in range(args.rounds)]
+            print(f"{label} {name:>9} by server CPU per request: median {statistics.median(by_cpu):.3f} "
+                  f"(min {min(by_cpu):.3f}, max {max(by_cpu):.3f})")
     return ratios
 
 
