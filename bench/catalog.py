@@ -221,7 +221,9 @@ async def bench(database: str, args: argparse.Namespace) -> dict[str, list[float
         env = environment(url, tmp)
         children: list[subprocess.Popen[bytes]] = []
         try:
-            await seed(env, args.products)
+            # In a child process: Tortoise keeps per-model SQL of the first database it met.
+            subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_seed", str(args.products)],
+                           env=env, cwd=ROOT, check=True)
             body_file = str(Path(tmp) / "page.json")
             cpu = 0 if (os.cpu_count() or 1) > 1 else None
             if cpu is not None:
@@ -283,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-cold", type=float, default=None, help="exit 1 if a median cold/raw is below")
     parser.add_argument("--_serve", nargs=3, metavar=("FD", "KIND", "BODY"), help=argparse.SUPPRESS)
     parser.add_argument("--server-cpu", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_seed", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args._seed is not None:
+        asyncio.run(seed(dict(os.environ), args._seed))
+        return 0
     if args._serve:
         fd, kind, body_file = args._serve
         serve(int(fd), kind, body_file, args.server_cpu)
