@@ -19,13 +19,14 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kameng.settings_loop import LoopSettings
+from kameng.settings_speed import SpeedSettings
 
 
 class ConfigurationError(RuntimeError):
     """Start-up refused because the configuration is unsafe or incomplete."""
 
 
-class Settings(LoopSettings, BaseSettings):
+class Settings(LoopSettings, SpeedSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAMENG_", extra="ignore", frozen=True)
 
     env: Literal["development", "production"] = "development"

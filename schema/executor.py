@@ -20,6 +20,10 @@ are *safe*; for those it reads the attribute and coerces it exactly as graphql-c
   ``@defer`` usage or fragment variables, and no delivery group is active;
 * the request has no resolver middleware (no Strawberry extension with a ``resolve`` hook).
 
+The relay ``id`` of a Node type that keeps Strawberry's ``resolve_id``/``resolve_typename`` is
+read the same way (``_relay_id_plan``, issue 15): base64 of "<type>:<id attribute>", as
+``Node._id`` + the ``GlobalID`` scalar produce; any value but a plain one goes to the resolver.
+
 Anything else goes through graphql-core's ``execute_field`` unchanged. On a safe field the
 value is read once; if it is not a plain completed value -- ``None``, ``Undefined``, an
 exception, an awaitable, or a value the scalar refuses -- it is handed, as read, to
@@ -61,6 +65,8 @@ from typing import Any
 
 from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLScalarType, Undefined
 from graphql.pyutils import Path, gather_with_cancel
+from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 # The versions whose internals this module was checked against (see the docstring).
@@ -69,11 +75,11 @@ STRAWBERRY_VERSION = "0.341.2"
 
 # GraphQLField -> (attribute, coerce) or None; GraphQLField is unhashable, so keyed by id,
 # with a weak reference that both checks the identity and removes the entry with the field.
-_FIELD_PLANS: dict[int, tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any]] | None]] = {}
+_FIELD_PLANS: dict[int, tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any], bool] | None]] = {}
 _PLAIN = (str, int, float, bool)
 
 
-def _field_plan(field_def: Any) -> tuple[str, Callable[[Any], Any]] | None:
+def _field_plan(field_def: Any) -> tuple[str, Callable[[Any], Any], bool] | None:
     """(python attribute, coerce_output_value) if the field is safe, else None."""
     key = id(field_def)
     entry = _FIELD_PLANS.get(key)
@@ -91,8 +97,44 @@ def _field_plan(field_def: Any) -> tuple[str, Callable[[Any], Any]] | None:
     ):
         leaf = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
         if isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
-            plan = (definition.python_name, leaf.coerce_output_value)
+            plan = (definition.python_name, leaf.coerce_output_value, False)
     _FIELD_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _FIELD_PLANS.pop(key, None)), plan)
+    return plan
+
+
+_RELAY_PLANS: dict[tuple[int, str], tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any], bool] | None]] = {}
+
+
+def _relay_id_plan(field_def: Any, parent_type: Any) -> tuple[str, Callable[[Any], Any], bool] | None:
+    """The relay ``id`` of a Node type whose ``resolve_id``/``resolve_typename`` are Strawberry's
+    own (issue 15): ``Node._id`` returns ``GlobalID(parent type name, str(getattr(root, id
+    attribute)))``, serialised as ``to_base64(type name, node id)``; read it so. Anything but a
+    plain value is handed to the resolver itself (``True`` in the plan)."""
+    key = (id(field_def), parent_type.name)
+    entry = _RELAY_PLANS.get(key)
+    if entry is not None and entry[0]() is field_def:
+        return entry[1]
+    plan = None
+    definition = (field_def.extensions or {}).get("strawberry-definition")
+    resolver = getattr(definition, "base_resolver", None)
+    wrapped = getattr(getattr(resolver, "wrapped_func", None), "__func__", None)
+    type_definition = (parent_type.extensions or {}).get("strawberry-definition")
+    origin = getattr(type_definition, "origin", None)
+    if (
+        wrapped is relay.Node._id.__func__  # type: ignore[attr-defined]
+        and not definition.extensions and not getattr(definition, "permission_classes", None)
+        and not getattr(definition, "directives", None)
+        and isinstance(origin, type) and issubclass(origin, relay.Node)
+        and origin.resolve_id.__func__ is relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+        and origin.resolve_typename.__func__ is relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+    ):
+        name = parent_type.name
+
+        def coerce(value: Any, name: str = name) -> str:
+            return to_base64(name, str(value))
+
+        plan = (origin.resolve_id_attr(), coerce, True)
+    _RELAY_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _RELAY_PLANS.pop(key, None)), plan)
     return plan
 
 
@@ -128,7 +170,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 fast = None
                 field_def = fields.get(field_details_list[0].node.name.value)
                 if field_def is not None and _plain_nodes(field_details_list):
-                    fast = _field_plan(field_def)
+                    fast = _field_plan(field_def) or _relay_id_plan(field_def, parent_type)
                 any_fast = any_fast or fast is not None
                 plan.append((response_name, field_details_list, fast, field_def))
             entry = (grouped_field_set, plan if any_fast else None)  # keeps the set alive: ids stay unique
@@ -162,9 +204,15 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if coerced is not None and coerced is not Undefined:
                             results[response_name] = coerced
                             continue
-                    result = self._complete_read(
-                        field_def, parent_type, field_details_list, path, response_name, value, position_context
-                    )
+                    if fast[2]:  # the relay id: anything unusual goes to the resolver itself
+                        result = self.execute_field(
+                            parent_type, source_value, field_details_list,
+                            self._path(path, response_name, parent_type), position_context,
+                        )
+                    else:
+                        result = self._complete_read(
+                            field_def, parent_type, field_details_list, path, response_name, value, position_context
+                        )
                 else:
                     result = self.execute_field(
                         parent_type, source_value, field_details_list, self._path(path, response_name, parent_type),

@@ -19,7 +19,8 @@ from kameng.runtime import current as current
 from kameng.ratelimit import RateLimiter
 from kameng.redis import connect
 from kameng.settings import Settings, configure, get_settings
-from subscriptions import outbox
+from service.web import cache_sync
+from subscriptions import cache_tags, outbox
 from subscriptions.bus import EventBus, MemoryBus, RedisBus
 from workers.broker import build_broker
 from workers.relay import OutboxRelay
@@ -76,6 +77,8 @@ async def start(
     if relay:
         outbox.on_commit(outbox_relay.kick)
         outbox_relay.start()
+    if redis is not None:  # response cache invalidations for the other processes (issue 15)
+        cache_tags.set_publisher(cache_sync.Publisher(redis, settings.namespace, settings.response_cache_ack_ms))
 
     runtime = Runtime(settings, redis, bus, limiter, broker, outbox_relay)
     install(runtime)
@@ -105,6 +108,8 @@ async def stop() -> None:
         if isinstance(get_event_loop_thread(), _LoopBridge):
             set_event_loop_thread(None)
     await runtime.relay.stop()
+    cache_tags.set_publisher(None)
+    await cache_sync.stop()
     await event_ingest.stop()  # writes the behaviour events still buffered
     outbox.clear_commit_hooks()
     await runtime.bus.close()

@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 from models.discovery.events import EventKind
 from models.outbox import OutboxEntry, OutboxKind
 from models.trust.tradelog import TradeEvent
+from subscriptions import cache_tags
 from subscriptions.jobs import JobCall
 
 _on_commit: list[Callable[[], None]] = []
@@ -47,12 +48,14 @@ async def atomic() -> AsyncIterator[Any]:
             yield connection
         return
     token = _emitted.set([])
+    cache_token, committed = cache_tags.begin(), False  # the response cache's tags (issue 15)
     try:
         async with in_transaction() as connection:
             yield connection
-        wrote = bool(_emitted.get())
+        wrote, committed = bool(_emitted.get()), True
     finally:
         _emitted.reset(token)
+        cache_tags.end(cache_token, committed)
     if wrote:
         for callback in _on_commit:
             callback()

@@ -24,7 +24,7 @@ from resolvers.commerce.merchants import can_manage, find_merchant
 from resolvers.discovery import indexing
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate, paginate_by, parse_decimal, parse_int
-from subscriptions import outbox
+from subscriptions import cache_tags, outbox
 
 TITLE_MAX = 120
 PRODUCT_DESCRIPTION_MAX = 20_000
@@ -191,6 +191,7 @@ async def create_product(actor: Actor, merchant_id: int, fields: ProductFields) 
         values.update(await promises.compensation_fields(fields.late_compensation, merchant.id, None))
     async with outbox.atomic():  # the product and its search index row commit together
         product = await Product.create(merchant_id=merchant.id, currency="CNY", **values)
+        cache_tags.touch(cache_tags.product(product.id), cache_tags.PRODUCT_LIST)
         await indexing.index_product(product.id)
     return product
 
@@ -217,6 +218,9 @@ async def update_product(actor: Actor, product_id: int, fields: ProductFields) -
     # the meantime are not overwritten with what we read.
     async with outbox.atomic():
         await Product.filter(id=product.id).update(**changes, updated_at=datetime.now(UTC))
+        # Price, visibility, stock limit, any field: the product, its stock and the lists
+        # (membership and order may change) of every response cache (issue 15).
+        cache_tags.touch(cache_tags.product(product.id), cache_tags.stock(product.id), cache_tags.PRODUCT_LIST)
         if {"title", "description", "category_id"} & changes.keys():
             await indexing.index_product(product.id)
     return await Product.get(id=product.id)

@@ -38,6 +38,7 @@ from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action
 from resolvers.commerce.access import is_buyer
 from resolvers.errors import ErrorCode, UserFacingError, invalid
+from subscriptions import cache_tags
 
 #: One GraphQL import at most; the command line has no limit (it reads a file in chunks).
 MAX_KEYS_PER_REQUEST = 10_000
@@ -161,7 +162,10 @@ async def _insert_chunk(product_id: int, items: Sequence[tuple[str, str]], box: 
             # other's uncommitted rows in the unique index: a deadlock. (Stock taking and
             # other products are not affected; SQLite writes one transaction at a time.)
             await connection.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_IMPORT_LOCK, product_id % 2**31])
-        return await _insert_new(connection, rows)
+        inserted = await _insert_new(connection, rows)
+    if inserted:
+        cache_tags.touch(cache_tags.stock(product_id))
+    return inserted
 
 
 async def _insert_new(connection: BaseDBAsyncClient, rows: list[tuple[Any, ...]]) -> int:
@@ -240,6 +244,8 @@ async def _take_units(product_id: int, quantity: int) -> bool:
     updated = await Product.filter(id=product_id, stock_limit__gte=quantity).update(
         stock_limit=F("stock_limit") - quantity
     )
+    if updated:
+        cache_tags.touch(cache_tags.stock(product_id))
     return updated == 1
 
 
@@ -263,7 +269,10 @@ async def take_keys(product_id: int, order_id: int, quantity: int, status: CardK
     changes: dict[str, Any] = {"status": status, "order_id": order_id}
     if status == CardKeyStatus.SOLD:
         changes["sold_at"] = datetime.now(UTC)
-    return await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
+    taken = await CardKey.filter(id__in=ids, status=CardKeyStatus.AVAILABLE).update(**changes)
+    if taken:
+        cache_tags.touch(cache_tags.stock(product_id))
+    return taken
 
 
 async def release(order: Order) -> None:
@@ -271,10 +280,13 @@ async def release(order: Order) -> None:
     released = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
         status=CardKeyStatus.AVAILABLE, order_id=None
     )
+    if released:
+        cache_tags.touch(cache_tags.stock(order.product_id))
     if released == 0:
         product = await Product.get(id=order.product_id)
         if product.delivery_kind != DeliveryKind.CARD_KEY and product.stock_limit is not None:
             await Product.filter(id=product.id).update(stock_limit=F("stock_limit") + order.quantity)
+            cache_tags.touch(cache_tags.stock(product.id))
 
 
 async def sell_keys(order: Order, now: datetime) -> int:
@@ -294,6 +306,7 @@ async def count_sold(order: Order) -> None:
     """A delivered order adds to its product's sold count (in the DELIVERED transition's
     transaction, so that it counts once)."""
     await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+    cache_tags.touch(cache_tags.product(order.product_id), cache_tags.PRODUCT_LIST_BY_SALES)
 
 
 # -- stock counts -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from resolvers.accounts.permissions import Action
 from resolvers.commerce import ledger
 from resolvers.commerce.inputs import clean_text, parse_amount
 from resolvers.errors import ErrorCode, UserFacingError, invalid
-from subscriptions import outbox
+from subscriptions import cache_tags, outbox
 
 MERCHANT_NAME_MAX = 80
 MERCHANT_DESCRIPTION_MAX = 2000
@@ -86,6 +86,7 @@ async def set_merchant_status(actor: Actor, merchant_id: int, status: MerchantSt
         return merchant
     async with outbox.atomic():
         await Merchant.filter(id=merchant.id).update(status=status)
+        cache_tags.touch(cache_tags.merchant(merchant.id), cache_tags.PRODUCT_LIST)  # its products' visibility
         merchant.status = status
         title = f"Your shop {merchant.name} is {'suspended' if status == MerchantStatus.SUSPENDED else 'active again'}"
         await notifications.notify(merchant.owner_id, f"MERCHANT_{status.value}", title, data={"merchantId": merchant.id})

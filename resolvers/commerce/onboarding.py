@@ -28,7 +28,7 @@ from resolvers.commerce.inputs import clean_text
 from resolvers.commerce.merchants import MERCHANT_DESCRIPTION_MAX, MERCHANT_NAME_MAX, find_merchant
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.pagination import Page, paginate
-from subscriptions import outbox
+from subscriptions import cache_tags, outbox
 
 DEPOSIT_REASON = "merchant.deposit"
 CONTACT_MAX = 200
@@ -122,6 +122,7 @@ async def _hold_deposit(shop: Merchant) -> bool:
                 raise
             return False
     await Merchant.filter(id=shop.id, status=MerchantStatus.PENDING_DEPOSIT).update(status=MerchantStatus.ACTIVE)
+    cache_tags.touch(cache_tags.merchant(shop.id), cache_tags.PRODUCT_LIST)  # its products become visible
     shop.status = MerchantStatus.ACTIVE
     return True
 

@@ -34,7 +34,7 @@ from resolvers.discovery import indexing
 from resolvers.community.visibility import listable, visible_post, visible_product
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
-from subscriptions import jobs, outbox
+from subscriptions import cache_tags, jobs, outbox
 from subscriptions import topics as bus_topics
 
 TITLE_MAX = 120
@@ -62,6 +62,7 @@ async def _review_delta(post: Post, sign: int, rating: int | None = None) -> Non
     await Product.filter(id=post.product_id).update(
         rating_sum=F("rating_sum") + sign * int(value or 0), review_count=F("review_count") + sign
     )
+    cache_tags.touch(cache_tags.product(post.product_id))
 
 
 async def move_post(post: Post, target: ContentStatus) -> bool:
@@ -224,6 +225,7 @@ async def edit_post(
         await indexing.index_post(post.id)
         if post.status == ContentStatus.VISIBLE and new_rating != old_rating and _counts_in_rating(post):
             await Product.filter(id=post.product_id).update(rating_sum=F("rating_sum") + (new_rating - old_rating))
+            cache_tags.touch(cache_tags.product(post.product_id))
         if screened.hold_words and post.status == ContentStatus.VISIBLE:
             await move_post(post, ContentStatus.HELD)
             await content.hold("POST", post.id, screened.hold_words)

@@ -20,6 +20,7 @@ from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor, require
 from resolvers.accounts.permissions import Action
 from resolvers.errors import ErrorCode, UserFacingError, invalid
+from subscriptions import cache_tags
 
 MAX_DAYS = 3660  # ten years
 MAX_LISTED = 100
@@ -84,6 +85,7 @@ async def set_terms(
         raise invalid("planMaxDays", "The longest period cannot be shorter than the shortest.")
     changes = {"validity_days": validity_days, "plan_min_days": plan_min_days, "plan_max_days": plan_max_days}
     await Product.filter(id=product.id).update(updated_at=datetime.now(UTC), **changes)
+    cache_tags.touch(cache_tags.product(product.id))
     for name, value in changes.items():
         setattr(product, name, value)
     return product

@@ -38,6 +38,7 @@ from schema.base import (
 )
 from schema.commerce.promises import LateDeliveryCompensation
 from schema.context import Info
+from subscriptions import cache_tags
 
 if TYPE_CHECKING:
     from schema.commerce.merchants import Category, Merchant
@@ -68,6 +69,9 @@ ProductSort = describe_values(
     BEST_SELLING="Most units sold first.",
 )
 
+
+
+_NOT_LOADED: Any = object()
 
 
 # -- types ------------------------------------------------------------------------------
@@ -108,6 +112,10 @@ class Product(relay.Node):
     created_at: datetime = strawberry.field(description="When the product was added.")
     updated_at: datetime = strawberry.field(description="When the shop last changed it.")
     _model: strawberry.Private[ProductModel]
+    # Filled for a whole page at once (product_page): the resolvers below then answer without
+    # an await per item (issue 15). _NOT_LOADED: not filled, load it.
+    _stock: strawberry.Private[Any] = _NOT_LOADED
+    _merchant: strawberry.Private[Any] = None
 
     @strawberry.field(description="Average review rating; null before the first review.")
     def rating(self) -> float | None:
@@ -144,13 +152,26 @@ class Product(relay.Node):
         description="Units on sale: CARD_KEY counts available keys; other kinds show their stock "
         "limit, null meaning unlimited."
     )
-    async def stock(self, info: Info) -> int | None:
-        if self._model.delivery_kind == DeliveryKindValue.CARD_KEY:
-            return await info.context.loaders.card_key_stock.load(self._model.id)
-        return self._model.stock_limit
+    def stock(self, info: Info) -> int | None:
+        # Plain (not async): a value when the page filled it, else the DataLoader's awaitable,
+        # which graphql-core awaits like an async resolver's.
+        model = self._model
+        cache_tags.record(cache_tags.stock(model.id))
+        if model.delivery_kind != DeliveryKindValue.CARD_KEY:
+            return model.stock_limit
+        if self._stock is not _NOT_LOADED:
+            return self._stock  # type: ignore[no-any-return]
+        return info.context.loaders.card_key_stock.load(model.id)  # type: ignore[return-value]
 
     @strawberry.field(description="The shop that sells it.")
-    async def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
+    def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
+        model = self._model
+        cache_tags.record(cache_tags.merchant(model.merchant_id))
+        if self._merchant is not None:
+            return graph_type("Merchant").from_model(self._merchant)  # type: ignore[no-any-return]
+        return self._load_merchant(info)  # type: ignore[return-value]
+
+    async def _load_merchant(self, info: Info) -> Any:
         merchant = await info.context.loaders.merchant.load(self._model.merchant_id)
         return graph_type("Merchant").from_model(merchant)
 
@@ -198,6 +219,7 @@ class Product(relay.Node):
 
     @classmethod
     def from_model(cls, product: ProductModel) -> Product:
+        cache_tags.record(cache_tags.product(product.id))
         return cls(
             id=product.id,
             title=product.title,
@@ -225,10 +247,13 @@ class Product(relay.Node):
 async def _visible_products(info: Info, ids: list[int | None]) -> list[Product | None]:
     """Products by id, None where missing or hidden from the viewer: two batched loads."""
     loaders = info.context.loaders
+    # A missing or hidden product depends on its id too: showing it later invalidates the null.
+    cache_tags.record(*(cache_tags.product(i) for i in ids if i is not None))
     found = await loaders.product.load_many([i for i in ids if i is not None])
     products = {p.id: p for p in found if p is not None}
     merchants = await loaders.merchant.load_many(sorted({p.merchant_id for p in products.values()}))
     shops = {m.id: m for m in merchants if m is not None}
+    cache_tags.record(*(cache_tags.merchant(m) for m in shops))
     actor = info.context.actor
     result: list[Product | None] = []
     for i in ids:
@@ -243,11 +268,24 @@ async def _visible_products(info: Info, ids: list[int | None]) -> list[Product |
 async def product_page(
     info: Info, listing: catalog.ProductFilter, sort: ProductSortValue | None, **page: Any
 ) -> Connection[Product]:
-    result = await catalog.list_products(info.context.actor, listing, sort or ProductSortValue.NEWEST, **page)
+    sort = sort or ProductSortValue.NEWEST
+    cache_tags.record(cache_tags.PRODUCT_LIST)
+    if sort == ProductSortValue.BEST_SELLING:
+        cache_tags.record(cache_tags.PRODUCT_LIST_BY_SALES)
+    result = await catalog.list_products(info.context.actor, listing, sort, **page)
     merchants = info.context.loaders.merchant
     for product in result.items:  # fetched in the same query: no second look-up
         merchants.prime(product.merchant_id, product.merchant)
-    return Connection.of(result, Product.from_model)
+    # The page's card-key stock in one grouped count, before any field asks (no await per item).
+    keyed = [p.id for p in result.items if p.delivery_kind == DeliveryKindValue.CARD_KEY]
+    counts = dict(zip(keyed, await info.context.loaders.card_key_stock.load_many(keyed), strict=True)) if keyed else {}
+    connection = Connection.of(result, Product.from_model)
+    for edge, product in zip(connection.edges, result.items, strict=True):
+        node = edge.node
+        node._merchant = product.merchant  # joined by the list query
+        if node.id in counts:
+            node._stock = counts[node.id]
+    return connection
 
 
 

@@ -5,6 +5,7 @@ Both HTTP and the WebSocket protocols (graphql-transport-ws, graphql-ws) enter h
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -25,7 +26,9 @@ from resolvers.accounts.auth import ANONYMOUS, Actor, authenticate
 from resolvers.errors import UserFacingError
 from schema.context import Context
 from schema.extensions import mask_error
-from service.web import graphql_http, http_caching
+from service.web import graphql_http, http_caching, response_cache
+from service.web.response_cache import ResponseCache
+from subscriptions import cache_tags
 from service.web.cors import OriginPolicy
 from service.web.graphql_http import RequestError
 from service.web.persisted import PersistedQueries
@@ -78,9 +81,10 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = SessionTransportWSHandler
     graphql_ws_handler_class = SessionWSHandler
 
-    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, settings: Settings, response_cache: ResponseCache | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.response_cache = response_cache
         self.persisted = PersistedQueries(settings)
         self.origins = OriginPolicy.of(settings)
 
@@ -118,7 +122,12 @@ class GraphQLView(GraphQL[Context, None]):
         """Strawberry's run; a refusal before execution answers in the GraphQL shape (JSON
         errors a client can parse) rather than Strawberry's text/plain."""
         try:
-            response = await self.run(request)
+            with cache_tags.request_waits() as waits:
+                response = await self.run(request)
+            if waits:
+                # Changes this request committed: answer once the other processes dropped
+                # them from their response caches (bounded wait, service/web/cache_sync.py).
+                await asyncio.gather(*waits, return_exceptions=True)
         except HTTPException as error:
             response = RequestError(error.status_code, error.reason).response(
                 graphql_http.negotiate(request.headers.get("accept"))
@@ -220,6 +229,8 @@ class GraphQLView(GraphQL[Context, None]):
             )
         else:
             headers = http_caching.private_headers(cors=self.origins.enabled)
+        if public and status == 200 and sub_response.status_code is None:
+            self._store(sub_response, body, headers["ETag"])
         if headers.get("ETag") and http_caching.matches(sub_response.request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         response = Response(body, status_code=sub_response.status_code or status, headers=headers)
@@ -230,6 +241,17 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     # -- HTTP caching (service/web/http_caching.py) ----------------------------------------
+
+    def _store(self, exchange: Exchange, body: bytes, etag: str) -> None:
+        """A public answer to a request the response cache marked (service/web/response_cache.py)."""
+        miss = exchange.request.scope.get("state", {}).get("response_cache")
+        cache = self.response_cache
+        if miss is None or cache is None:
+            return
+        if exchange.headers.raw or exchange.background is not None or not cache.cacheable(miss.key[0], miss.key[1]):
+            response_cache.uncacheable()
+            return
+        cache.put(miss, response_cache.entry_for(cache, miss, body, etag, graphql_http.CONTENT_TYPES[exchange.answer_type]))
 
     def _is_public(self, exchange: Exchange) -> bool:
         request, data = exchange.request, exchange.request_data
