@@ -94,10 +94,8 @@ class LoopSettings(BaseModel):
     # The yearly birthday benefit, in points (0: none).
     points_birthday: int = Field(default=100, ge=0)
     # -- issue 15 item 3: delivery (workers/relay.py). The committing process publishes its
-    # outbox rows at once; the sweep sends rows older than this (a crash's leftovers), in this
-    # many partitions of topics, each claimed by one relay at a time.
+    # outbox rows at once; the sweep sends only rows older than this (a crash's leftovers).
     outbox_grace_seconds: float = Field(default=1.0, ge=0)
-    outbox_partitions: int = Field(default=8, ge=1, le=1024)
 
     @property
     def renewal_retry_schedule(self) -> list[float]:

@@ -6,11 +6,13 @@ committed meanwhile, claims those rows (``SELECT ... FOR UPDATE SKIP LOCKED``, s
 unpublished), sends the events in one Redis pipeline and the jobs in one hop to the broker's
 thread, and stamps them in the same transaction. Commits of one process go out in commit order.
 
-Sweep: every ``outbox_sweep_seconds`` any process claims what a crash (or a failed send) left,
-rows older than ``outbox_grace_seconds``, per partition of topics: a partition is taken with a
-non-blocking ``pg_try_advisory_xact_lock`` (so the rows of one topic leave in id order), its rows
-with ``FOR UPDATE SKIP LOCKED`` (so a row the fast path holds is skipped, never waited for).
-On SQLite there is one process: a local lock serialises the two paths instead.
+Sweep: every ``outbox_sweep_seconds`` a process sends what a crash (or a failed send) left:
+rows older than ``outbox_grace_seconds``, in id order, claimed ``FOR UPDATE SKIP LOCKED`` (a row
+a fast path holds is skipped, never waited for). One relay sweeps at a time: the others find
+the sweep lock taken (``pg_try_advisory_xact_lock``) and skip their turn instead of waiting.
+The rows are not split by topic between sweepers: a transaction's event and its job (an
+order's PAID and its deliver_order) must leave in that order, or DELIVERING could overtake
+PAID. On SQLite there is one process: a local lock serialises the two paths instead.
 
 Within a claim, events go before jobs: an event a job causes can never overtake an event
 written before the job. Delivery is at least once: a relay that dies after sending and before
@@ -23,7 +25,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ from workers.broker import message_id_for, send
 log = logging.getLogger(__name__)
 
 BATCH = 200
-_ADVISORY_LOCK_KEY = 0x6B616D65  # "kame": the partitions' advisory locks are (key, partition)
+_SWEEP_LOCK_KEY = 0x6B616D656E67  # "kameng": taken with pg_try_advisory_xact_lock, never waited for
 
 class OutboxRelay:
     def __init__(self, settings: Settings, bus: EventBus, broker: dramatiq.Broker) -> None:
@@ -147,14 +148,16 @@ class OutboxRelay:
         async with self._fast_lock:
             while self._committed:
                 rows: list[OutboxEntry] = []
+                groups: list[list[int]] = []
                 trades = False
                 while self._committed and len(rows) < BATCH:
                     batch, wrote_trades = self._committed.popleft()
                     rows.extend(batch)
+                    groups.append([row.id for row in batch])
                     trades = trades or wrote_trades
                 if rows:
                     try:
-                        sent += await self._claim_and_send([row.id for row in rows], rows)
+                        sent += await self._claim_and_send(rows, groups)
                     except Exception:  # the bus, broker or database is down
                         log.exception("outbox relay: publishing after commit failed; the sweep sends those rows")
                 if trades:
@@ -173,65 +176,57 @@ class OutboxRelay:
         committed trade events appended to the trade log; returns how many rows were sent."""
         cutoff = datetime.now(UTC) - timedelta(seconds=grace)
         total = 0
-        if self._settings.is_sqlite:
-            partitions = [None]
-        else:
-            count = self._settings.outbox_partitions
-            partitions = await self._pending_partitions(cutoff, count)
-            random.shuffle(partitions)  # relays of several processes start on different ones
-        for partition in partitions:
-            while True:
-                sent = await self._sweep_batch(cutoff, partition)
-                total += sent
-                if sent < BATCH:
-                    break
+        while True:
+            sent = await self._sweep_batch(cutoff)
+            total += sent
+            if sent < BATCH:
+                break
         self._append_trade_log()
         return total
 
-    async def _pending_partitions(self, cutoff: datetime, count: int) -> list[int | None]:
-        async with in_transaction() as connection:
-            rows = await connection.execute_query_dict(
-                "SELECT DISTINCT mod(abs(hashtext(topic)), $2) AS p FROM outbox "
-                "WHERE published_at IS NULL AND created_at <= $1",
-                [cutoff, count],
-            )
-        return [int(row["p"]) for row in rows]
-
-    async def _sweep_batch(self, cutoff: datetime, partition: int | None) -> int:
-        if partition is None:  # SQLite: one process, no row locks
+    async def _sweep_batch(self, cutoff: datetime) -> int:
+        if self._settings.is_sqlite:  # one process, no row locks
             rows = await OutboxEntry.filter(published_at=None, created_at__lte=cutoff).order_by("id").limit(BATCH)
-            return await self._claim_and_send([row.id for row in rows], rows) if rows else 0
+            return await self._claim_and_send(rows) if rows else 0
         async with in_transaction() as connection:
-            taken = await connection.execute_query_dict(
-                "SELECT pg_try_advisory_xact_lock($1, $2) AS taken", [_ADVISORY_LOCK_KEY, partition]
-            )
+            taken = await connection.execute_query_dict("SELECT pg_try_advisory_xact_lock($1) AS taken", [_SWEEP_LOCK_KEY])
             if not taken[0]["taken"]:
-                return 0  # another relay sweeps this partition now
+                return 0  # another relay sweeps now: never wait for it
             found = await connection.execute_query_dict(
                 "SELECT id FROM outbox WHERE published_at IS NULL AND created_at <= $1 "
-                "AND mod(abs(hashtext(topic)), $2) = $3 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
-                [cutoff, self._settings.outbox_partitions, partition, BATCH],
+                "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                [cutoff, BATCH],
             )
             if not found:
                 return 0
             rows = await OutboxEntry.filter(id__in=[row["id"] for row in found]).order_by("id")
             return await self._send_and_stamp(rows)
 
-    async def _claim_and_send(self, ids: list[int], known: list[OutboxEntry]) -> int:
-        """Claim the still-unpublished rows among ``ids`` (skipping those another relay holds),
-        send them and stamp them, in one transaction."""
+    async def _claim_and_send(self, known: list[OutboxEntry], groups: list[list[int]] | None = None) -> int:
+        """Claim the still-unpublished rows among ``known`` (skipping those another relay holds),
+        send them and stamp them, in one transaction. ``groups`` (the fast path: the rows of each
+        committed transaction) are all or nothing: a transaction the sweep is sending part of is
+        left to the sweep, so that its event never leaves after its job."""
         by_id = {row.id: row for row in known}
+        ids = list(by_id)
         if self._settings.is_sqlite:
             async with self._local_lock, in_transaction():
                 pending = await OutboxEntry.filter(id__in=ids, published_at=None).values_list("id", flat=True)
                 return await self._send_and_stamp([by_id[i] for i in sorted(pending)])
         async with in_transaction() as connection:
-            claimed = await connection.execute_query_dict(
+            claimed = {row["id"] for row in await connection.execute_query_dict(
                 "SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND published_at IS NULL "
                 "ORDER BY id FOR UPDATE SKIP LOCKED",
                 [ids],
-            )
-            return await self._send_and_stamp([by_id[row["id"]] for row in claimed])
+            )}  # fmt: skip
+            if groups and len(claimed) < len(ids):
+                held = {row["id"] for row in await connection.execute_query_dict(
+                    "SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND published_at IS NULL", [ids],
+                ) if row["id"] not in claimed}  # fmt: skip
+                for group in groups:
+                    if held.intersection(group):
+                        claimed.difference_update(group)
+            return await self._send_and_stamp([by_id[i] for i in sorted(claimed)])
 
     async def _send_and_stamp(self, rows: list[OutboxEntry]) -> int:
         """In the caller's transaction, which holds ``rows``: events in one pipeline, then jobs in
