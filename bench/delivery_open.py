@@ -144,6 +144,7 @@ def steps(result: OpenResult) -> list[tuple[str, list[float]]]:
     out: dict[str, list[float]] = {name: [] for name in (
         "payment: payOrder sent -> answered (tx committed)",
         "publish: job row written -> stamped sent",
+        "publish: payOrder answered -> job stamped sent",
         "broker pickup: job sent -> DELIVERING row",
         "job: DELIVERING row -> DELIVERED row",
         "event back: DELIVERED row -> at client",
@@ -156,12 +157,14 @@ def steps(result: OpenResult) -> list[tuple[str, list[float]]]:
             out[names[0]].append(b.pay_done - b.pay_sent)
         if job:
             out[names[1]].append(job[1] - job[0])
+            if b.pay_done_wall:
+                out[names[2]].append(job[1] - b.pay_done_wall)
             if "DELIVERING" in row:
-                out[names[2]].append(row["DELIVERING"] - job[1])
+                out[names[3]].append(row["DELIVERING"] - job[1])
         if "DELIVERING" in row and "DELIVERED" in row:
-            out[names[3]].append(row["DELIVERED"] - row["DELIVERING"])
+            out[names[4]].append(row["DELIVERED"] - row["DELIVERING"])
         if "DELIVERED" in row and "DELIVERED" in b.events:
-            out[names[4]].append(b.events["DELIVERED"][1] - row["DELIVERED"])
+            out[names[5]].append(b.events["DELIVERED"][1] - row["DELIVERED"])
     return list(out.items())
 
 
