@@ -25,9 +25,13 @@ exactly once, one key each. Everything it made -- processes, the database, the n
 Redis keys, the data directory -- is removed at the end, also on failure, Ctrl-C, SIGTERM or
 the overall time limit.
 
-    uv run python bench/delivery.py                        # ~60 s on 2 CPUs
+Since issue 15 it makes ``--rounds`` rounds of that burst, each followed by an open loop
+(bench/delivery_open.py: ``--rate`` paid orders/s for ``--duration`` s, started on a schedule)
+with a per-step breakdown, and prints min/median/max over the rounds.
+
+    uv run python bench/delivery.py                        # 3 x (burst of 200, 100/s for 30 s)
     uv run python bench/delivery.py --workers 1 --threads 8
-    uv run python bench/delivery.py --orders 50            # a quick look
+    uv run python bench/delivery.py --rounds 1 --orders 50 --rate 20 --duration 5   # a quick look
     uv run python bench/delivery.py --keep-logs            # keep the processes' logs
 
 Services: PostgreSQL at ``--admin-url`` (trust auth, may CREATE DATABASE) and Redis at
