@@ -25,9 +25,13 @@ exactly once, one key each. Everything it made -- processes, the database, the n
 Redis keys, the data directory -- is removed at the end, also on failure, Ctrl-C, SIGTERM or
 the overall time limit.
 
-    uv run python bench/delivery.py                        # ~60 s on 2 CPUs
+Since issue 15 it makes ``--rounds`` rounds of that burst, each followed by an open loop
+(bench/delivery_open.py: ``--rate`` paid orders/s for ``--duration`` s, started on a schedule)
+with a per-step breakdown, and prints min/median/max over the rounds.
+
+    uv run python bench/delivery.py                        # 3 x (burst of 200, 100/s for 30 s)
     uv run python bench/delivery.py --workers 1 --threads 8
-    uv run python bench/delivery.py --orders 50            # a quick look
+    uv run python bench/delivery.py --rounds 1 --orders 50 --rate 20 --duration 5   # a quick look
     uv run python bench/delivery.py --keep-logs            # keep the processes' logs
 
 Services: PostgreSQL at ``--admin-url`` (trust auth, may CREATE DATABASE) and Redis at
@@ -277,7 +281,13 @@ async def deployment(args: argparse.Namespace) -> AsyncIterator[tuple[Deployment
                 start(dep, "serve", "serve", "--host", "127.0.0.1", "--port", str(dep.port), "--workers", str(args.api_processes))
                 for n in range(args.workers):
                     start(dep, f"worker-{n}", "worker")
-                seeded = orjson.loads((await run_helper(env, "bench.delivery", "seed", str(args.orders + WARMUP))).strip().splitlines()[-1])
+                seeded = orjson.loads((await run_helper(env, "bench.delivery", "seed", str(args.rounds * args.orders + WARMUP),
+                                                        timeout=300)).strip().splitlines()[-1])  # fmt: skip
+                if args.rate > 0:
+                    each = args.rounds * -(-int(args.rate * args.duration) // args.open_buyers)
+                    seeded["open"] = orjson.loads((await run_helper(
+                        env, "bench.delivery_open", "seed", str(args.open_buyers), str(each), str(args.products), timeout=600,
+                    )).strip().splitlines()[-1])  # fmt: skip
                 await wait_ready(dep)
                 yield dep, seeded
                 failed = False
@@ -374,6 +384,7 @@ class Buyer:
     pay_sent: float = 0.0
     pay_sent_wall: float = 0.0
     pay_done: float = 0.0
+    pay_done_wall: float = 0.0
 
 
 async def create_order(buyer: Buyer, product: str) -> int:
@@ -450,7 +461,7 @@ async def pay(buyer: Buyer) -> None:
     buyer.pay_sent_wall = time.time()
     buyer.pay_sent = now()
     status, answer = await buyer.http.request("POST", "/graphql", body, buyer.token)
-    buyer.pay_done = now()
+    buyer.pay_done, buyer.pay_done_wall = now(), time.time()
     data = orjson.loads(answer)
     if status != 200 or data.get("errors") or data["data"]["payOrder"]["errors"]:
         buyer.problem = buyer.problem or f"order {buyer.order_pk}: payOrder answered {status} {data}"
@@ -461,7 +472,12 @@ async def touch(buyers: list[Buyer]) -> None:
     """Make sure every buyer's connection is open and fresh before a timed phase."""
 
     async def one(buyer: Buyer) -> None:
-        status, _ = await buyer.http.request("POST", "/graphql", TYPENAME)
+        try:
+            status, _ = await buyer.http.request("POST", "/graphql", TYPENAME)
+        except (ConnectionError, asyncio.IncompleteReadError):  # closed by the server meanwhile
+            await buyer.http.close()
+            await buyer.http.open()
+            status, _ = await buyer.http.request("POST", "/graphql", TYPENAME)
         if status != 200:
             raise RuntimeError(f"{{ __typename }} answered {status}")
 
@@ -660,6 +676,11 @@ class Results:
     cpu: dict[str, float]  # process -> CPU seconds during the timed phase
     wall: float  # the timed phase's length
 
+    @property
+    def throughput(self) -> float:
+        span = self.last_delivered - self.first_pay
+        return self.orders / span if span > 0 else float("nan")
+
 
 async def order_events(dsn: str, orders: list[int]) -> dict[int, dict[str, float]]:
     import asyncpg
@@ -676,7 +697,7 @@ async def order_events(dsn: str, orders: list[int]) -> dict[int, dict[str, float
     return found
 
 
-async def verify(dsn: str, product_pk: int, orders: list[int]) -> list[str]:
+async def verify_orders(dsn: str, orders: list[int]) -> list[str]:
     """What must hold afterwards: every order DELIVERED once, one SOLD key each."""
     import asyncpg
 
@@ -702,25 +723,57 @@ async def verify(dsn: str, product_pk: int, orders: list[int]) -> list[str]:
         await connection.close()
 
 
-async def bench(args: argparse.Namespace) -> Results:
+async def bench(args: argparse.Namespace) -> tuple[list[Results], list[Any]]:
+    """Warm-up, then ``--rounds`` rounds of (closed-loop burst, open-loop schedule)."""
+    from bench.delivery_open import job_rows, print_open, run_open_loop
+
+    bursts: list[Results] = []
+    opens: list[Any] = []
     async with deployment(args) as (dep, seeded):
         tokens: list[str] = seeded["tokens"]
-        buyers = [Buyer(token, Http(dep.port)) for token in tokens]
-        warm, measured = buyers[:WARMUP], buyers[WARMUP:]
+        for round_no in range(1, args.rounds + 1):
+            # The first WARMUP tokens warm up (first round only); then --orders fresh buyers a round.
+            mine = tokens[:WARMUP] + tokens[WARMUP + (round_no - 1) * args.orders:WARMUP + round_no * args.orders]
+            bursts.append(await burst_round(args, dep, seeded, mine, warm_up=round_no == 1))
+            print(f"[round {round_no}] burst: {bursts[-1].orders} orders, {bursts[-1].throughput:.1f} orders/s", flush=True)
+            if args.rate > 0:
+                print(f"[round {round_no}] open loop: {args.rate:g} paid orders/s for {args.duration:g} s", flush=True)
+                opened = await run_open_loop(dep.port, dep.ws_url, seeded["open"]["tokens"], seeded["open"]["products"],
+                                             args.rate, args.duration, args.lead, args.deliver_timeout)  # fmt: skip
+                orders = [b.order_pk for b in opened.orders if b.order_pk]
+                await asyncio.sleep(0.5)
+                opened.rows = await order_events(dep.dsn, orders)
+                opened.job_rows = await job_rows(dep.dsn, orders)
+                opened.checks += await verify_orders(dep.dsn, orders)
+                opens.append(opened)
+                print_open(opened, round_no)
+                dep.check_alive()
+    return bursts, opens
+
+
+async def burst_round(args: argparse.Namespace, dep: Deployment, seeded: dict[str, Any], tokens: list[str],
+                      warm_up: bool) -> Results:  # fmt: skip
+    """The closed-loop burst: len(tokens) - WARMUP buyers pay at once (the first WARMUP buyers
+    warm the path up on the first round)."""
+    if True:  # (the body of the single burst before issue 15, kept as it was)
+        buyers = [Buyer(token, Http(dep.port)) for token in (tokens if warm_up else tokens[WARMUP:])]
+        warm, measured = (buyers[:WARMUP], buyers[WARMUP:]) if warm_up else ([], buyers)
         await gather_limited(50, [b.http.open() for b in buyers])
 
-        print(f"[warm-up] {WARMUP} orders through the whole path, {args.workers} worker(s) x {args.threads} threads", flush=True)
-        for buyer in warm:
+        if warm_up:
+            print(f"[warm-up] {WARMUP} orders through the whole path, {args.workers} worker(s) x {args.threads} threads", flush=True)
+        for buyer in warm if warm_up else []:
             await create_order(buyer, seeded["product"])
             await subscribe(buyer, dep.ws_url)
-        await asyncio.gather(*(pay(b) for b in warm))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(b.done.wait() for b in warm)), 60)
-        except TimeoutError:
-            dep.check_alive()
-            raise SystemExit("the warm-up orders were not delivered within 60 s: are the workers consuming?") from None
-        if bad := [b.problem or f"order {b.order_pk}: {b.statuses}" for b in warm if "DELIVERED" not in b.events]:
-            raise SystemExit(f"warm-up failed: {bad}")
+        if warm_up:
+            await asyncio.gather(*(pay(b) for b in warm))
+            try:
+                await asyncio.wait_for(asyncio.gather(*(b.done.wait() for b in warm)), 60)
+            except TimeoutError:
+                dep.check_alive()
+                raise SystemExit("the warm-up orders were not delivered within 60 s: are the workers consuming?") from None
+            if bad := [b.problem or f"order {b.order_pk}: {b.statuses}" for b in warm if "DELIVERED" not in b.events]:
+                raise SystemExit(f"warm-up failed: {bad}")
 
         n = len(measured)
         print(f"[setup] {n} buyers: createOrder, then subscribe to orderStatusChanged", flush=True)
@@ -771,7 +824,7 @@ async def bench(args: argparse.Namespace) -> Results:
             checks.append(f"{len(out_of_order)} subscriptions saw another sequence (e.g. {out_of_order[0].statuses})")
         # The workers may still be finishing when the client gave up: let the database settle.
         await asyncio.sleep(0.5)
-        checks += await verify(dep.dsn, seeded["product_pk"], orders)
+        checks += await verify_orders(dep.dsn, orders)
         rows = await order_events(dep.dsn, orders)
         for buyer in buyers:
             with contextlib.suppress(Exception):
@@ -875,16 +928,29 @@ async def main_async(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         async with asyncio.timeout(args.timeout):
-            results = await bench(args)
+            bursts, opens = await bench(args)
     except TimeoutError:
         print(f"\nFAILED: the run did not finish within {args.timeout:g} s (everything was cleaned up)", file=sys.stderr)
         return 1
+    from bench.delivery_open import summary
+
+    results = bursts[-1]
     print_report(results, args)
+    print(f"\n== over {len(bursts)} round(s), interleaved (burst, then open loop) in one deployment")
+    print(summary(f"burst of {results.orders}: orders/s", [r.throughput for r in bursts]))
+    print(summary("burst: payment -> DELIVERED p99 (ms)", [
+        pct([b.events["DELIVERED"][0] - b.pay_sent for b in r.buyers if "DELIVERED" in b.events], 0.99) * 1e3 for r in bursts]))
+    if opens:
+        print(summary(f"open loop {args.rate:g}/s: committed -> DELIVERED p50 (ms)", [pct(o.commit_to_delivered(), 0.5) * 1e3 for o in opens]))
+        print(summary(f"open loop {args.rate:g}/s: committed -> DELIVERED p99 (ms)", [pct(o.commit_to_delivered(), 0.99) * 1e3 for o in opens]))
+        print(summary(f"open loop {args.rate:g}/s: payOrder sent -> DELIVERED p99 (ms)", [pct(o.sent_to_delivered(), 0.99) * 1e3 for o in opens]))
     print(f"\n  ({time.monotonic() - started:.0f} s in all, set-up and clean-up included)")
-    if results.checks:
-        print("\nFAILED:\n  " + "\n  ".join(results.checks), file=sys.stderr)
+    checks = [c for r in bursts for c in r.checks] + [c for o in opens for c in o.checks]
+    if checks:
+        print("\nFAILED:\n  " + "\n  ".join(checks[:20]), file=sys.stderr)
         return 1
-    print(f"  checked: {results.orders} orders DELIVERED exactly once, one SOLD key each, events in order")
+    delivered = sum(r.orders for r in bursts) + sum(len(o.orders) for o in opens)
+    print(f"  checked: {delivered} orders DELIVERED exactly once, one SOLD key each, events in order")
     print("\nReproduce: cd " + shlex.quote(str(ROOT)) + " && uv run python bench/delivery.py"
           + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:]))  # fmt: skip
     return 0
@@ -897,6 +963,12 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=200, help="concurrent buyers, one order each (200)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (burst, open loop), for min/median/max (3)")
+    parser.add_argument("--rate", type=float, default=100, help="open loop: paid orders per second, 0 = none (100)")
+    parser.add_argument("--duration", type=float, default=30, help="open loop: seconds of arrivals per round (30)")
+    parser.add_argument("--lead", type=float, default=1.5, help="open loop: an order is set up this long before its slot (1.5 s)")
+    parser.add_argument("--open-buyers", type=int, default=300, help="open loop: buyers, each paying every N/rate s (300)")
+    parser.add_argument("--products", type=int, default=10, help="open loop: products the orders spread over (10)")
     parser.add_argument("--workers", type=int, default=2, help="`kameng worker` processes (2)")
     parser.add_argument("--threads", type=int, default=4, help="worker threads per worker process (4)")
     parser.add_argument("--api-processes", type=int, default=1, help="`kameng serve --workers` (1)")
@@ -905,7 +977,7 @@ def main() -> int:
     parser.add_argument("--connect-concurrency", type=int, default=50,
                         help="subscriptions opened at once (50)")
     parser.add_argument("--bursts", type=int, default=5, help="baseline bursts of --orders requests (5)")
-    parser.add_argument("--timeout", type=float, default=180, help="the whole run, set-up included (180 s)")
+    parser.add_argument("--timeout", type=float, default=900, help="the whole run, set-up included (900 s)")
     parser.add_argument("--deliver-timeout", type=float, default=90, help="wait for DELIVERED at most (90 s)")
     parser.add_argument("--admin-url", default=ADMIN_URL, help=f"PostgreSQL admin URL ({ADMIN_URL})")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis, also the broker ({REDIS_URL})")

@@ -93,6 +93,9 @@ class LoopSettings(BaseModel):
     renewal_claim_batch: int = Field(default=1000, ge=1)
     # The yearly birthday benefit, in points (0: none).
     points_birthday: int = Field(default=100, ge=0)
+    # -- issue 15 item 3: delivery (workers/relay.py). The committing process publishes its
+    # outbox rows at once; the sweep sends only rows older than this (a crash's leftovers).
+    outbox_grace_seconds: float = Field(default=1.0, ge=0)
 
     @property
     def renewal_retry_schedule(self) -> list[float]:

@@ -75,7 +75,7 @@ async def start(
     broker = broker or build_broker(settings)
     outbox_relay = OutboxRelay(settings, bus, broker)
     if relay:
-        outbox.on_commit(outbox_relay.kick)
+        outbox.on_commit_rows(outbox_relay.committed)  # published by this process at once
         outbox_relay.start()
     if redis is not None:  # response cache invalidations for the other processes (issue 15)
         cache_tags.set_publisher(cache_sync.Publisher(redis, settings.namespace, settings.response_cache_ack_ms))
@@ -92,7 +92,7 @@ async def start(
     if consume if sweeps is None else sweeps:
         runtime.scheduler = Scheduler(settings.sweep_seconds)
         runtime.scheduler.start()
-    outbox_relay.kick()  # whatever an earlier run left pending
+    outbox_relay.kick()  # sweep whatever an earlier run left pending
     return runtime
 
 

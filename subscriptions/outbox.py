@@ -1,9 +1,9 @@
 """The transactional outbox: side effects are rows written with the state change.
 
-Use cases write state and outbox rows inside ``atomic()``; when it commits, the relay
-(workers/relay.py) is woken to publish them. A rolled-back transaction leaves no row, so
+Use cases write state and outbox rows inside ``atomic()``; when it commits, the rows it
+wrote are handed to this process's relay (workers/relay.py), which publishes them at once. A rolled-back transaction leaves no row, so
 nothing is sent for it; a crash after commit leaves the row pending, and the relay's
-periodic sweep sends it. Nothing here talks to Redis or the broker.
+periodic sweep (in any process) sends it. Nothing here talks to Redis or the broker.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from subscriptions import cache_tags
 from subscriptions.jobs import JobCall
 
 _on_commit: list[Callable[[], None]] = []
+_on_commit_rows: list[Callable[[list[OutboxEntry], bool], None]] = []
 _emitted: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("outbox_emitted", default=None)
+# The rows themselves, beside their ids: the committing process publishes them at once.
+_rows: contextvars.ContextVar[list[OutboxEntry] | None] = contextvars.ContextVar("outbox_rows", default=None)
 
 
 def on_commit(callback: Callable[[], None]) -> None:
@@ -32,8 +35,17 @@ def on_commit(callback: Callable[[], None]) -> None:
         _on_commit.append(callback)
 
 
+def on_commit_rows(callback: Callable[[list[OutboxEntry], bool], None]) -> None:
+    """Register a callback run after a transaction that wrote outbox rows commits, with the
+    rows it wrote (in id order) and whether it also wrote trade-log rows. It runs in the
+    committing task and must not block: the relay queues the rows and publishes them."""
+    if callback not in _on_commit_rows:
+        _on_commit_rows.append(callback)
+
+
 def clear_commit_hooks() -> None:
     _on_commit.clear()
+    _on_commit_rows.clear()
 
 
 @asynccontextmanager
@@ -48,17 +60,24 @@ async def atomic() -> AsyncIterator[Any]:
             yield connection
         return
     token = _emitted.set([])
+    rows_token = _rows.set([])
     cache_token, committed = cache_tags.begin(), False  # the response cache's tags (issue 15)
     try:
         async with in_transaction() as connection:
             yield connection
-        wrote, committed = bool(_emitted.get()), True
+        emitted = _emitted.get() or []
+        rows = _rows.get() or []
+        committed = True
     finally:
         _emitted.reset(token)
+        _rows.reset(rows_token)
         cache_tags.end(cache_token, committed)
-    if wrote:
+    if emitted:
         for callback in _on_commit:
             callback()
+        trades = any(i < 0 for i in emitted)
+        for rows_callback in _on_commit_rows:
+            rows_callback(rows, trades)
 
 
 async def _write(kind: OutboxKind, topic: str, payload: dict[str, Any]) -> OutboxEntry:
@@ -67,6 +86,9 @@ async def _write(kind: OutboxKind, topic: str, payload: dict[str, Any]) -> Outbo
         raise RuntimeError("outbox rows are written inside atomic(), with the state they describe")
     entry = await OutboxEntry.create(kind=kind, topic=topic, payload=payload)
     emitted.append(entry.id)
+    rows = _rows.get()
+    if rows is not None:
+        rows.append(entry)
     return entry
 
 

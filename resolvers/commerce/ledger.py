@@ -84,6 +84,10 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
                 posting = await Posting.create(reason=reason, reference=reference, memo=memo[:300])
         except IntegrityError:
             return False
+        await Entry.bulk_create([Entry(posting=posting, account=accounts[code], amount=amount) for code, amount in legs])
+        await _trade(posting, legs, accounts)
+        # The balances last: their row locks are then held only until the caller commits, not
+        # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
         # One global order (by code), so concurrent postings lock account rows alike and
         # cannot deadlock each other.
         for code, amount in sorted(legs, key=lambda leg: leg[0]):
@@ -93,8 +97,6 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
                 query = query.filter(balance__gte=-amount)
             if await query.update(balance=F("balance") + amount) != 1:
                 raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
-        await Entry.bulk_create([Entry(posting=posting, account=accounts[code], amount=amount) for code, amount in legs])
-        await _trade(posting, legs, accounts)
     return True
 
 

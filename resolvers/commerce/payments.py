@@ -80,6 +80,10 @@ def _still_payable(order: Order) -> None:
 
 
 async def _pay_from_wallet(order: Order) -> Paid:
+    # The ledger accounts exist before the transaction begins (an escrow is new per order):
+    # the payment's transaction only reads them.
+    await ledger.account(ledger.wallet(order.buyer_id))
+    await ledger.account(ledger.escrow(order.id))
     async with outbox.atomic():
         return await pay_from_wallet(order, order.buyer_id)
 
@@ -93,10 +97,6 @@ async def pay_from_wallet(order: Order, payer_id: int, *, note: str = "paid from
     # transaction (and anything it posted) rolls back.
     if not await orders.transition(order, OrderStatus.PAID, actor=f"user:{payer_id}", note=note, paid_at=now):
         raise UserFacingError(ErrorCode.INVALID_STATE, "This order is no longer awaiting payment.")
-    # Keyed by the order: even a second winner could not hold twice. INSUFFICIENT_BALANCE
-    # raised here rolls the transition back too.
-    if not await escrow.hold(order, ledger.wallet(payer_id)):
-        raise UserFacingError(ErrorCode.INVALID_STATE, "This order has already been paid.")
     payment = await Payment.create(
         order_id=order.id,
         method=PaymentMethod.WALLET,
@@ -108,6 +108,11 @@ async def pay_from_wallet(order: Order, payer_id: int, *, note: str = "paid from
         paid_at=now,
     )
     await outbox.enqueue(jobs.deliver_order(order.id))
+    # Last, so that the wallet's row lock is held only until the commit, not while the rest
+    # of the transaction runs. Keyed by the order: even a second winner could not hold twice.
+    # INSUFFICIENT_BALANCE raised here rolls the transition (and everything above) back too.
+    if not await escrow.hold(order, ledger.wallet(payer_id)):
+        raise UserFacingError(ErrorCode.INVALID_STATE, "This order has already been paid.")
     return Paid(order, payment)
 
 
