@@ -236,14 +236,19 @@ def uplift_chart(r: Retention) -> Figure:
     if not shown:
         _empty(axes, "campaign with both arms reported")
         return figure
-    names = [f"{c.name[:24]} (#{c.campaign_id})" for c in shown]
+    names = [f"{c.name[:32]} (#{c.campaign_id})" for c in shown]
     values = [c.uplift.difference for c in shown]  # type: ignore[union-attr]
     errors = [[v - c.uplift.low for v, c in zip(values, shown, strict=True)],  # type: ignore[union-attr]
               [c.uplift.high - v for v, c in zip(values, shown, strict=True)]]  # type: ignore[union-attr]
-    axes.bar(names, values, yerr=errors, capsize=4, color=["#2a9d8f" if v >= 0 else "#e76f51" for v in values])
+    axes.bar(names, values, yerr=errors, capsize=4, width=0.5,
+             color=["#2a9d8f" if v >= 0 else "#e76f51" for v in values])
+    for i, c in enumerate(shown):
+        axes.annotate(f"{values[i]:+.1%} [{c.uplift.low:+.1%}, {c.uplift.high:+.1%}]"  # type: ignore[union-attr]
+                      f"\nn={c.treatment.users} vs {c.control.users}", (i, 0), ha="center", va="bottom", fontsize=7)
+    axes.set_xlim(-0.75, len(shown) - 0.25)
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_ylabel("difference in conversion rate")
-    axes.tick_params(axis="x", labelrotation=30)
+    axes.tick_params(axis="x", labelrotation=15 if len(shown) > 3 else 0)
     return figure
 
 

@@ -251,3 +251,4 @@ async def record_sizes(day: date | None = None) -> int:
 async def size_history(start: date, end: date) -> list[SegmentSize]:
     """The stored daily counts over [start, end), by day then segment."""
     return list(await SegmentSize.filter(day__gte=start, day__lt=end).order_by("day", "segment_key"))
+
