@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from models.accounts.notifications import Notification
 from models.accounts.users import Role
 from models.commerce.catalog import DeliveryKind
+from models.commerce.orders import Order
 from models.lifecycle.campaigns import Arm, Campaign, CampaignMember, MarketingCap
 from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
 from resolvers.lifecycle import analytics, campaigns, segments
@@ -205,7 +206,7 @@ async def test_quiet_hours_validation_and_permissions(make_client) -> None:  # t
 
 
 async def test_trigger_audiences(make_client) -> None:  # type: ignore[no-untyped-def]
-    """NO_VISIT and AFTER_DELIVERY find the users their trigger names, and only them."""
+    """NO_VISIT, AFTER_DELIVERY and EXPIRING find the users their trigger names, and only them."""
     from models.discovery.events import BehaviourEvent, EventKind
     from tests.test_tickets import delivered_order
 
@@ -222,6 +223,14 @@ async def test_trigger_audiences(make_client) -> None:  # type: ignore[no-untype
     after = Campaign(id=1, audience=campaigns.AudienceKind.AFTER_DELIVERY, trigger_days=7)
     found = set(await campaigns.audience(after, now))
     assert fresh.id in found and back.id not in found
+    # EXPIRING: a delivered item whose validity ends within the trigger's days.
+    soon, later = await make_users(2)
+    for user, days in ((soon, 2), (later, 10)):
+        order = await delivered_order(user, days_ago=20)
+        await Order.filter(id=order.id).update(valid_until=now + timedelta(days=days))
+    expiring = Campaign(id=1, audience=campaigns.AudienceKind.EXPIRING, trigger_days=3)
+    found = set(await campaigns.audience(expiring, datetime.now(UTC)))
+    assert soon.id in found and later.id not in found
 
 
 async def test_report_sections_segment_sizes_and_campaign_uplift(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ class AudienceKind(StrEnum):
     SEGMENT = "SEGMENT"  # buyers in a named segment (``segment_key``)
     RISK_BAND = "RISK_BAND"  # buyers in a churn risk band (``risk_band``)
     NO_VISIT = "NO_VISIT"  # users whose last visit is ``trigger_days`` or more days old
-    EXPIRING = "EXPIRING"  # buyers whose delivered item runs out within ``trigger_days``
+    EXPIRING = "EXPIRING"  # a delivered item or a plan without auto-renew ends within ``trigger_days``
     AFTER_DELIVERY = "AFTER_DELIVERY"  # buyers ``trigger_days`` after a delivery
 
 

@@ -45,6 +45,7 @@ from models.lifecycle.campaigns import (
 from models.lifecycle.churn import ChurnScore, RiskBand
 from models.lifecycle.segments import BuyerRfm, SegmentRule
 from models.loyalty.coupons import Coupon
+from models.repurchase.plans import PlanStatus, ProductPlan
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action, allowed, require, require_signed_in
@@ -183,9 +184,12 @@ async def audience(campaign: Campaign, now: datetime) -> list[int]:
             visits = BehaviourEvent.filter(kind__in=VISITS, user_id__isnull=False)
             users = (await _user_ids(visits.filter(occurred_at__lt=now - days), "user_id")
                      - await _user_ids(visits.filter(occurred_at__gte=now - days), "user_id"))
-        elif kind == AudienceKind.EXPIRING:
-            users = await _user_ids(Order.filter(status__in=_HELD, valid_until__gte=now, valid_until__lt=now + days),
-                                    "buyer_id")
+        elif kind == AudienceKind.EXPIRING:  # a delivered item's validity, or a plan that will not renew
+            users = (await _user_ids(Order.filter(status__in=_HELD, valid_until__gt=now, valid_until__lte=now + days),
+                                     "buyer_id")
+                     | await _user_ids(ProductPlan.filter(status=PlanStatus.ACTIVE, auto_renew=False,
+                                                          next_renewal_at__gt=now, next_renewal_at__lte=now + days),
+                                       "buyer_id"))
         else:  # AFTER_DELIVERY
             users = await _user_ids(Order.filter(
                 status__in=_HELD, delivered_at__lte=now - days,

@@ -25,7 +25,8 @@ Audience = describe_values(
     SEGMENT="Buyers in a named segment (`segmentKey`).",
     RISK_BAND="Buyers in a churn risk band (`riskBand`).",
     NO_VISIT="Users who visited before but not in the last `triggerDays` days.",
-    EXPIRING="Buyers whose delivered item runs out within `triggerDays` days.",
+    EXPIRING="Buyers whose delivered item's validity, or whose plan without auto-renew, ends within `triggerDays` "
+             "days.",
     AFTER_DELIVERY="Buyers `triggerDays` days (to 2 more) after a delivery.",
 )
 Offer = describe_values(
