@@ -97,6 +97,19 @@ class LoopSettings(BaseModel):
     # outbox rows at once; the sweep sends only rows older than this (a crash's leftovers).
     outbox_grace_seconds: float = Field(default=1.0, ge=0)
 
+    # -- issue 12 item 3: campaigns and the post-purchase survey (resolvers/lifecycle/campaigns.py, surveys.py)
+    # At most one marketing message per user per this many days, across every campaign.
+    marketing_cap_days: float = Field(default=7, gt=0)
+    # A new campaign's defaults: the share held out as control, and the zone of its quiet hours.
+    campaign_control_percent: int = Field(default=10, ge=0, le=50)
+    campaign_timezone: str = "Asia/Shanghai"
+    # How often job-consuming processes run every active campaign (and ask due surveys).
+    campaign_sweep_seconds: float = Field(default=3600, gt=0)
+    # The survey is asked this many days after delivery; an answer of 6 or less gets the coupon
+    # with this code (empty: none) besides the after-sales ticket.
+    survey_delay_days: float = Field(default=7, gt=0)
+    survey_compensation_coupon: str = ""
+
     @property
     def renewal_retry_schedule(self) -> list[float]:
         return [float(part) for part in self.renewal_retry_days.replace(" ", "").split(",") if part]

@@ -43,4 +43,6 @@ MODEL_MODULES = [
     "models.repurchase.plans",
     "models.repurchase.reminders",
     "models.repurchase.birthdays",
+    "models.lifecycle.campaigns",
+    "models.lifecycle.surveys",
 ]

@@ -73,6 +73,8 @@ from schema.repurchase.reminders import ReminderMutations
 from schema.repurchase.validity import ValidityMutations, ValidityQueries
 from schema.lifecycle.analytics import AnalyticsQueries
 from schema.accounts.privacy import PrivacyMutations
+from schema.lifecycle.campaigns import CampaignMutations, CampaignQueries
+from schema.lifecycle.surveys import SurveyMutations, SurveyQueries
 
 # Every Kameng node is keyed by a database integer (relay.NodeID[int]): a key that is not a
 # plain decimal in 64 bits cannot name one, so it is answered null without a lookup.
@@ -113,6 +115,7 @@ def _query_root(settings: Settings) -> type:
         TicketQueries, GiftQueries, FriendPayQueries, SearchQueries, TrendingQueries, ExperimentQueries,
         OnboardingQueries, WithdrawalQueries, ClaimQueries, LifecycleQueries, RecommendationQueries,
         PlanQueries, ValidityQueries, BirthdayQueries, AnalyticsQueries,
+        CampaignQueries, SurveyQueries,
     ):
         @strawberry.field(description="Any object by its global ID; null if there is no such object, "
                                       "the viewer may not see it, or the ID is not one of ours.")
@@ -162,6 +165,7 @@ class Mutation(
     LifecycleMutations,
     PlanMutations, ValidityMutations, ReminderMutations, BirthdayMutations,
     PrivacyMutations,
+    CampaignMutations, SurveyMutations,
 ):
     pass
 

@@ -31,7 +31,7 @@ matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text in SVG: smaller,
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from resolvers.lifecycle.analytics import Measure, Retention  # noqa: E402
+from resolvers.lifecycle.analytics import MIN_GROUP, Measure, Retention  # noqa: E402
 
 Rows = list[dict[str, Any]]
 SUPPRESSED = "suppressed (< 5 users)"
@@ -71,7 +71,7 @@ def _empty(axes: Any, what: str) -> None:
 
 def summary_rows(r: Retention) -> Rows:
     names = ("buyers", "repurchase_rate", "single_purchase_share", "mean_days_between_purchases",
-             "cross_category_rate", "unprompted_return_share", "visits_per_user_per_month")
+             "cross_category_rate", "unprompted_return_share", "visits_per_user_per_month", "nps")
     return [{"metric": n, **asdict(getattr(r, n))} for n in names]
 
 
@@ -182,16 +182,84 @@ def ltv_chart(r: Retention) -> Figure:
     return figure
 
 
+def _small(n: int | None) -> bool:
+    return n is None or n < MIN_GROUP
+
+
+def segment_size_rows(r: Retention) -> Rows:
+    return [{"day": c.day.isoformat(), "segment": c.segment, "buyers": None if _small(c.buyers) else c.buyers,
+             "suppressed": _small(c.buyers)} for c in r.segment_sizes]
+
+
+def uplift_rows(r: Retention) -> Rows:
+    rows: Rows = []
+    for c in r.campaign_uplift:
+        small = _small(c.treatment.users) or _small(c.control.users)
+        for arm in (c.treatment, c.control):
+            hidden = _small(arm.users)
+            rows.append({
+                "campaign_id": c.campaign_id, "campaign": c.name, "arm": arm.arm,
+                "users": None if hidden else arm.users, "delivered": None if hidden else arm.delivered,
+                "opened": None if hidden else arm.opened, "clicked": None if hidden else arm.clicked,
+                "converted": None if hidden else arm.converted, "conversion_rate": None if hidden else arm.conversion_rate,
+                "uplift": None if small or c.uplift is None else c.uplift.difference,
+                "uplift_low": None if small or c.uplift is None else c.uplift.low,
+                "uplift_high": None if small or c.uplift is None else c.uplift.high,
+                "p_value": None if small or c.uplift is None else c.uplift.p_value, "suppressed": hidden,
+            })
+    return rows
+
+
+def segment_sizes_chart(r: Retention) -> Figure:
+    figure, axes = _figure("Segment sizes over time (buyers per segment, daily)")
+    days = sorted({c.day for c in r.segment_sizes})
+    names = sorted({c.segment for c in r.segment_sizes})
+    counts = {(c.day, c.segment): c.buyers for c in r.segment_sizes if not _small(c.buyers)}
+    if not counts:
+        _empty(axes, "segment counts")
+        return figure
+    shown = [n for n in names if any((d, n) in counts for d in days)]
+    axes.stackplot(days, [[counts.get((d, n), 0) for d in days] for n in shown], labels=shown, alpha=0.85)
+    axes.set_ylabel("buyers")
+    axes.tick_params(axis="x", labelrotation=45)
+    axes.legend(fontsize=7, ncols=2, loc="upper left")
+    if len(counts) < len(r.segment_sizes):
+        axes.annotate(f"cells with {SUPPRESSED} left out", (0.01, 0.01), xycoords="figure fraction", fontsize=7,
+                      color="#666")
+    return figure
+
+
+def uplift_chart(r: Retention) -> Figure:
+    figure, axes = _figure("Campaign uplift: conversion, treatment minus control (95% interval)")
+    shown = [c for c in r.campaign_uplift
+             if c.uplift is not None and not _small(c.treatment.users) and not _small(c.control.users)]
+    if not shown:
+        _empty(axes, "campaign with both arms reported")
+        return figure
+    names = [f"{c.name[:32]} (#{c.campaign_id})" for c in shown]
+    values = [c.uplift.difference for c in shown]  # type: ignore[union-attr]
+    errors = [[v - c.uplift.low for v, c in zip(values, shown, strict=True)],  # type: ignore[union-attr]
+              [c.uplift.high - v for v, c in zip(values, shown, strict=True)]]  # type: ignore[union-attr]
+    axes.bar(names, values, yerr=errors, capsize=4, width=0.5,
+             color=["#2a9d8f" if v >= 0 else "#e76f51" for v in values])
+    for i, c in enumerate(shown):
+        axes.annotate(f"{values[i]:+.1%} [{c.uplift.low:+.1%}, {c.uplift.high:+.1%}]"  # type: ignore[union-attr]
+                      f"\nn={c.treatment.users} vs {c.control.users}", (i, 0), ha="center", va="bottom", fontsize=7)
+    axes.set_xlim(-0.75, len(shown) - 0.25)
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_ylabel("difference in conversion rate")
+    axes.tick_params(axis="x", labelrotation=15 if len(shown) > 3 else 0)
+    return figure
+
+
 SECTIONS: list[Section] = [
     Section("summary", "Summary", summary_rows, repurchase_chart),
     Section("cohort_retention", "Cohort retention", cohort_rows, cohort_heatmap),
     Section("retention_curves", "Retention curves", curve_rows, retention_curves),
     Section("ltv", "Lifetime value", curve_rows, ltv_chart),
     Section("visits", "Visits per user per month", visit_rows, visits_chart),
-    # TO ADD AT MERGE (issue 12 items 1 and 3, built on other branches): append
-    #   Section("segment_sizes", "Segment sizes over time", <rows from the segment tables>, <stacked area chart>),
-    #   Section("campaign_uplift", "Campaign uplift", <rows: campaign, arm, users, conversions, uplift, CI>, <bars + CI>),
-    # once their tables exist; the CLI, the files and the dashboard pick new sections up as they are.
+    Section("segment_sizes", "Segment sizes over time", segment_size_rows, segment_sizes_chart),
+    Section("campaign_uplift", "Campaign uplift", uplift_rows, uplift_chart),
 ]
 
 CHARTS = {s.name: s for s in SECTIONS if s.chart is not None}

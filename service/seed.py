@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from service import wiring
 from service.seed_history import build_history
+from service.seed_campaigns import build_campaign_history
 from kameng.settings import Settings
 from models.accounts.users import Role, User
 from models.commerce.catalog import DeliveryKind
@@ -100,4 +101,6 @@ async def _build() -> list[DemoAccount]:
     await comments.add_comment(as_owner, review.id, "Thanks for buying, enjoy!")
     # Months of the shop's past sales, visits and win-back messages for the retention report.
     await build_history(staff, owner, shop.id)
+    # Segment sizes over those months, a past win-back campaign and answered surveys (issue 12 item 3).
+    await build_campaign_history(admin.id)
     return [admin_login, owner_login, buyer_login]

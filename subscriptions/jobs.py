@@ -24,6 +24,7 @@ class JobName(StrEnum):
     REFRESH_RFM = "refresh_rfm"
     FIT_CHURN = "fit_churn"
     RENEW_PLAN = "renew_plan"
+    SEND_CAMPAIGN_MESSAGE = "send_campaign_message"
     # Sent by dramatiq itself (on_retry_exhausted of deliver_order), never by the outbox.
     DELIVERY_GAVE_UP = "delivery_gave_up"
 
@@ -72,3 +73,8 @@ def fit_churn() -> JobCall:
     return JobCall(JobName.FIT_CHURN, {})
 def renew_plan(renewal_id: int) -> JobCall:
     return JobCall(JobName.RENEW_PLAN, {"renewal_id": renewal_id})
+
+
+def send_campaign_message(member_id: int) -> JobCall:
+    """One campaign message through its channel (the outbox row of the message)."""
+    return JobCall(JobName.SEND_CAMPAIGN_MESSAGE, {"member_id": member_id})

@@ -22,6 +22,7 @@ from models.commerce.inventory import CardKey
 from models.commerce.merchants import Category, Merchant, MerchantStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
 from models.community.posts import ContentStatus, Post, PostKind
+from models.lifecycle.campaigns import AudienceKind, Campaign
 from models.lifecycle.experiments import Experiment
 from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
@@ -391,6 +392,21 @@ def probes() -> dict[Action, Probe]:
     async def analytics_seen(payload: dict[str, Any], _: Any) -> bool:
         return payload.get("analytics") is not None
 
+    async def new_campaign(_: People) -> tuple[dict[str, Any], Any]:
+        name = f"probe-{uuid.uuid4().hex[:10]}"
+        return {"name": name, "title": "Probe", "audience": "NO_VISIT", "triggerDays": 7}, name
+
+    async def campaign_made(_: dict[str, Any], name: str) -> bool:
+        return await Campaign.filter(name=name).exists()
+
+    async def a_campaign(_: People) -> tuple[dict[str, Any], Any]:
+        made = await Campaign.create(name="Probe", title="Probe", audience=AudienceKind.NO_VISIT, trigger_days=7,
+                                     starts_at=datetime.now(UTC))
+        return gid("Campaign", made.id), None  # type: ignore[return-value]
+
+    async def campaign_results_seen(payload: dict[str, Any], _: Any) -> bool:
+        return payload.get("results") is not None
+
     return {
         Action.REPLY_TICKET: Probe(mutation("replyToTicket", "ReplyToTicketInput"), a_ticket, replied),
         Action.DECIDE_TICKET: Probe(mutation("resolveTicket", "FinishTicketInput"), ticket_to_decide, decided),
@@ -438,6 +454,10 @@ def probes() -> dict[Action, Probe]:
             today, stats_seen),
         Action.READ_ANALYTICS: Probe("query($input: RetentionAnalyticsInput) { result: retentionAnalytics(input: $input) "
                                      "{ errors { code field } analytics { minGroup } } }", period, analytics_seen),
+        Action.MANAGE_CAMPAIGNS: Probe(mutation("createCampaign", "CreateCampaignInput"), new_campaign, campaign_made),
+        Action.READ_CAMPAIGN_RESULTS: Probe("query($input: ID!) { result: campaignResults(id: $input) "
+                                            "{ errors { code field } results { treatment { users } } } }",
+                                            a_campaign, campaign_results_seen),
     }
 
 

@@ -167,6 +167,10 @@ def test_cli_seed_demo(tmp_path: Path) -> None:
         history = db.execute("SELECT count(*), count(DISTINCT buyer_id), count(DISTINCT substr(paid_at, 1, 7)) "
                              "FROM orders WHERE order_no LIKE 'H%' AND status = 'COMPLETED'").fetchone()
         assert history[0] > 500 and history[1] >= 300 and history[2] >= 8, history
+        # Segment sizes week by week, a past campaign with both arms, answered surveys (service/seed_campaigns.py).
+        assert db.execute("SELECT count(DISTINCT day) FROM lifecycle_segment_size").fetchone()[0] >= 30
+        assert {arm for (arm,) in db.execute("SELECT arm FROM campaign_member")} == {"TREATMENT", "CONTROL"}
+        assert db.execute("SELECT count(*) FROM survey WHERE score IS NOT NULL").fetchone()[0] >= 50
         assert db.execute("SELECT count(*) FROM card_key WHERE status = 'AVAILABLE'").fetchone() == (19,)
         assert db.execute("SELECT kind, verified_purchase FROM post ORDER BY id").fetchall() == [
             ("SHOWCASE", 1), ("REVIEW", 1)]

@@ -23,7 +23,7 @@ from tests.factories import make_merchant, make_product, make_user, make_users, 
 QUERY = """query($input: RetentionAnalyticsInput) { retentionAnalytics(input: $input) {
   errors { code field }
   analytics {
-    since until minGroup notes
+    since until minGroup notes nps { value users suppressed }
     buyers { value users suppressed }
     repurchaseRate { value users suppressed }
     singlePurchaseShare { value users suppressed }
@@ -149,7 +149,8 @@ async def test_every_metric_on_a_hand_built_history(make_client) -> None:  # typ
     # LTV: age 0 (90 + 30 + 10) / 8; age 1 (100 + 50) / 7; age 2 140 / 5.
     assert [(m["value"], m["users"]) for m in r["ltvCurve"]] == [
         (pytest.approx(130 / 8), 8), (pytest.approx(150 / 7), 7), (pytest.approx(28.0), 5)]
-    assert any("NPS" in note for note in r["notes"])
+    # No survey answered in that period: NPS is there, suppressed (the survey tests fill it).
+    assert r["nps"] == {"value": None, "users": None, "suppressed": True}
 
     # A narrower period: February only. Buyers u1 u4 u5 (3): every buyer metric is suppressed.
     feb = await ask(await admin_client(make_client), f"{y}-02-01", f"{y}-03-01")

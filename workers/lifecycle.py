@@ -8,7 +8,7 @@ import logging
 import time
 
 from kameng.settings import get_settings
-from resolvers.lifecycle import churn, rfm
+from resolvers.lifecycle import campaigns, churn, rfm, segments, surveys
 from workers.jobs import job
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,14 @@ async def fit_churn() -> None:
     await churn.fit_and_score()
 
 
+@job(queue="default", max_retries=5)
+async def send_campaign_message(member_id: int) -> None:
+    await campaigns.deliver(int(member_id))
+
+
 # -- the sweeps (counted from process start, like the tier sweep) ---------------------------
 
-_last = {"rfm": time.monotonic(), "churn": time.monotonic()}
+_last = {"rfm": time.monotonic(), "churn": time.monotonic(), "campaigns": time.monotonic()}
 
 
 async def sweep_rfm() -> int:
@@ -38,7 +43,9 @@ async def sweep_rfm() -> int:
     if time.monotonic() - _last["rfm"] < get_settings().rfm_sweep_seconds:
         return 0
     _last["rfm"] = time.monotonic()
-    return await rfm.recompute_all()
+    scored = await rfm.recompute_all()
+    await segments.record_sizes()  # the day's segment sizes, for the report
+    return scored
 
 
 async def sweep_churn() -> int:
@@ -51,4 +58,13 @@ async def sweep_churn() -> int:
     return scored
 
 
-SWEEPS = (sweep_rfm, sweep_churn)
+async def sweep_campaigns() -> int:
+    """Every ``KAMENG_CAMPAIGN_SWEEP_SECONDS``: run every active campaign (triggers included)
+    and ask the post-purchase surveys that are due."""
+    if time.monotonic() - _last["campaigns"] < get_settings().campaign_sweep_seconds:
+        return 0
+    _last["campaigns"] = time.monotonic()
+    return await campaigns.run_due() + await surveys.ask_due()
+
+
+SWEEPS = (sweep_rfm, sweep_churn, sweep_campaigns)

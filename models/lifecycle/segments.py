@@ -63,3 +63,17 @@ class BuyerRfm(Model):
 
     class Meta:
         table = "lifecycle_buyer_rfm"
+
+
+class SegmentSize(Model):
+    """How many buyers a segment held on a day (UTC), written by the segments sweep: the
+    history behind the report's "segment sizes over time"."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.DateField()
+    segment_key = fields.CharField(max_length=64)
+    buyers = fields.IntField()
+
+    class Meta:
+        table = "lifecycle_segment_size"
+        unique_together = (("day", "segment_key"),)

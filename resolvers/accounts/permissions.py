@@ -66,6 +66,9 @@ class Action(StrEnum):
     READ_RECOMMENDATION_STATS = "READ_RECOMMENDATION_STATS"
     # lifecycle
     READ_ANALYTICS = "READ_ANALYTICS"
+    # campaigns (resolvers/lifecycle/campaigns.py)
+    MANAGE_CAMPAIGNS = "MANAGE_CAMPAIGNS"
+    READ_CAMPAIGN_RESULTS = "READ_CAMPAIGN_RESULTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,10 @@ TABLE: dict[Action, Rule] = {
     Action.READ_RECOMMENDATION_STATS: Rule(STAFF),
     # Retention analytics are business data (revenue, LTV), not a moderation tool: ADMIN only.
     Action.READ_ANALYTICS: Rule(ADMIN),
+    # A campaign gives away coupons, points and perks (money) to an audience: an ADMIN's call.
+    Action.MANAGE_CAMPAIGNS: Rule(ADMIN),
+    # Its results are conversions and revenue (business data), like retention analytics.
+    Action.READ_CAMPAIGN_RESULTS: Rule(ADMIN),
 }
 
 

@@ -157,6 +157,14 @@ REGISTRY: dict[str, Policy] = {
     "Referral": Policy(Erasure.SCRUB, "Who invited whom stays for the rewards' books; the invitee's address and "
                        "device go (and are never exported: the inviter would see them).",
                        links=("inviter_id", "invitee_id"), omit=("ip", "device_id"), scrub={"ip": "", "device_id": ""}),
+    # lifecycle: campaigns and surveys
+    "Campaign": _none("A campaign's definition (audience, offer, message to everyone in it)."),
+    "CampaignMember": Policy(Erasure.KEEP, "Who a campaign reached or held out (ids only): the uplift's books "
+                             "and the frequency cap.", links=("user_id",)),
+    "MarketingCap": Policy(Erasure.DELETE, "When the user was last sent a marketing message.", links=("user_id",)),
+    "SegmentSize": _none("Daily counts of users per segment (aggregates)."),
+    "Survey": Policy(Erasure.SCRUB, "The satisfaction score stays in the aggregate NPS; the user's words go.",
+                     links=("user_id",), scrub={"comment": ""}),
     # trust
     "LateDeliveryCompensation": Policy(Erasure.KEEP, "Compensation paid (money records).", links=("buyer_id",)),
     "TradeEvent": _none("Trade-log leaves name no person (subscriptions/outbox.trade)."),

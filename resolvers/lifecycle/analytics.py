@@ -24,8 +24,12 @@ Definitions (docs/api.md repeats them for the API's readers):
   month counts though it is not over.
 * **Suppression**: an aggregate over fewer than ``MIN_GROUP`` users (its denominator) is
   null with ``suppressed`` set, and so is its user count.
-* **NPS** is not reported: no survey table exists yet (the post-purchase survey belongs to
-  the campaigns work, issue 12 item 3).
+* **NPS** = percent of promoters (9-10) minus percent of detractors (0-6) among the
+  post-purchase survey answers given in the period (resolvers/lifecycle/surveys.py);
+  ``users`` is the number of answers.
+* **Segment sizes** are the daily counts the segments sweep stores (suppressed per cell under
+  MIN_GROUP in the report); **campaign uplift** is resolvers/lifecycle/campaign_results.py's,
+  for the latest campaigns.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action
 from resolvers.errors import invalid
 from resolvers.lifecycle import analytics_sql as q
+from resolvers.lifecycle import campaign_results, segments, surveys
+from resolvers.lifecycle.campaign_results import CampaignResult
 
 MIN_GROUP = 5
 MAX_PERIOD_DAYS = 366 * 5
@@ -101,6 +107,16 @@ class Retention:
     retention_curve: list[Measure]  # index k, pooled over cohorts that reached age k
     ltv_curve: list[Measure]
     notes: list[str] = field(default_factory=list)
+    nps: Measure = field(default_factory=lambda: Measure(None, None, True))
+    segment_sizes: list[SegmentCount] = field(default_factory=list)
+    campaign_uplift: list[CampaignResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCount:
+    day: date
+    segment: str
+    buyers: int
 
 
 def month_name(index: int) -> str:
@@ -170,7 +186,10 @@ async def compute(start: date | None = None, end: date | None = None) -> Retenti
         cohorts=cohorts,
         retention_curve=retention_curve,
         ltv_curve=ltv_curve,
-        notes=["NPS is not reported: there is no survey table yet (issue 12 item 3 adds the survey)."],
+        nps=over(*(await surveys.nps(begin, finish))),
+        segment_sizes=[SegmentCount(row.day, row.segment_key, row.buyers)
+                       for row in await segments.size_history(start, end)],
+        campaign_uplift=await campaign_results.all_results(),
     )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
-from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
+from models.lifecycle.segments import BuyerRfm, SegmentRule, SegmentSize, Stage
 from resolvers.lifecycle import segments
 
 
@@ -120,3 +120,29 @@ async def recompute_all() -> int:
         await _write(rfm, rules, populations, now)
     await BuyerRfm.filter(computed_at__lt=now).delete()  # not written above: no purchase left
     return len(every)
+
+
+async def backfill_sizes(days: list[date]) -> int:
+    """Segment sizes as they were at the end of each of ``days`` (UTC), from the completed
+    orders paid by then, under today's active rules (the demo's past, or a new installation's
+    history); a day counted before is replaced. How many (day, segment) counts were written."""
+    rules = await segments.active_rules()
+    every = await purchases()
+    written = 0
+    for day in days:
+        end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        sizes: dict[str, int] = {}
+        for user_id, rows in every.items():
+            before = [(when, total) for when, total in rows if when < end]
+            if not before:
+                continue
+            summary = summarise(user_id, before, end)
+            rule = segments.first_match(rules, recency_days=summary.recency_days, frequency=summary.frequency,
+                                        monetary=summary.monetary,
+                                        stage=stage_of(summary.frequency, summary.recency_days))
+            key = rule.key if rule is not None else segments.NO_SEGMENT
+            sizes[key] = sizes.get(key, 0) + 1
+        await SegmentSize.filter(day=day).delete()
+        await SegmentSize.bulk_create([SegmentSize(day=day, segment_key=k, buyers=n) for k, n in sizes.items()])
+        written += len(sizes)
+    return written

@@ -11,11 +11,14 @@ segment (``READ_LIFECYCLE``); the user sees only its benefits. Rules are edited 
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
+from tortoise.functions import Count
+
+from models.lifecycle.segments import BuyerRfm, SegmentRule, SegmentSize, Stage
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action, allowed, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
@@ -222,3 +225,30 @@ async def update_rule(actor: Actor, rule_id: int, data: RuleInput) -> SegmentRul
         await rule.save()
         await outbox.enqueue(jobs.refresh_rfm())
     return rule
+
+
+# -- sizes over time (the segments sweep writes them; the report draws them) ----------------
+
+NO_SEGMENT = "(none)"
+
+
+async def record_sizes(day: date | None = None) -> int:
+    """How many buyers each segment holds now, stored as ``day``'s (UTC) count, replacing an
+    earlier count of the same day; how many segments were counted."""
+    day = day or datetime.now(UTC).date()
+    rows = await BuyerRfm.annotate(n=Count("id")).group_by("segment_rule_id").values("segment_rule_id", "n")
+    keys = dict(await SegmentRule.all().values_list("id", "key"))
+    sizes: dict[str, int] = {}
+    for row in rows:
+        key = keys.get(row["segment_rule_id"], NO_SEGMENT) if row["segment_rule_id"] is not None else NO_SEGMENT
+        sizes[key] = sizes.get(key, 0) + int(row["n"])
+    for key, buyers in sizes.items():
+        await SegmentSize.update_or_create(defaults={"buyers": buyers}, day=day, segment_key=key)
+    await SegmentSize.filter(day=day).exclude(segment_key__in=list(sizes) or [NO_SEGMENT]).delete()
+    return len(sizes)
+
+
+async def size_history(start: date, end: date) -> list[SegmentSize]:
+    """The stored daily counts over [start, end), by day then segment."""
+    return list(await SegmentSize.filter(day__gte=start, day__lt=end).order_by("day", "segment_key"))
+

@@ -81,6 +81,8 @@ RULES: dict[str, Rule] = {
         Rule("event", Kind.MARKER, "a loyalty event counted towards tasks"),
         # Not earned (tiers do not count it): a gift, once a year (resolvers/repurchase/birthdays.py).
         Rule("birthday", Kind.SPEND_RETURN, "the yearly birthday benefit", "points_birthday"),
+        # Not earned (tiers do not count it): a campaign's offer (resolvers/lifecycle/campaigns.py).
+        Rule("campaign", Kind.SPEND_RETURN, "a win-back campaign's gift"),
     ]
 }
 

@@ -48,8 +48,7 @@ class RetentionCohort:
 
 
 @strawberry.type(description="Retention metrics over a period, from real orders, behaviour events and notifications. "
-                             "Definitions in docs/api.md (Retention analytics). NPS is not reported yet: there is no "
-                             "survey table.")
+                             "Definitions in docs/api.md (Retention analytics).")
 class RetentionAnalytics:
     since: date = strawberry.field(description="First day of the period (UTC).")
     until: date = strawberry.field(description="Day after the period (exclusive).")
@@ -74,6 +73,9 @@ class RetentionAnalytics:
     ltv_curve: list[RetentionMeasure] = strawberry.field(
         description="Index k: mean revenue per buyer (CNY) up to month k, pooled over cohorts that reached age k.")
     notes: list[str] = strawberry.field(description="What is not reported and why.")
+    nps: RetentionMeasure = strawberry.field(
+        description="Net promoter score of the post-purchase survey answers given in the period: percent of 9-10 "
+                    "minus percent of 0-6 (`users` = answers).")
 
     @classmethod
     def of(cls, r: analytics.Retention) -> RetentionAnalytics:
@@ -88,6 +90,7 @@ class RetentionAnalytics:
             cohorts=[RetentionCohort(month=c.month, size=c.size, suppressed=c.suppressed, retention=c.retention,
                                      ltv=c.ltv) for c in r.cohorts],
             retention_curve=[m(x) for x in r.retention_curve], ltv_curve=[m(x) for x in r.ltv_curve], notes=r.notes,
+            nps=m(r.nps),
         )
 
 
