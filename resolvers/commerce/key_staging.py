@@ -37,6 +37,8 @@ from models.commerce.inventory import CardKeyStatus
 #: First half of the advisory lock key of imports (the second half: the product id).
 IMPORT_LOCK = 0x4B4B  # "KK"
 
+#: Memory for the sorts of one chunk (this transaction only).
+WORK_MEM = "64MB"
 _STAGING = "card_key_staging"
 _CREATE = (
     f'CREATE TEMPORARY TABLE "{_STAGING}" '
@@ -82,6 +84,9 @@ async def copy_chunk(product_id: int, records: list[Record]) -> int:
     async with in_transaction() as connection:
         await lock_product(connection, product_id)
         async with connection.acquire_connection() as raw:  # the transaction's asyncpg connection
+            # The chunk's two sorts (DISTINCT ON, then input order) stay in memory (the default
+            # 4 MB spilled 25,000 rows to disk: ~10% of the chunk's time, measured).
+            await raw.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             await raw.execute(_CREATE)
             await raw.copy_records_to_table(
                 _STAGING, records=records, columns=["seq", "key_id", "ciphertext", "fingerprint"]
