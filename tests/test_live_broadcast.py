@@ -124,5 +124,10 @@ async def test_a_resume_runs_on_its_own_with_its_backlog(stack: Stack) -> None:
         assert [len(g.members) for g in groups_of(RESUME, {"after": gid("Post", seen.id)})] == []
         live = await make_post(author)
         assert (await subs[0].next())["id"] == gid("Post", live.id)
-        assert (await subs[1].next())["id"] == gid("Post", live.id)
+        # Without a resume point it gets what is published once it listens: the live post (and
+        # with Redis, the relay may still be delivering the earlier posts' events).
+        got = [(await subs[1].next())["id"]]
+        while got[-1] != gid("Post", live.id):
+            got.append((await subs[1].next())["id"])
+        assert set(got) <= {gid("Post", p.id) for p in (*missed, live)}
         assert subs[0].received.empty()  # no duplicates
