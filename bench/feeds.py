@@ -8,10 +8,12 @@
     (``resolvers.community.fanout.fan_out``: keyset batches of 1,000 followers, one pipeline of
     conditional adds each), in feed inserts per second, against a plain pipelined ZADD of the
     same N keys in batches of 1,000 (the ceiling) in the same run.
-(c) ``live``: ``kameng serve`` in a child process, N (default 5,000) WebSocket subscribers to
-    ``liveFeed`` from this process, one post published with ``createPost``: every subscriber
-    must receive it; p50/p99 delivery latency (from the mutation's send) and the server's RSS
-    growth per connection.
+(c) ``live``: Kameng's uvicorn server (service.cli.server_options, ``--ws-options`` on top) in
+    a child process, N (default 10,000) graphql-transport-ws subscribers to ``liveFeed`` from
+    this process, one post published with ``createPost``: every subscriber must receive it;
+    p50/p99 delivery latency (from the mutation's send) and the server's RSS growth per
+    connection; then the same against a bare WebSocket + Redis fan-out (bench/ws_baseline.py,
+    same uvicorn options, one PUBLISH), in ``--live-rounds`` interleaved rounds.
 
 Own temporary data directory (SQLite) or scratch PostgreSQL database (``BENCH_DATABASE_URL``,
 an admin URL), own Redis namespace on ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0),
@@ -218,26 +220,35 @@ async def bench_fanout(args: argparse.Namespace, namespace: str) -> dict[str, An
         for f in followers[start:start + 5000]:
             pipe.zadd(store.key(f), {"0": 0})
         await pipe.execute()
-    post = await Post.create(author_id=author, kind=PostKind.GUIDE, title="big", body="b", body_html="b")
-    started = time.perf_counter()
-    written = await fanout.fan_out(store, post.id)
-    fan_out_s = time.perf_counter() - started
-    assert written == len(followers), (written, len(followers))
-    # Baseline: a plain pipelined ZADD of the same size, batches of 1,000.
-    started = time.perf_counter()
-    for start in range(0, len(followers), fanout.FANOUT_BATCH):
-        pipe = redis.pipeline(transaction=False)
-        for f in followers[start:start + fanout.FANOUT_BATCH]:
-            pipe.zadd(f"{namespace}:baseline:{f}", {str(post.id): post.id})
-        await pipe.execute()
-    baseline_s = time.perf_counter() - started
+    # Interleaved rounds: each round fans a new post out, then runs the baseline (a plain
+    # pipelined ZADD of the same N keys in batches of 1,000), so load on a shared machine
+    # hits both alike; the ratio is reported per round (min/median/max).
+    rounds: list[dict[str, float]] = []
+    for round_no in range(args.rounds):
+        post = await Post.create(author_id=author, kind=PostKind.GUIDE, title=f"big {round_no}", body="b", body_html="b")
+        started = time.perf_counter()
+        written = await fanout.fan_out(store, post.id)
+        fan_out_s = time.perf_counter() - started
+        assert written == len(followers), (written, len(followers))
+        started = time.perf_counter()
+        for start in range(0, len(followers), fanout.FANOUT_BATCH):
+            pipe = redis.pipeline(transaction=False)
+            for f in followers[start:start + fanout.FANOUT_BATCH]:
+                pipe.zadd(f"{namespace}:baseline:{f}", {str(post.id): post.id})
+            await pipe.execute()
+        baseline_s = time.perf_counter() - started
+        rounds.append({"fan_out_s": fan_out_s, "baseline_s": baseline_s, "ratio": baseline_s / fan_out_s})
+    ratios = sorted(r["ratio"] for r in rounds)
+    median = rounds[[r["ratio"] for r in rounds].index(ratios[len(ratios) // 2])]
     return {
         "followers": len(followers),
         "setup_s": round(setup, 1),
-        "fan_out_s": round(fan_out_s, 2),
-        "fan_out_inserts_per_s": round(written / fan_out_s),
-        "baseline_zadd_per_s": round(len(followers) / baseline_s),
-        "ratio_to_baseline": round((written / fan_out_s) / (len(followers) / baseline_s), 2),
+        "rounds": len(rounds),
+        "fan_out_s_median_round": round(median["fan_out_s"], 2),
+        "fan_out_inserts_per_s": round(len(followers) / median["fan_out_s"]),
+        "baseline_zadd_per_s": round(len(followers) / median["baseline_s"]),
+        "ratio_to_baseline": {"min": round(ratios[0], 2), "median": round(ratios[len(ratios) // 2], 2),
+                              "max": round(ratios[-1], 2)},
     }
 
 
@@ -251,42 +262,44 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def bench_live(args: argparse.Namespace, data_dir: Path, database_url: str | None, namespace: str) -> dict[str, Any]:
+KAMENG_SERVER = (
+    "import json, sys, uvicorn\n"
+    "from service.cli import _settings, server_options\n"
+    "port, overrides = int(sys.argv[1]), json.loads(sys.argv[2])\n"
+    "uvicorn.run('app:create_app', factory=True, host='127.0.0.1', port=port,\n"
+    "            **{**server_options(_settings()), **overrides})\n"
+)
+LIVE_SUBSCRIPTION = "subscription { liveFeed { id title } }"
+
+
+async def live_round(args: argparse.Namespace, label: str, command: list[str], env: dict[str, str],
+                     port: int, publish: Any) -> dict[str, Any]:
+    """Start a server, open ``--subscribers`` graphql-transport-ws subscriptions, publish one
+    post (``publish(http)`` returns when sent), time every arrival; RSS growth per socket."""
     import httpx
     import websockets
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
-    env.update({
-        "KAMENG_DATA_DIR": str(data_dir / "live"), "KAMENG_NAMESPACE": f"{namespace}l",
-        "KAMENG_SECRET_KEY": uuid.uuid4().hex * 2, "KAMENG_LOG_LEVEL": "WARNING",
-        "KAMENG_REGISTER_LIMIT_PER_IP": "1000/minute", "REDIS_URL": REDIS_URL,
-    })
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (Path(env["KAMENG_DATA_DIR"]).parent / f"{label}.log").open("ab")
+    server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     sockets: list[Any] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            for _ in range(300):
+            for _ in range(600):
                 with contextlib.suppress(httpx.HTTPError):
                     if (await http.get("/readyz")).status_code == 200:
                         break
+                if server.poll() is not None:
+                    raise SystemExit(f"the {label} server exited: {log.name}")
                 await asyncio.sleep(0.2)
-            email = f"{uuid.uuid4().hex[:10]}@example.com"
-            body = (await http.post("/graphql", json={"query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
-                                                      "variables": {"i": {"email": email, "password": "correct horse battery", "nickname": "Poster"}}})).json()
-            assert body.get("data") and body["data"]["register"]["accessToken"], body
-            token = body["data"]["register"]["accessToken"]
+            prepared = await publish.prepare(http)
             await asyncio.sleep(1.0)
             rss_before = rss_kib(server.pid)
-            subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "subscription { liveFeed { id title } }"}})
+            subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": LIVE_SUBSCRIPTION}})
 
             async def open_one() -> Any:
                 ws = await websockets.connect(url.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"],
-                                              ping_interval=None, max_queue=4)
+                                              ping_interval=None, max_queue=4, compression=None if args.no_client_deflate else "deflate")
                 await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
                 assert json.loads(await ws.recv())["type"] == "connection_ack"
                 await ws.send(subscribe)
@@ -296,7 +309,7 @@ async def bench_live(args: argparse.Namespace, data_dir: Path, database_url: str
             for start in range(0, args.subscribers, 200):
                 sockets += await asyncio.gather(*(open_one() for _ in range(start, min(args.subscribers, start + 200))))
             connect_s = time.perf_counter() - started
-            await asyncio.sleep(2.0)  # every subscription listening
+            await asyncio.sleep(3.0)  # every subscription listening, the heap settled
             rss_after = rss_kib(server.pid)
             arrivals: list[float] = []
 
@@ -310,34 +323,98 @@ async def bench_live(args: argparse.Namespace, data_dir: Path, database_url: str
             waiting = [asyncio.create_task(wait_one(ws)) for ws in sockets]
             await asyncio.sleep(0.2)
             sent = time.perf_counter()
-            created = (await http.post("/graphql", headers={"authorization": f"Bearer {token}"}, json={
-                "query": "mutation($i: CreatePostInput!) { createPost(input: $i) { errors { code message } post { id } } }",
-                "variables": {"i": {"kind": "GUIDE", "title": "Live!", "body": "Hello, live feed."}}})).json()
-            assert not created["data"]["createPost"]["errors"], created
+            await publish.send(http, prepared)
             done, pending = await asyncio.wait(waiting, timeout=args.live_timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*waiting, return_exceptions=True)
             latencies = [a - sent for a in arrivals]
             return {
+                "server": label,
                 "subscribers": len(sockets),
                 "received": len(arrivals),
                 "connect_s": round(connect_s, 1),
                 "p50_ms": round(pct(latencies, 50) * 1000, 1) if latencies else None,
                 "p99_ms": round(pct(latencies, 99) * 1000, 1) if latencies else None,
+                "min_ms": round(min(latencies) * 1000, 1) if latencies else None,
                 "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+                "spread_p99_minus_min_ms": round((pct(latencies, 99) - min(latencies)) * 1000, 1) if latencies else None,
                 "server_rss_before_mib": round(rss_before / 1024, 1),
                 "server_rss_after_mib": round(rss_after / 1024, 1),
                 "kib_per_connection": round((rss_after - rss_before) / max(1, len(sockets)), 1),
             }
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        log.close()
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+class KamengPost:
+    """Register a poster, then ``createPost`` over HTTP (the real path: outbox, bus, group)."""
+
+    async def prepare(self, http: Any) -> str:
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        body = (await http.post("/graphql", json={"query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                                                  "variables": {"i": {"email": email, "password": "correct horse battery", "nickname": "Poster"}}})).json()
+        assert body.get("data") and body["data"]["register"]["accessToken"], body
+        return body["data"]["register"]["accessToken"]
+
+    async def send(self, http: Any, token: str) -> None:
+        created = (await http.post("/graphql", headers={"authorization": f"Bearer {token}"}, json={
+            "query": "mutation($i: CreatePostInput!) { createPost(input: $i) { errors { code message } post { id } } }",
+            "variables": {"i": {"kind": "GUIDE", "title": "Live!", "body": "Hello, live feed."}}})).json()
+        assert not created["data"]["createPost"]["errors"], created
+
+
+class RedisPublish:
+    """The baseline's event: one PUBLISH of the payload a Kameng subscriber receives."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
+    async def prepare(self, http: Any) -> None:
+        return None
+
+    async def send(self, http: Any, _: None) -> None:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            await redis.publish(self.channel, json.dumps({"data": {"liveFeed": {"id": "UG9zdDox", "title": "Live!"}}}))
+        finally:
+            await redis.aclose()
+
+
+async def bench_live(args: argparse.Namespace, data_dir: Path, database_url: str | None, namespace: str) -> dict[str, Any]:
+    """Interleaved rounds: Kameng, then the bare baseline (bench/ws_baseline.py), with the
+    same uvicorn options (``--ws-options``, JSON, over service.cli.server_options)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
+    env.update({
+        "KAMENG_DATA_DIR": str(data_dir / "live"), "KAMENG_NAMESPACE": f"{namespace}l",
+        "KAMENG_SECRET_KEY": uuid.uuid4().hex * 2, "KAMENG_LOG_LEVEL": "WARNING",
+        "KAMENG_REGISTER_LIMIT_PER_IP": "1000/minute", "REDIS_URL": REDIS_URL,
+    })
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    rounds: list[dict[str, Any]] = []
+    for round_no in range(args.live_rounds):
+        port = free_port()
+        kameng = await live_round(args, "kameng", [sys.executable, "-c", KAMENG_SERVER, str(port), args.ws_options],
+                                  env, port, KamengPost())
+        print(json.dumps({"live_round": round_no, **kameng}), flush=True)
+        port = free_port()
+        channel = f"{namespace}:baseline:{round_no}"
+        bare = await live_round(args, "baseline", [sys.executable, str(ROOT / "bench" / "ws_baseline.py"), str(port), REDIS_URL,
+                                                    channel, args.ws_options], env, port, RedisPublish(channel))
+        print(json.dumps({"live_round": round_no, **bare}), flush=True)
+        rounds.append({"kameng": kameng, "baseline": bare,
+                       "p99_ratio": round(kameng["p99_ms"] / bare["p99_ms"], 2) if kameng["p99_ms"] and bare["p99_ms"] else None})
+    return {"ws_options": json.loads(args.ws_options), "rounds": rounds}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -390,7 +467,11 @@ if __name__ == "__main__":
     parser.add_argument("--posts-per-author", type=int, default=4)
     parser.add_argument("--requests", type=int, default=300, help="timed feed requests per path")
     parser.add_argument("--followers", type=int, default=100_000)
-    parser.add_argument("--subscribers", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved fan-out/baseline rounds")
+    parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--live-timeout", type=float, default=30.0)
+    parser.add_argument("--live-rounds", type=int, default=1, help="interleaved Kameng/baseline rounds")
+    parser.add_argument("--ws-options", default="{}", help='uvicorn overrides, JSON, e.g. \'{"ws": "websockets-sansio"}\'')
+    parser.add_argument("--no-client-deflate", action="store_true", help="clients do not offer permessage-deflate")
     parser.add_argument("--phase-timeout", type=float, default=900.0)
     asyncio.run(main(parser.parse_args()))

@@ -8,15 +8,18 @@ binary frames, which graphql-ws (npm), gql and browsers refuse or hand over as a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+
+from service.web import broadcast
 
 
 class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
@@ -37,7 +40,23 @@ def _refusal(view: object, query: object) -> dict[str, object] | None:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
-    """graphql-transport-ws, refusing documents outside the trusted list."""
+    """graphql-transport-ws, refusing documents outside the trusted list; public live
+    subscriptions are served from a shared group (service/web/broadcast.py)."""
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        key = broadcast.share_key(self.schema._schema, operation.query, operation.variables, operation.operation_name)
+        if key is None:
+            await super().run_operation(operation)
+            return
+        try:
+            await broadcast.follow(key, self, operation.id, operation.variables)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except Exception as error:  # as Strawberry's own run_operation does
+            await self.handle_task_exception(error)
+            with suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         error = _refusal(self.view, message["payload"].get("query")) if self.connection_acknowledged else None
