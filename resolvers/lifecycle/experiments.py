@@ -22,12 +22,15 @@ p-value is exact for its degrees of freedom.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from statistics import NormalDist
 
 from tortoise.exceptions import IntegrityError
+
+from kameng.settings import get_settings
 
 from models.commerce.orders import Order, OrderStatus
 from models.discovery.events import BehaviourEvent
@@ -78,6 +81,31 @@ async def get_experiment(key: str) -> Experiment | None:
         except IntegrityError:
             found = await Experiment.get(key=key)
     return found
+
+
+#: Definitions the serving path reads (``cached_experiment``): key -> (read at, experiment or None).
+_CACHE: dict[str, tuple[float, Experiment | None]] = {}
+
+
+async def cached_experiment(key: str) -> Experiment | None:
+    """``get_experiment`` without a query on most calls: this process keeps each definition for
+    ``KAMENG_EXPERIMENT_CACHE_SECONDS`` and drops it at once when it defines the experiment
+    itself (other processes see a change within the TTL). Read-only for callers."""
+    now = time.monotonic()
+    found = _CACHE.get(key)
+    if found is not None and now - found[0] < get_settings().experiment_cache_seconds:
+        return found[1]
+    experiment = await get_experiment(key)
+    _CACHE[key] = (now, experiment)
+    return experiment
+
+
+def forget(key: str | None = None) -> None:
+    """Drop one cached definition (all with None)."""
+    if key is None:
+        _CACHE.clear()
+    else:
+        _CACHE.pop(key, None)
 
 
 async def assign(key: str, user_id: int | None, device_id: str | None) -> str:
@@ -140,6 +168,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     if any(not math.isfinite(w) or w < 0 for _, w in arms) or sum(w for _, w in arms) <= 0:
         raise invalid("arms", "Weights are non-negative and not all zero.")
     stored = [{"name": n, "weight": w} for n, (_, w) in zip(names, arms, strict=True)]
+    forget(key)
     experiment = await Experiment.filter(key=key).first()
     if experiment is None:
         return await Experiment.create(key=key, kind=new.kind, description=new.description[:300], arms=stored,
@@ -147,6 +176,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     experiment.kind, experiment.description, experiment.arms, experiment.enabled = (
         new.kind, new.description[:300], stored, new.enabled)
     await experiment.save()
+    forget(key)
     return experiment
 
 
