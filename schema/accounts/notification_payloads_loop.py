@@ -17,7 +17,7 @@ from resolvers.errors import UserFacingError
 from resolvers.repurchase import plans
 from resolvers.trust import claims
 from schema.accounts.notification_nodes import key, node, optional_key
-from schema.base import Money
+from schema.base import Money, graph_type
 from schema.context import Info
 
 if TYPE_CHECKING:
@@ -39,10 +39,8 @@ CLAIM_KINDS = frozenset({"CLAIM_RESOLVED", "CLAIM_DECIDED"})
 async def _plan(info: Info, plan_id: int | None) -> Any:
     if plan_id is None:
         return None
-    from schema.repurchase.plans import ProductPlan
-
     try:
-        return ProductPlan.from_model(await plans.own_plan(info.context.actor, plan_id))
+        return graph_type("ProductPlan").from_model(await plans.own_plan(info.context.actor, plan_id))
     except UserFacingError:  # not signed in, or not the reader's plan
         return None
 
@@ -140,10 +138,8 @@ class ClaimNotification:
 
     @strawberry.field(description="The claim, as it stands now; null if the reader may not see it.")
     async def claim(self, info: Info) -> Annotated[Claim, strawberry.lazy("schema.trust.claims")] | None:
-        from schema.trust.claims import Claim
-
         found = await claims.readable_claim(info.context.actor, self._claim_id)
-        return Claim.from_model(found) if found is not None else None
+        return graph_type("Claim").from_model(found) if found is not None else None
 
     @strawberry.field(description="The order claimed about; null if not named or not visible.")
     async def order(self, info: Info) -> Annotated[Order, strawberry.lazy("schema.commerce.orders")] | None:
