@@ -75,6 +75,8 @@ async def send(actor: Actor, request: NewGift) -> Gift:
     if kind is not None and kind != DeliveryKind.CARD_KEY:
         raise invalid("productId", "Only card-key products can be given as gifts.")
     key = request.idempotency_key.strip()
+    if not 8 <= len(key) <= orders.IDEMPOTENCY_KEY_MAX:  # before a query compares it with the column
+        raise invalid("idempotencyKey", f"The idempotency key must be 8 to {orders.IDEMPOTENCY_KEY_MAX} characters.")
     replay = await Order.filter(idempotency_scope=f"u:{sender.id}", idempotency_key=key).first()
     if replay is not None and (existing := await Gift.filter(order_id=replay.id).first()) is not None:
         return existing
@@ -89,6 +91,10 @@ async def send(actor: Actor, request: NewGift) -> Gift:
     if existing is not None:
         return existing
     if await Order.filter(id=order.id, status=OrderStatus.PENDING_PAYMENT).count() != 1:
+        # The same request, concurrently, may have made and paid the gift since the check
+        # above (one transaction makes the gift and pays the order): it is that gift.
+        if (existing := await Gift.filter(order_id=order.id).first()) is not None:
+            return existing
         raise UserFacingError(ErrorCode.DUPLICATE, "This idempotency key was used for an order that is not a gift.",
                               "idempotencyKey")
     try:

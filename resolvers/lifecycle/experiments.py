@@ -72,7 +72,18 @@ def choose(arms: list[dict[str, object]], point: float) -> str:
     return str(arms[-1]["name"])
 
 
+KEY_MAX = 64
+DEVICE_MAX = 64
+
+
+def check_device(device_id: str | None) -> None:
+    if device_id is not None and not 1 <= len(device_id) <= DEVICE_MAX:
+        raise invalid("deviceId", f"A device id has 1 to {DEVICE_MAX} characters.")
+
+
 async def get_experiment(key: str) -> Experiment | None:
+    if not 1 <= len(key) <= KEY_MAX:  # no experiment has such a key (nor could the column hold it)
+        return None
     found = await Experiment.filter(key=key).first()
     if found is None and key in KNOWN:
         description, arms = KNOWN[key]
@@ -112,6 +123,7 @@ async def assign(key: str, user_id: int | None, device_id: str | None) -> str:
     """The arm of the unit (the user, else the device) in experiment ``key``, logged as an
     exposure the first time. An unknown or disabled experiment answers its first arm
     (the control; "off" for a flag) and logs nothing."""
+    check_device(device_id)
     experiment = await get_experiment(key)
     if experiment is None or not experiment.arms:
         return "control"
@@ -137,6 +149,7 @@ async def assign(key: str, user_id: int | None, device_id: str | None) -> str:
 
 async def assignments(actor: Actor, device_id: str | None) -> list[tuple[Experiment, str]]:
     """Every enabled flag and experiment with the caller's arm (each an exposure)."""
+    check_device(device_id)
     for key in KNOWN:
         await get_experiment(key)
     found = await Experiment.filter(enabled=True).order_by("key")
@@ -157,7 +170,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     yet exposed: exposures are sticky."""
     require(actor, Action.MANAGE_EXPERIMENTS)
     key = new.key.strip()
-    if not key or len(key) > 64 or not all(c.isalnum() or c in "-_." for c in key):
+    if not key or len(key) > KEY_MAX or not all(c.isalnum() or c in "-_." for c in key):
         raise invalid("key", "A key is 1 to 64 letters, digits, '-', '_' or '.'.")
     arms = new.arms if new.kind == ExperimentKind.EXPERIMENT or new.arms else []
     if new.kind == ExperimentKind.FLAG and not arms:

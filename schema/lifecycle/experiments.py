@@ -22,7 +22,7 @@ ExperimentKind = describe_values(
 
 KeyArg = Annotated[str, strawberry.argument(description="The flag's or experiment's key.")]
 DeviceArg = Annotated[
-    str | None, strawberry.argument(description="The anonymous device id, for a viewer not signed in.")
+    str | None, strawberry.argument(description="The anonymous device id (1 to 64 characters), for a viewer not signed in.")
 ]
 
 
@@ -94,18 +94,19 @@ class ExperimentQueries:
     async def experiment(
         self, info: Info, key: KeyArg, device_id: DeviceArg = None
     ) -> Assignment | None:
+        experiments.check_device(device_id or None)
         found = await experiments.get_experiment(key)
         if found is None:
             return None
         user_id = info.context.actor.user_id
-        arm = await experiments.assign(key, user_id, device_id[:64] if device_id else None)
+        arm = await experiments.assign(key, user_id, device_id or None)
         return Assignment(key=found.key, kind=found.kind, arm=arm, enabled=found.enabled)
 
     @strawberry.field(description="The viewer's arm of every enabled flag and experiment (each an exposure).")
     async def assignments(
         self, info: Info, device_id: DeviceArg = None
     ) -> list[Assignment]:
-        found = await experiments.assignments(info.context.actor, device_id[:64] if device_id else None)
+        found = await experiments.assignments(info.context.actor, device_id or None)
         return [Assignment(key=e.key, kind=e.kind, arm=arm, enabled=e.enabled) for e, arm in found]
 
     @strawberry.field(description="Staff: an experiment's results per arm with a sample-ratio-mismatch check; "
