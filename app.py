@@ -41,6 +41,7 @@ from service import wiring
 from service.web import pages
 from service.web import dashboard
 from service.web.cors import OriginPolicy
+from service.web.events import track_events
 from service.web.explorer import ExplorerGate
 from service.web.limits import RequestLimits
 from service.web.outages import OutageResponses
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, *, shared_cache: bool = True) -
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/payments/{provider}/callback", payment_callback, methods=["POST"]),
+            Route("/events", track_events, methods=["POST"]),  # `track` without GraphQL's decoding cost
             *pages.routes(settings),
             *(dashboard.routes() if settings.live_pages else []),
         ],
@@ -197,7 +199,8 @@ def create_app(settings: Settings | None = None, *, shared_cache: bool = True) -
     )
     # Issue 10: an unreachable database or Redis answers 503; bodies are bounded before
     # anything parses them.
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth,
+                       paths=frozenset({"/graphql", "/events"}))
     app.add_middleware(OutageResponses)
     app.add_middleware(RequestContext, log_every=settings.access_log_every)
     app.add_middleware(CachedResponses, cache=cache)  # outermost: hits answer before any other work

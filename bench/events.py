@@ -9,12 +9,15 @@ Two figures:
    only the writes are timed.
 2. **The API's latency under ingestion**: ``kameng serve`` (one uvicorn process, PostgreSQL +
    Redis) answers ``{ __typename }`` one request at a time; in interleaved rounds the same
-   measurement runs idle and while ``--clients`` other connections send ``track`` batches of
-   500 events as fast as they are answered. Per round: the median latency of each, and the
-   ratio loaded/idle (1.0 = unchanged); min/median/max of the ratios over rounds.
+   measurement runs idle and while ``--clients`` other connections send batches of 500
+   events as fast as they are answered, through ``--via graphql`` (the ``track`` mutation) or
+   ``--via events`` (``POST /events``, service/web/events.py; ``--via both`` runs each). Per
+   round: the median latency of each, and the ratio loaded/idle (1.0 = unchanged);
+   min/median/max of the ratios over rounds.
 
     uv run python bench/events.py                     # needs PostgreSQL and Redis on localhost
     uv run python bench/events.py --rounds 7 --events 200000
+    uv run python bench/events.py --skip-throughput --via both
 """
 
 from __future__ import annotations
@@ -87,18 +90,23 @@ async def _latencies(http: httpx.AsyncClient, n: int) -> list[float]:
     return out
 
 
-async def _load(url: str, stop: asyncio.Event, sent: list[int], client_no: int) -> None:
+async def _load(url: str, stop: asyncio.Event, sent: list[int], client_no: int, via: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=30, headers={"x-forwarded-for": f"198.18.1.{client_no}"}) as http:
         while not stop.is_set():
             now = datetime.now(UTC).isoformat()
             events = [{"eventId": uuid.uuid4().hex, "kind": "PAGE_VISIT", "clientTime": now, "path": "/home"}
                       for _ in range(500)]
-            body = (await http.post("/graphql", json={"query": TRACK, "variables": {"input": {"events": events}}})).json()
-            assert body["data"]["track"]["accepted"] == 500, body
+            if via == "events":
+                body = (await http.post("/events", json={"events": events})).json()
+                assert body.get("accepted") == 500, body
+            else:
+                body = (await http.post("/graphql", json={"query": TRACK, "variables": {"input": {"events": events}}})).json()
+                assert body["data"]["track"]["accepted"] == 500, body
             sent[0] += 500
 
 
-async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, requests: int, clients: int) -> list[float]:
+async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, requests: int, clients: int,
+                  via: str = "graphql") -> list[float]:
     port = 18000 + os.getpid() % 1000
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
     env.update({"DATABASE_URL": dsn, "REDIS_URL": REDIS, "BROKER_URL": REDIS, "KAMENG_NAMESPACE": namespace,
@@ -123,7 +131,7 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, request
             for r in range(rounds):
                 idle = statistics.median(await _latencies(http, requests))
                 stop, sent = asyncio.Event(), [0]
-                loaders = [asyncio.create_task(_load(url, stop, sent, c + 1)) for c in range(clients)]
+                loaders = [asyncio.create_task(_load(url, stop, sent, c + 1, via)) for c in range(clients)]
                 await asyncio.sleep(0.5)
                 started = time.perf_counter()
                 loaded = statistics.median(await _latencies(http, requests))
@@ -147,6 +155,9 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="{ __typename } requests per latency sample")
     parser.add_argument("--clients", type=int, default=4, help="connections sending track batches meanwhile")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--via", choices=("graphql", "events", "both"), default="both",
+                        help="how the load sends its batches: the track mutation, POST /events, or each in turn")
     args = parser.parse_args()
 
     import asyncpg
@@ -159,13 +170,24 @@ async def main() -> None:
     dsn = f"{PG.rsplit('/', 1)[0]}/{namespace}"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            print(f"write throughput ({args.events:,} events per round, batches of {args.batch:,}):")
-            rates = await throughput(dsn, namespace, Path(tmp), args.events, args.batch, args.rounds)
-            print(f"events/s per worker: {spread(rates)}")
-            if not args.skip_latency:
-                print(f"{{ __typename }} latency, idle vs {args.clients} connections sending track batches of 500:")
-                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.requests, args.clients)
-                print(f"latency ratio loaded/idle: {spread(ratios)}")
+            if not args.skip_throughput:
+                print(f"write throughput ({args.events:,} events per round, batches of {args.batch:,}):")
+                rates = await throughput(dsn, namespace, Path(tmp), args.events, args.batch, args.rounds)
+                print(f"events/s per worker: {spread(rates)}")
+            else:
+                from kameng.settings import Settings
+                from models import database as db
+
+                await db.migrate(Settings(database_url=dsn, namespace=namespace, data_dir=Path(tmp),
+                                          secret_key=uuid.uuid4().hex * 2))
+            for via in ("graphql", "events") if args.via == "both" else (args.via,):
+                if args.skip_latency:
+                    break
+                door = "POST /events" if via == "events" else "the track mutation"
+                print(f"{{ __typename }} latency, idle vs {args.clients} connections sending batches of 500 "
+                      f"through {door}:")
+                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.requests, args.clients, via)
+                print(f"latency ratio loaded/idle ({via}): {spread(ratios)}")
     finally:
         admin = await asyncpg.connect(admin_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{namespace}" WITH (FORCE)')

@@ -79,6 +79,11 @@ class LoopSettings(BaseModel):
     churn_fit_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Fewer buyers than this: the churn model keeps its last fit (or its prior) instead of refitting.
     churn_min_buyers: int = Field(default=30, ge=5)
+    # Serving-path experiments (resolvers/lifecycle/exposures.py): a process re-reads an
+    # experiment's definition after this many seconds (at once after its own defineExperiment),
+    # and writes buffered exposures every experiment_flush_seconds.
+    experiment_cache_seconds: float = Field(default=10, ge=0)
+    experiment_flush_seconds: float = Field(default=1, gt=0)
 
     # -- issue 13: repurchase (resolvers/repurchase)
     # A failed plan renewal is tried again this many days after each failure, then the plan lapses.

@@ -14,6 +14,7 @@ from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_l
 
 from models import database as db
 from resolvers.discovery import ingest as event_ingest
+from resolvers.lifecycle import exposures as experiment_exposures
 from kameng.runtime import Runtime, install, is_started
 from kameng.runtime import current as current
 from kameng.ratelimit import RateLimiter
@@ -111,6 +112,7 @@ async def stop() -> None:
     cache_tags.set_publisher(None)
     await cache_sync.stop()
     await event_ingest.stop()  # writes the behaviour events still buffered
+    await experiment_exposures.stop()  # and the experiment exposures
     outbox.clear_commit_hooks()
     await runtime.bus.close()
     if runtime.redis is not None:

@@ -209,3 +209,49 @@ async def test_the_job_fits_the_model_and_bands_buyers_with_their_warning_signs(
     buyer = make_client()
     buyer.token = await token_for(slipping)
     assert (await buyer.gql(query, {"id": gid("User", slipping.id)}))["buyerLifecycle"] is None
+
+
+async def test_tickets_and_claims_are_after_sales_complaints_once_per_order() -> None:
+    from models.trust.claims import Claim, ClaimReason, ClaimStatus
+    from models.trust.tickets import Ticket, TicketReason
+
+    product = await make_product()
+    weekly = [float(d) for d in range(3, 120, 7)]
+    ticketed, claimed, both, quiet = await make_users(4)
+    for user in (ticketed, claimed, both, quiet):
+        await orders_for(user.id, product, weekly)
+    now = datetime.now(UTC)
+
+    async def last_orders(user_id: int, n: int) -> list[Order]:
+        return list(await Order.filter(buyer_id=user_id).order_by("-id").limit(n))
+
+    def ticket(order: Order) -> Ticket:
+        return Ticket(order_id=order.id, buyer_id=order.buyer_id, merchant_id=order.merchant_id,
+                      reason=TicketReason.KEY_INVALID, first_response_due_at=now, resolution_due_at=now, due_at=now)
+
+    def claim(order: Order, ticket_id: int | None = None) -> Claim:
+        return Claim(order_id=order.id, subject="NOT_RECEIVED", buyer_id=order.buyer_id, merchant_id=order.merchant_id,
+                     reason=ClaimReason.NOT_RECEIVED, status=ClaimStatus.REJECTED, ticket_id=ticket_id)
+
+    await ticket((await last_orders(ticketed.id, 1))[0]).save()
+    await claim((await last_orders(claimed.id, 1))[0]).save()
+    # One order with a ticket and the claim it became, another with a claim only: two complaints.
+    first, second = await last_orders(both.id, 2)
+    opened = ticket(first)
+    await opened.save()
+    await claim(first, opened.id).save()
+    await claim(second).save()
+
+    found = await churn.complaints(now - timedelta(days=churn.HORIZON_DAYS))
+    assert (found.get(ticketed.id), found.get(claimed.id), found.get(both.id), found.get(quiet.id)) == (1, 1, 2, None)
+    signs = await churn.warning_signs(now)
+    assert signs["complaints"].get(both.id) == 2
+
+    await churn.score_all(None, now)
+    scores = {s.user_id: s for s in await ChurnScore.filter(user_id__in=[ticketed.id, claimed.id, both.id, quiet.id])}
+    for user in (ticketed, claimed, both):
+        assert "AFTER_SALES_COMPLAINTS" in scores[user.id].signs.split(","), scores[user.id].signs
+    assert "AFTER_SALES_COMPLAINTS" not in scores[quiet.id].signs.split(",")
+    assert scores[both.id].complaints == 2
+    # The sign moves the band one step up from what the same purchases give without it.
+    assert churn.BANDS.index(scores[ticketed.id].band) == min(2, churn.BANDS.index(scores[quiet.id].band) + 1)

@@ -52,10 +52,7 @@ def scalars(ids: list[str]) -> dict[str, st.SearchStrategy[Any]]:
             st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
             st.text(max_size=30),
         ).map(nodes.String),
-        "Date": st.one_of(
-            st.dates().map(lambda d: d.isoformat()),
-            st.text(max_size=30),
-        ).map(nodes.String),
+        "Date": st.one_of(st.dates().map(lambda d: d.isoformat()), st.text(max_size=12)).map(nodes.String),
         "JSON": st.one_of(st.just(nodes.Object([])), st.integers().map(nodes.Int), st.text(max_size=20).map(nodes.String)),
     }
 

@@ -6,10 +6,12 @@ CTR / conversion / GMV share, and products are compared side by side."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from strawberry.relay import GlobalID
 
 from models.accounts.users import Role, User
@@ -18,10 +20,12 @@ from models.commerce.orders import Order, OrderStatus
 from models.community.posts import Post, PostKind
 from models.community.topics import Topic
 from models.discovery.events import EventKind
+from models.lifecycle.experiments import Experiment
 from resolvers.commerce.orders import new_order_no
 from resolvers.discovery import recommendations, training
 from resolvers.discovery.recommendations import TokenClaims, issue_token, read_token
 from resolvers.discovery.tracking import TrackedEvent, record
+from resolvers.lifecycle import experiments
 from tests.conftest import Client, count_queries
 from tests.factories import make_merchant, make_product, make_user, token_for
 
@@ -32,6 +36,19 @@ SURFACE = """query($s: RecommendationSurface!, $p: ID, $q: ID, $first: Int!) {
   items { product { id } reason { kind text } token } posts { id kind title } } }"""
 STATS = """query($from: Date!, $to: Date!) { recommendationStats(from: $from, to: $to) { days {
   day surface modelVersion impressions clicks ctr orders conversion gmv { amount } gmvShare } } }"""
+
+
+@pytest.fixture(autouse=True)
+async def everyone_on_the_model(stack) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+    """These tests are about the model: the A/B experiment "recommendations" (which serves half
+    of the users popularity, tests/test_recommendation_experiment.py) gives it all the weight."""
+    found = await experiments.get_experiment(recommendations.EXPERIMENT)
+    assert found is not None
+    await Experiment.filter(id=found.id).update(arms=[{"name": "popularity", "weight": 0}, {"name": "model", "weight": 100}])
+    experiments.forget(recommendations.EXPERIMENT)
+    yield
+    await Experiment.filter(id=found.id).update(arms=found.arms)
+    experiments.forget(recommendations.EXPERIMENT)
 
 
 def gid(kind: str, key: int) -> str:
@@ -137,6 +154,8 @@ async def test_serving_costs_at_most_two_sql_queries(make_client) -> None:  # ty
     assert served["items"]
     ours = [s for s in queries.statements if "recommendation_list" in s or '"product"' in s or "product p" in s]
     assert len(ours) <= 2, ours
+    # The A/B arm costs no SQL once the process has the experiment's definition.
+    assert not [s for s in queries.statements if "experiment" in s], queries.statements
 
 
 async def test_unavailable_and_owned_one_off_products_are_never_recommended(make_client) -> None:  # type: ignore[no-untyped-def]

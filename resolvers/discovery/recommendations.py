@@ -28,9 +28,11 @@ from resolvers.accounts.auth import Actor
 from resolvers.discovery import catalogue, storage
 from resolvers.discovery.reasons import Reason, ReasonKind
 from resolvers.errors import invalid
+from resolvers.lifecycle import exposures
 
 MAX_FIRST = 50
 POPULARITY = "popularity"
+EXPERIMENT = "recommendations"
 
 
 class Surface(StrEnum):
@@ -61,12 +63,18 @@ class Recommendations:
 # -- the one place where the serving path picks a model -----------------------------------
 
 
-def choose_arm(actor: Actor, device_id: str | None, surface: Surface) -> str:
-    """A/B WIRING POINT: which model answers this caller, "model" (the trained EASE lists) or
-    ``POPULARITY`` (the trending list for everyone). At merge, return
-    ``resolvers.lifecycle.experiments.assign("recommendations", actor.user_id, device_id)``
-    mapped onto these two values; the token records the arm, so the stats split by it."""
-    return "model"
+async def choose_arm(actor: Actor, device_id: str | None, surface: Surface) -> str:
+    """Which model answers this caller: "model" (the trained EASE lists) or ``POPULARITY`` (the
+    trending list for everyone), by the experiment ``recommendations``
+    (resolvers/lifecycle/experiments.py, arms ``popularity`` and ``model``) on every surface.
+
+    Served by ``resolvers.lifecycle.exposures.arm``: no SQL per request (a cached definition,
+    the hash or the arm this process remembers; the exposure is written in batches off the
+    request path). A caller with neither a user nor a device (``Product.similar``, an anonymous
+    request without ``deviceId``) is not in the experiment and gets the model, unlogged. The
+    token records the arm (the model version ``popularity``), so the stats split by it."""
+    chosen = await exposures.arm(EXPERIMENT, actor.user_id, device_id)
+    return POPULARITY if chosen == POPULARITY else "model"
 
 
 # -- attribution tokens --------------------------------------------------------------------
@@ -146,7 +154,7 @@ async def recommend(actor: Actor, surface: Surface, *, product_id: int | None = 
         raise invalid("first", f"Ask for 1 to {MAX_FIRST} recommendations.")
     if device_id is not None and not 1 <= len(device_id) <= 64:
         raise invalid("deviceId", "A device id has 1 to 64 characters.")
-    arm = choose_arm(actor, device_id, surface)
+    arm = await choose_arm(actor, device_id, surface)
     primary = _primary(surface, actor, device_id, product_id, post_id)
     if arm == POPULARITY:
         primary = "trending"

@@ -94,7 +94,9 @@ async def _validated(spec: NewCampaign) -> dict[str, Any]:
             raise invalid(name, f"Give 1 to {limit} characters." if name != "body" else f"At most {limit} characters.")
     audience = spec.audience
     if audience == AudienceKind.SEGMENT:
-        if not spec.segment_key or not await SegmentRule.filter(key=spec.segment_key).exists():
+        if not spec.segment_key or len(spec.segment_key) > 64 or not await SegmentRule.filter(
+            key=spec.segment_key
+        ).exists():
             raise invalid("segmentKey", "Give the key of an existing segment rule.")
     elif audience == AudienceKind.RISK_BAND:
         if spec.risk_band not in {band.value for band in RiskBand}:
@@ -110,7 +112,13 @@ async def _validated(spec: NewCampaign) -> dict[str, Any]:
     for name in ("quiet_start_hour", "quiet_end_hour"):
         if not 0 <= values[name] <= 23:
             raise invalid("quietStartHour" if name == "quiet_start_hour" else "quietEndHour", "Give an hour, 0 to 23.")
+    # Only what the audience and offer use is kept (an unused field may hold anything).
+    values["segment_key"] = spec.segment_key if audience == AudienceKind.SEGMENT else None
+    values["risk_band"] = spec.risk_band if audience == AudienceKind.RISK_BAND else None
+    values["benefit"] = spec.benefit if spec.offer == OfferKind.BENEFIT else None
     values["timezone"] = spec.timezone or get_settings().campaign_timezone
+    if len(values["timezone"]) > 64:
+        raise invalid("timezone", "Give an IANA time zone, e.g. Asia/Shanghai.")
     try:
         ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError):

@@ -8,7 +8,9 @@ warning signs article 004 names, combined into one band.
 - Each warning sign moves the band one step up: falling visits (PAGE_VISIT and PRODUCT_VIEW
   of the last 30 days under half the monthly rate of the 60 days before, of at least 2),
   abandoned checkouts (2 or more unpaid orders cancelled in 90 days), after-sales complaints
-  (a refunded order in 90 days). Only events the user let be personalised count.
+  (an order complained about in 90 days: an after-sales ticket opened on it, a claim filed
+  on it, or its refund; counted once per order however many of these it had). Only events
+  the user let be personalised count.
 
 Fitted and scored by the ``fit_churn`` job and the periodic sweep; a re-run overwrites the
 same rows. With fewer than ``KAMENG_CHURN_MIN_BUYERS`` buyers the last fit is kept, or, with
@@ -29,6 +31,8 @@ from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
 from models.discovery.events import BehaviourEvent, EventKind
 from models.lifecycle.churn import ChurnModel, ChurnScore, RiskBand
+from models.trust.claims import Claim
+from models.trust.tickets import Ticket
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action, allowed
 from resolvers.lifecycle import bgnbd, evaluation, rfm
@@ -91,9 +95,25 @@ async def warning_signs(now: datetime) -> dict[str, dict[int, int]]:
         "visits_before": await _counts(visits.filter(occurred_at__gte=before, occurred_at__lt=recent), "user_id"),
         "abandoned": await _counts(Order.filter(status=OrderStatus.CANCELLED, paid_at__isnull=True,
                                                 created_at__gte=horizon, buyer_id__isnull=False), "buyer_id"),
-        "complaints": await _counts(Order.filter(status=OrderStatus.REFUNDED, updated_at__gte=horizon,
-                                                 buyer_id__isnull=False), "buyer_id"),
+        "complaints": await complaints(horizon),
     }
+
+
+async def complaints(since: datetime) -> dict[int, int]:
+    """{buyer: orders complained about since ``since``}: a ticket opened, a claim filed or a
+    refund, each order once (a claim from a ticket that ended in a refund is one complaint)."""
+    pairs: set[tuple[int, int]] = set()
+    for rows in (
+        await Order.filter(status=OrderStatus.REFUNDED, updated_at__gte=since, buyer_id__isnull=False)
+        .values_list("buyer_id", "id"),
+        await Ticket.filter(created_at__gte=since).values_list("buyer_id", "order_id"),
+        await Claim.filter(created_at__gte=since).values_list("buyer_id", "order_id"),
+    ):
+        pairs.update((int(buyer), int(order)) for buyer, order in rows)
+    counts: dict[int, int] = {}
+    for buyer, _ in pairs:
+        counts[buyer] = counts.get(buyer, 0) + 1
+    return counts
 
 
 def signs_of(visits_recent: int, visits_before: int, abandoned: int, complaints: int) -> list[str]:

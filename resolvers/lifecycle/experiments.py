@@ -22,12 +22,15 @@ p-value is exact for its degrees of freedom.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from statistics import NormalDist
 
 from tortoise.exceptions import IntegrityError
+
+from kameng.settings import get_settings
 
 from models.commerce.orders import Order, OrderStatus
 from models.discovery.events import BehaviourEvent
@@ -70,11 +73,17 @@ def choose(arms: list[dict[str, object]], point: float) -> str:
 
 
 KEY_MAX = 64
+DEVICE_MAX = 64
+
+
+def check_device(device_id: str | None) -> None:
+    if device_id is not None and not 1 <= len(device_id) <= DEVICE_MAX:
+        raise invalid("deviceId", f"A device id has 1 to {DEVICE_MAX} characters.")
 
 
 async def get_experiment(key: str) -> Experiment | None:
-    if not key or len(key) > KEY_MAX:
-        return None  # no experiment has such a key (the column holds 64 characters)
+    if not 1 <= len(key) <= KEY_MAX:  # no experiment has such a key (nor could the column hold it)
+        return None
     found = await Experiment.filter(key=key).first()
     if found is None and key in KNOWN:
         description, arms = KNOWN[key]
@@ -85,10 +94,36 @@ async def get_experiment(key: str) -> Experiment | None:
     return found
 
 
+#: Definitions the serving path reads (``cached_experiment``): key -> (read at, experiment or None).
+_CACHE: dict[str, tuple[float, Experiment | None]] = {}
+
+
+async def cached_experiment(key: str) -> Experiment | None:
+    """``get_experiment`` without a query on most calls: this process keeps each definition for
+    ``KAMENG_EXPERIMENT_CACHE_SECONDS`` and drops it at once when it defines the experiment
+    itself (other processes see a change within the TTL). Read-only for callers."""
+    now = time.monotonic()
+    found = _CACHE.get(key)
+    if found is not None and now - found[0] < get_settings().experiment_cache_seconds:
+        return found[1]
+    experiment = await get_experiment(key)
+    _CACHE[key] = (now, experiment)
+    return experiment
+
+
+def forget(key: str | None = None) -> None:
+    """Drop one cached definition (all with None)."""
+    if key is None:
+        _CACHE.clear()
+    else:
+        _CACHE.pop(key, None)
+
+
 async def assign(key: str, user_id: int | None, device_id: str | None) -> str:
     """The arm of the unit (the user, else the device) in experiment ``key``, logged as an
     exposure the first time. An unknown or disabled experiment answers its first arm
     (the control; "off" for a flag) and logs nothing."""
+    check_device(device_id)
     experiment = await get_experiment(key)
     if experiment is None or not experiment.arms:
         return "control"
@@ -114,6 +149,7 @@ async def assign(key: str, user_id: int | None, device_id: str | None) -> str:
 
 async def assignments(actor: Actor, device_id: str | None) -> list[tuple[Experiment, str]]:
     """Every enabled flag and experiment with the caller's arm (each an exposure)."""
+    check_device(device_id)
     for key in KNOWN:
         await get_experiment(key)
     found = await Experiment.filter(enabled=True).order_by("key")
@@ -134,7 +170,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     yet exposed: exposures are sticky."""
     require(actor, Action.MANAGE_EXPERIMENTS)
     key = new.key.strip()
-    if not key or len(key) > 64 or not all(c.isalnum() or c in "-_." for c in key):
+    if not key or len(key) > KEY_MAX or not all(c.isalnum() or c in "-_." for c in key):
         raise invalid("key", "A key is 1 to 64 letters, digits, '-', '_' or '.'.")
     arms = new.arms if new.kind == ExperimentKind.EXPERIMENT or new.arms else []
     if new.kind == ExperimentKind.FLAG and not arms:
@@ -145,6 +181,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     if any(not math.isfinite(w) or w < 0 for _, w in arms) or sum(w for _, w in arms) <= 0:
         raise invalid("arms", "Weights are non-negative and not all zero.")
     stored = [{"name": n, "weight": w} for n, (_, w) in zip(names, arms, strict=True)]
+    forget(key)
     experiment = await Experiment.filter(key=key).first()
     if experiment is None:
         return await Experiment.create(key=key, kind=new.kind, description=new.description[:300], arms=stored,
@@ -152,6 +189,7 @@ async def define(actor: Actor, new: NewExperiment) -> Experiment:
     experiment.kind, experiment.description, experiment.arms, experiment.enabled = (
         new.kind, new.description[:300], stored, new.enabled)
     await experiment.save()
+    forget(key)
     return experiment
 
 

@@ -146,11 +146,13 @@ async def reward_first_order(user_id: int, order: Order) -> bool:
     await points.post(user_id, "invite", reference, settings.points_invite_invitee, "your first order as an invitee")
     await notifications.notify(
         referral.inviter_id, "INVITATION_REWARDED", "Someone you invited completed their first order",
-        f"You earned {settings.points_invite_inviter} points.", {}, dedupe_key=f"invite:{referral.id}:inviter",
+        f"You earned {settings.points_invite_inviter} points.",
+        {"referralId": referral.id, "points": settings.points_invite_inviter, "asInviter": True}, dedupe_key=f"invite:{referral.id}:inviter",
     )
     await notifications.notify(
         user_id, "INVITATION_REWARDED", "Thanks for your first order",
-        f"You earned {settings.points_invite_invitee} points for joining by invitation.", {},
+        f"You earned {settings.points_invite_invitee} points for joining by invitation.",
+        {"referralId": referral.id, "points": settings.points_invite_invitee, "asInviter": False},
         dedupe_key=f"invite:{referral.id}:invitee",
     )
     return True

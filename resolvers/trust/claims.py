@@ -342,6 +342,15 @@ def may_read(actor: Actor, claim: Claim, merchant_owner_id: int | None) -> bool:
     )
 
 
+async def readable_claim(actor: Actor, claim_id: int) -> Claim | None:
+    """One claim for whoever may read it (its buyer, its shop's owner, staff), else None."""
+    claim = await Claim.filter(id=claim_id).first()
+    if claim is None:
+        return None
+    owner = await Merchant.filter(id=claim.merchant_id).values_list("owner_id", flat=True)
+    return claim if may_read(actor, claim, int(owner[0]) if owner else None) else None
+
+
 async def claims_of_order(actor: Actor, order_id: int) -> list[Claim]:
     """An order's claims, oldest first, for whoever may read them (else empty)."""
     order = await Order.filter(id=order_id).select_related("merchant").first()

@@ -15,12 +15,14 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from models.accounts.notifications import Notification as NotificationModel
 from resolvers.accounts import notifications
-from schema.base import Money, graph_type
+from schema.accounts import notification_payloads_loop as loop
+from schema.accounts.notification_nodes import key as _key
+from schema.accounts.notification_nodes import node as _node
+from schema.base import Money
 from schema.context import Info
 from schema.loyalty.tiers import Tier
 
@@ -33,23 +35,6 @@ if TYPE_CHECKING:
     from schema.community.types import Comment, Post
 
 WALLET_CURRENCY = "CNY"
-
-
-async def _node(info: Info, type_name: str, key: int | None) -> Any:
-    """The object of the graph ``type_name`` keyed ``key``, as ``node(id:)`` would answer it;
-    batched per type over the request, so a page of notifications costs a query per type."""
-    if key is None:
-        return None
-    loaders = info.context.loaders.nodes
-    if type_name not in loaders:
-        node_type = graph_type(type_name)
-
-        async def load(keys: list[str]) -> list[Any]:
-            # resolve_nodes reads only the request's context (viewer, loaders) from info.
-            return list(await node_type.resolve_nodes(info=info, node_ids=keys))
-
-        loaders[type_name] = DataLoader(load)
-    return await loaders[type_name].load(str(key))
 
 
 @strawberry.type(description="About one of the reader's orders: paid, delivered, failed, refunded, completed "
@@ -210,7 +195,10 @@ class UnknownNotification:
 NotificationPayload = Annotated[
     OrderNotification | PaymentReturnedNotification | SignInNotification | LikesNotification | CommentNotification
     | DemandFulfilledNotification | FollowNotification | TierChangedNotification | WalletAdjustedNotification
-    | ContentHiddenNotification | MerchantStatusNotification | WelcomeNotification | UnknownNotification,
+    | ContentHiddenNotification | MerchantStatusNotification | WelcomeNotification | loop.GiftNotification
+    | loop.FriendPaidNotification | loop.InvitationRewardedNotification | loop.TicketNotification
+    | loop.PlanNotification | loop.RenewalReminderNotification | loop.ClaimNotification | loop.BirthdayNotification
+    | UnknownNotification,
     strawberry.union(
         "NotificationPayload",
         description="What a notification is about, by its kind; `UnknownNotification` for any kind not listed "
@@ -222,13 +210,6 @@ ORDER_KINDS = frozenset(
     {"ORDER_PAID", "ORDER_DELIVERED", "ORDER_FAILED", "ORDER_REFUNDED", "ORDER_COMPLETED", "ORDER_TO_FULFIL"}
 )
 COMMENT_KINDS = frozenset({"REPLY", "MENTION", "ANSWER_ACCEPTED"})
-
-
-def _key(data: dict[str, Any], name: str) -> int:
-    value = data[name]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(name)
-    return value
 
 
 def _typed(note: NotificationModel) -> Any:
@@ -270,7 +251,7 @@ def _typed(note: NotificationModel) -> Any:
         return MerchantStatusNotification(suspended=kind == "MERCHANT_SUSPENDED", _merchant_id=_key(data, "merchantId"))
     if kind == "WELCOME":
         return WelcomeNotification(_user_id=note.user_id)
-    raise KeyError(kind)
+    return loop.typed(kind, data)  # the kinds of issues 11 to 14; KeyError for any other
 
 
 def payload_of(note: NotificationModel) -> Any:

@@ -23,7 +23,7 @@ ExperimentKind = describe_values(
 
 KeyArg = Annotated[str, strawberry.argument(description="The flag's or experiment's key.")]
 DeviceArg = Annotated[
-    str | None, strawberry.argument(description="The anonymous device id, for a viewer not signed in.")
+    str | None, strawberry.argument(description="The anonymous device id (1 to 64 characters), for a viewer not signed in.")
 ]
 
 
@@ -95,6 +95,7 @@ class ExperimentQueries:
     async def experiment(
         self, info: Info, key: KeyArg, device_id: DeviceArg = None
     ) -> Assignment | None:
+        experiments.check_device(device_id or None)
         found = await experiments.get_experiment(key)
         if found is None:
             return None

@@ -15,7 +15,7 @@ from models.repurchase.plans import PlanStatus as PlanStatusValue
 from models.repurchase.plans import ProductPlan as ProductPlanModel
 from models.repurchase.plans import RenewalStatus as RenewalStatusValue
 from resolvers.repurchase import plans
-from schema.base import UserError, decode_id, describe_values, errors_field, mutation
+from schema.base import UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.commerce.catalog import Product
 from schema.commerce.orders import Order
 from schema.context import Info
@@ -57,6 +57,7 @@ class PlanRenewal:
                    last_error=r.last_error or None, _order_id=r.order_id)
 
 
+@in_graph  # notification payloads build it by name (schema/accounts/notification_payloads_loop.py)
 @strawberry.type(description="A buyer's plan of a product (a flexible product subscription): each period is an "
                              "ordinary order, paid from the wallet.")
 class ProductPlan:

@@ -15,7 +15,7 @@ from models.trust.claims import ClaimReason as ClaimReasonValue
 from models.trust.claims import ClaimStatus as ClaimStatusValue
 from resolvers.trust import claims
 from resolvers.trust.claims import Decision
-from schema.base import Money, UserError, decode_id, describe_values, errors_field, mutation
+from schema.base import Money, UserError, decode_id, describe_values, errors_field, in_graph, mutation
 from schema.context import Info
 
 ClaimReason = describe_values(
@@ -47,6 +47,7 @@ ClaimDecision = describe_values(
 )
 
 
+@in_graph  # notification payloads build it by name (schema/accounts/notification_payloads_loop.py)
 @strawberry.type(description="A buyer's report of a problem with an order, and how it was resolved.")
 class Claim:
     id: strawberry.ID = strawberry.field(description="The claim's global ID (\"Claim\").")
