@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -243,16 +243,20 @@ async def test_staff_see_ctr_conversion_and_gmv_share_from_real_events(make_clie
     served = await home(reader, first=4)
     item = next(i for i in served["items"] if i["product"]["id"] == gid("Product", world.a.id))
     now = datetime.now(UTC)
+    # Impression, click and order in this order within today (UTC): the stats are per day, and
+    # a run just after midnight must not split them over two days.
+    start = max(datetime.combine(now.date(), time.min, tzinfo=UTC), now - timedelta(minutes=5))
+    step = (now - start) / 4
     events = [TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.RECOMMENDATION_IMPRESSION, user_id=world.reader.id,
-                           product_id=pk(i["product"]["id"]), token=i["token"], occurred_at=now - timedelta(minutes=5))
+                           product_id=pk(i["product"]["id"]), token=i["token"], occurred_at=start)
               for i in served["items"]]
     events.append(TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.RECOMMENDATION_CLICK, user_id=world.reader.id,
-                               product_id=world.a.id, token=item["token"], occurred_at=now - timedelta(minutes=4)))
+                               product_id=world.a.id, token=item["token"], occurred_at=start + step))
     events.append(TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.RECOMMENDATION_CLICK, user_id=world.reader.id,
                                product_id=world.a.id, token=item["token"][:-2] + "AA",  # forged: not counted
-                               occurred_at=now - timedelta(minutes=4)))
+                               occurred_at=start + step))
     await record(events)
-    await paid_order(world.reader, world.a, at=now - timedelta(minutes=2), total="30.00")
+    await paid_order(world.reader, world.a, at=start + 2 * step, total="30.00")
     staff = await signed(make_client, await make_user(Role.MODERATOR))
     today = now.date().isoformat()
     body = (await staff.post(STATS, {"from": today, "to": today})).json()
