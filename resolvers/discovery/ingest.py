@@ -13,8 +13,6 @@ not money; a client that needs more resends, and the event ids make resends harm
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kameng import runtime
+from kameng.flusher import Flusher
 from kameng.settings import get_settings
 from models.discovery.events import CLIENT_KINDS, EventKind
 from resolvers.accounts.auth import Actor
@@ -33,18 +32,19 @@ log = logging.getLogger(__name__)
 _LOCAL_KEY = "discovery.event_buffer"
 
 
-class EventBuffer:
+class EventBuffer(Flusher):
     """Events waiting to be written by this process, and the device merges they carry."""
 
+    name = "behaviour-event-flusher"
+
     def __init__(self) -> None:
+        super().__init__()
         self._events: list[TrackedEvent] = []
         self._merges: list[tuple[int, str]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self._stopping = False
-        self.written = 0
         self.dropped = 0
+
+    def interval(self) -> float:
+        return get_settings().events_flush_seconds
 
     def __len__(self) -> int:
         return len(self._events)
@@ -59,8 +59,7 @@ class EventBuffer:
             del self._events[:overflow]
             self.dropped += overflow
             log.warning("behaviour events: buffer full, dropped the %d oldest", overflow)
-        if self._task is None and not self._stopping:
-            self._task = asyncio.create_task(self._run(), name="behaviour-event-flusher")
+        self.ensure_running()
         if len(self._events) >= settings.events_flush_batch:
             self._wake.set()
 
@@ -84,35 +83,6 @@ class EventBuffer:
             self.written += len(events)
             return len(events)
 
-    async def _run(self) -> None:
-        interval = get_settings().events_flush_seconds
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("behaviour events: flush failed; retrying")
-                await asyncio.sleep(min(interval * 4, 5))
-
-    async def stop(self) -> None:
-        """Stop the flusher and write what is left (the runtime's stop calls this)."""
-        self._stopping = True
-        if self._task is not None:
-            self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except (TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.flush()
 
 
 def buffer() -> EventBuffer:

@@ -29,19 +29,15 @@ request from those units queues them again).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kameng import runtime
+from kameng.flusher import Flusher
 from kameng.settings import get_settings
 from models.lifecycle.experiments import ExperimentExposure
 from resolvers.lifecycle.experiments import bucket, cached_experiment, choose
-
-log = logging.getLogger(__name__)
 
 _LOCAL_KEY = "lifecycle.exposures"
 #: Most (experiment, unit) arms one process remembers (least recently used go first).
@@ -61,17 +57,18 @@ class Pending:
     at: datetime
 
 
-class Exposures:
+class Exposures(Flusher):
     """This process's remembered arms and the exposures waiting to be written."""
 
+    name = "experiment-exposure-flusher"
+
     def __init__(self) -> None:
+        super().__init__()
         self.arms: OrderedDict[tuple[int, str], str] = OrderedDict()
         self.queue: dict[tuple[int, str], Pending] = {}
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.written = 0
+
+    def interval(self) -> float:
+        return get_settings().experiment_flush_seconds
 
     def remember(self, key: tuple[int, str], arm: str) -> None:
         self.arms[key] = arm
@@ -91,8 +88,7 @@ class Exposures:
         if key not in self.queue and len(self.queue) >= QUEUE_MAX:
             return False
         self.queue.setdefault(key, pending)
-        if self._task is None and not self._stopping:
-            self._task = asyncio.create_task(self._run(), name="experiment-exposure-flusher")
+        self.ensure_running()
         return True
 
     async def flush(self) -> int:
@@ -137,34 +133,6 @@ class Exposures:
             self.remember((experiment_id, unit), arm)
         return len(rows)
 
-    async def _run(self) -> None:
-        interval = get_settings().experiment_flush_seconds
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("experiment exposures: flush failed; retrying")
-                await asyncio.sleep(min(interval * 4, 5))
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except (TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.flush()
 
 
 def state() -> Exposures:
