@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None, *, shared_cache: bool = True) -
     # Issue 10: an unreachable database or Redis answers 503; bodies are bounded before
     # anything parses them.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth,
-                       paths=frozenset({"/graphql", "/events"}))
+                       paths=frozenset({"/graphql", "/events"}), depth_paths=frozenset({"/graphql"}))
     app.add_middleware(OutageResponses)
     app.add_middleware(RequestContext, log_every=settings.access_log_every)
     app.add_middleware(CachedResponses, cache=cache)  # outermost: hits answer before any other work

@@ -1,23 +1,26 @@
-"""Behaviour-event ingestion on PostgreSQL (issue 11 item 1).
+"""Behaviour-event ingestion on PostgreSQL and Redis (issue 11 item 1).
 
 Two figures:
 
-1. **Write throughput per worker**: one process, one flusher, on a fresh database: events
-   built in memory as the ``track`` use case buffers them, then written with
-   ``tracking.write_batch`` (COPY into a temporary table + INSERT ... ON CONFLICT DO NOTHING),
-   in batches of ``--batch`` events. Events/s over ``--rounds`` rounds (min/median/max);
-   only the writes are timed.
-2. **The API's latency under ingestion**: ``kameng serve`` (one uvicorn process, PostgreSQL +
-   Redis) answers ``{ __typename }`` one request at a time; in interleaved rounds the same
-   measurement runs idle and while ``--clients`` other connections send batches of 500
-   events as fast as they are answered, through ``--via graphql`` (the ``track`` mutation) or
-   ``--via events`` (``POST /events``, service/web/events.py; ``--via both`` runs each). Per
-   round: the median latency of each, and the ratio loaded/idle (1.0 = unchanged);
-   min/median/max of the ratios over rounds.
+1. **Write throughput per worker**: what one writer process does with the queue the API
+   processes fill (resolvers/discovery/event_queue.py): batches of ``--batch`` events queued as
+   an API process queues them (orjson blobs), then decoded and written with COPY into a fresh
+   database, 8 blobs per write as ``drain`` takes them. Events/s over ``--rounds`` rounds
+   (min/median/max) and this process's CPU per event; only the writes are timed.
+2. **The API's latency while it ingests at ``--rate`` events/s**: ``kameng serve`` (one uvicorn
+   process) and one ``kameng worker`` (the writer) on PostgreSQL + Redis. In interleaved
+   rounds ``{ __typename }`` is asked one request at a time for ``--seconds``, idle and then
+   while an open-loop load sends batches of 500 events on a schedule (``--rate`` events/s, not
+   "as fast as answered": a saturated process has no unchanged latency to show) through
+   ``--via graphql`` (the ``track`` mutation), ``--via events`` (``POST /events``) or ``both``.
+   Per round: median and p99 idle and loaded, the ratio of the medians (1.0 = unchanged), the
+   rate the server actually took, and how long after the last batch every event was in the
+   table (checked by count). The load generator is a process of its own that builds its
+   bodies before the round, so neither its CPU nor its sockets land on the probe's loop.
 
     uv run python bench/events.py                     # needs PostgreSQL and Redis on localhost
-    uv run python bench/events.py --rounds 7 --events 200000
-    uv run python bench/events.py --skip-throughput --via both
+    uv run python bench/events.py --rounds 5 --rate 20000 --seconds 5
+    uv run python bench/events.py --skip-throughput --via events
 """
 
 from __future__ import annotations
@@ -39,21 +42,28 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import orjson  # noqa: E402
 
 PG = os.environ.get("KAMENG_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("KAMENG_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 TRACK = "mutation($input: TrackInput!) { track(input: $input) { errors { code } accepted } }"
+BATCH = 500
 
 
 def spread(values: list[float]) -> str:
     return f"min {min(values):,.3f}  median {statistics.median(values):,.3f}  max {max(values):,.3f}"
 
 
+def p99(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * 0.99))]
+
+
 async def throughput(dsn: str, namespace: str, data_dir: Path, events: int, batch: int, rounds: int) -> list[float]:
     from kameng.settings import Settings, configure
     from models import database as db
     from models.discovery.events import EventKind
-    from resolvers.discovery.tracking import TrackedEvent, write_batch
+    from resolvers.discovery import event_queue
+    from resolvers.discovery.tracking import TrackedEvent
 
     settings = Settings(database_url=dsn, namespace=namespace, data_dir=data_dir, secret_key=uuid.uuid4().hex * 2)
     configure(settings)
@@ -63,26 +73,44 @@ async def throughput(dsn: str, namespace: str, data_dir: Path, events: int, batc
     try:
         for r in range(rounds):
             now = datetime.now(UTC)
-            built = [
-                TrackedEvent(event_id=f"b{r}-{i}-{uuid.uuid4().hex[:12]}", kind=EventKind.PRODUCT_VIEW,
-                             device_id=f"device-{i % 5000:05d}", product_id=i % 997 + 1, surface="HOME",
-                             client_time=now, occurred_at=now)
-                for i in range(events)
-            ]
-            started = time.perf_counter()
-            for start in range(0, events, batch):
-                await write_batch(built[start : start + batch])
+            blobs = []
+            for start in range(0, events, batch):  # as API processes queue them
+                built = [
+                    TrackedEvent(event_id=f"b{r}-{i}-{uuid.uuid4().hex[:12]}", kind=EventKind.PRODUCT_VIEW,
+                                 device_id=f"device-{i % 5000:05d}", product_id=i % 997 + 1, surface="HOME",
+                                 client_time=now, occurred_at=now)
+                    for i in range(start, min(start + batch, events))
+                ]
+                blobs.append(orjson.dumps({"events": [event_queue._row(e) for e in built], "merges": []}))
+            started, cpu = time.perf_counter(), time.process_time()
+            for start in range(0, len(blobs), event_queue._BLOBS_PER_WRITE):
+                await event_queue._write(blobs[start : start + event_queue._BLOBS_PER_WRITE])
             rates.append(events / (time.perf_counter() - started))
-            print(f"  round {r + 1}: {rates[-1]:,.0f} events/s", flush=True)
+            cpu_us = (time.process_time() - cpu) / events * 1e6
+            print(f"  round {r + 1}: {rates[-1]:,.0f} events/s ({cpu_us:.1f} µs of the writer's CPU per event)",
+                  flush=True)
     finally:
         await db.close_db()
         configure(None)
     return rates
 
 
-async def _latencies(http: httpx.AsyncClient, n: int) -> list[float]:
+def _bodies(via: str, count: int, round_no: int) -> list[bytes]:
+    now = datetime.now(UTC).isoformat()
     out = []
-    for _ in range(n):
+    for b in range(count):
+        events = [{"eventId": f"r{round_no}-{b}-{i}-{uuid.uuid4().hex[:10]}", "kind": "PAGE_VISIT", "clientTime": now,
+                   "path": "/home"} for i in range(BATCH)]
+        body = {"events": events} if via == "events" else {"query": TRACK, "variables": {"input": {"events": events}}}
+        out.append(orjson.dumps(body))
+    return out
+
+
+async def _probe(http: httpx.AsyncClient, seconds: float) -> list[float]:
+    """{ __typename } one request at a time for ``seconds``; the latency of each."""
+    out = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
         started = time.perf_counter()
         response = await http.post("/graphql", json={"query": "{ __typename }"})
         out.append(time.perf_counter() - started)
@@ -90,23 +118,42 @@ async def _latencies(http: httpx.AsyncClient, n: int) -> list[float]:
     return out
 
 
-async def _load(url: str, stop: asyncio.Event, sent: list[int], client_no: int, via: str) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"x-forwarded-for": f"198.18.1.{client_no}"}) as http:
-        while not stop.is_set():
-            now = datetime.now(UTC).isoformat()
-            events = [{"eventId": uuid.uuid4().hex, "kind": "PAGE_VISIT", "clientTime": now, "path": "/home"}
-                      for _ in range(500)]
-            if via == "events":
-                body = (await http.post("/events", json={"events": events})).json()
-                assert body.get("accepted") == 500, body
-            else:
-                body = (await http.post("/graphql", json={"query": TRACK, "variables": {"input": {"events": events}}})).json()
-                assert body["data"]["track"]["accepted"] == 500, body
-            sent[0] += 500
+async def _send(http: httpx.AsyncClient, via: str, body: bytes, client_no: int) -> None:
+    headers = {"content-type": "application/json", "x-forwarded-for": f"198.18.1.{client_no % 250 + 1}"}
+    answer = (await http.post("/events" if via == "events" else "/graphql", content=body, headers=headers)).json()
+    accepted = answer.get("accepted") if via == "events" else answer["data"]["track"]["accepted"]
+    assert accepted == BATCH, answer
 
 
-async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, requests: int, clients: int,
-                  via: str = "graphql") -> list[float]:
+async def _open_loop(url: str, via: str, bodies: list[bytes], interval: float) -> float:
+    """Send ``bodies`` one every ``interval`` seconds, each on its own request whatever the
+    previous ones are doing; returns the seconds from the first send to the last answer."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        tasks = []
+        for n, body in enumerate(bodies):
+            delay = started + n * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_send(http, via, body, n)))
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - started
+
+
+def _sender_main(url: str, via: str, rate: float, count: int, round_no: int) -> None:
+    """The load generator's own process (so its CPU does not land on the probe's event loop):
+    builds its bodies, says "ready", waits for a line on stdin, sends, prints the seconds taken."""
+    bodies = _bodies(via, count, round_no)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(asyncio.run(_open_loop(url, via, bodies, BATCH / rate)), flush=True)
+
+
+async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds: float, rate: float,
+                  via: str) -> list[float]:
+    import asyncpg
+
     port = 18000 + os.getpid() % 1000
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
     env.update({"DATABASE_URL": dsn, "REDIS_URL": REDIS, "BROKER_URL": REDIS, "KAMENG_NAMESPACE": namespace,
@@ -114,9 +161,15 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, request
                 "KAMENG_FINGERPRINT_KEY": uuid.uuid4().hex, "KAMENG_INPROCESS_WORKER": "false",
                 "KAMENG_LOG_LEVEL": "WARNING", "KAMENG_TRACK_LIMIT_PER_IP": "100000000/minute",
                 "KAMENG_FORWARDED_ALLOW_IPS": "127.0.0.1"})
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
     url = f"http://127.0.0.1:{port}"
+    database = await asyncpg.connect(dsn.replace("postgres://", "postgresql://", 1))
+    count = int(seconds * rate / BATCH)
     ratios = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -127,23 +180,39 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, request
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-            await _latencies(http, 50)  # warm-up
+            await _probe(http, 1.0)  # warm-up
             for r in range(rounds):
-                idle = statistics.median(await _latencies(http, requests))
-                stop, sent = asyncio.Event(), [0]
-                loaders = [asyncio.create_task(_load(url, stop, sent, c + 1, via)) for c in range(clients)]
-                await asyncio.sleep(0.5)
-                started = time.perf_counter()
-                loaded = statistics.median(await _latencies(http, requests))
-                rate = sent[0] / (time.perf_counter() - started + 0.5)
-                stop.set()
-                await asyncio.gather(*loaders)
-                ratios.append(loaded / idle)
-                print(f"  round {r + 1}: idle {idle * 1e3:.2f} ms, under ~{rate:,.0f} tracked events/s "
-                      f"{loaded * 1e3:.2f} ms, ratio {ratios[-1]:.2f}", flush=True)
+                sender = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--send", url, via, str(rate), str(count), str(r), cwd=ROOT,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                assert sender.stdin is not None and sender.stdout is not None
+                assert (await sender.stdout.readline()).strip() == b"ready"
+                before = await database.fetchval("SELECT count(*) FROM behaviour_event")
+                idle = await _probe(http, seconds)
+                sender.stdin.write(b"go\n")
+                await sender.stdin.drain()
+                loaded = await _probe(http, seconds)
+                took = float((await sender.stdout.readline()).strip())
+                await sender.wait()
+                sent_at = time.perf_counter()
+                expected = before + count * BATCH
+                while await database.fetchval("SELECT count(*) FROM behaviour_event") < expected:
+                    if time.perf_counter() - sent_at > 60:
+                        raise AssertionError("events were not all written within 60 s")
+                    await asyncio.sleep(0.05)
+                lag = time.perf_counter() - sent_at
+                ratios.append(statistics.median(loaded) / statistics.median(idle))
+                print(f"  round {r + 1}: idle median {statistics.median(idle) * 1e3:.2f} ms p99 {p99(idle) * 1e3:.2f}; "
+                      f"loaded median {statistics.median(loaded) * 1e3:.2f} ms p99 {p99(loaded) * 1e3:.2f}; "
+                      f"ratio {ratios[-1]:.2f}; took {count * BATCH / took:,.0f} events/s "
+                      f"(asked {rate:,.0f}); all {count * BATCH:,} written {lag:.2f} s after the last answer",
+                      flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        await database.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
     return ratios
 
 
@@ -152,8 +221,8 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events written per throughput round")
     parser.add_argument("--batch", type=int, default=5000, help="events per write (the flush batch)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=200, help="{ __typename } requests per latency sample")
-    parser.add_argument("--clients", type=int, default=4, help="connections sending track batches meanwhile")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each idle and each loaded sample")
+    parser.add_argument("--rate", type=float, default=20_000, help="events/s the open-loop load sends")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--via", choices=("graphql", "events", "both"), default="both",
@@ -184,9 +253,9 @@ async def main() -> None:
                 if args.skip_latency:
                     break
                 door = "POST /events" if via == "events" else "the track mutation"
-                print(f"{{ __typename }} latency, idle vs {args.clients} connections sending batches of 500 "
+                print(f"{{ __typename }} latency, idle vs ingesting {args.rate:,.0f} events/s in batches of {BATCH} "
                       f"through {door}:")
-                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.requests, args.clients, via)
+                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.seconds, args.rate, via)
                 print(f"latency ratio loaded/idle ({via}): {spread(ratios)}")
     finally:
         admin = await asyncpg.connect(admin_url)
@@ -195,4 +264,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--send"]:
+        _sender_main(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    else:
+        asyncio.run(main())

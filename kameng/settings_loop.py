@@ -46,6 +46,11 @@ class LoopSettings(BaseModel):
     events_flush_seconds: float = Field(default=0.5, gt=0)
     events_flush_batch: int = Field(default=5000, ge=1)
     events_buffer_max: int = Field(default=200_000, ge=1)
+    # With Redis, API processes queue their flushed batches in Redis and the processes that
+    # consume jobs write them (resolvers/discovery/event_queue.py); false: each API process
+    # writes its own. Past events_queue_max_batches waiting batches the oldest go.
+    events_queue: bool = True
+    events_queue_max_batches: int = Field(default=10_000, ge=1)
     # Raw events older than this many days are folded into daily aggregates and deleted.
     events_retention_days: int = Field(default=90, ge=1)
     # -- issue 11: recommendations

@@ -13,6 +13,7 @@ import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 
 from models import database as db
+from resolvers.discovery import event_queue
 from resolvers.discovery import ingest as event_ingest
 from resolvers.lifecycle import exposures as experiment_exposures
 from kameng.runtime import Runtime, install, is_started
@@ -93,6 +94,7 @@ async def start(
     if consume if sweeps is None else sweeps:
         runtime.scheduler = Scheduler(settings.sweep_seconds)
         runtime.scheduler.start()
+        event_queue.start()  # and write the behaviour events the API processes queued in Redis
     outbox_relay.kick()  # sweep whatever an earlier run left pending
     return runtime
 
@@ -111,7 +113,8 @@ async def stop() -> None:
     await runtime.relay.stop()
     cache_tags.set_publisher(None)
     await cache_sync.stop()
-    await event_ingest.stop()  # writes the behaviour events still buffered
+    await event_ingest.stop()  # writes (or queues) the behaviour events still buffered
+    await event_queue.stop()  # and writes what the queue holds, if this process is a writer
     await experiment_exposures.stop()  # and the experiment exposures
     outbox.clear_commit_hooks()
     await runtime.bus.close()

@@ -138,6 +138,13 @@ async def test_deep_json_is_a_400_json_error(http: httpx.AsyncClient) -> None:
         response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, response.text
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    # POST /events counts no depth (its decoder takes flat events only): still a JSON refusal.
+    for body in (b"[" * 5000 + b"]" * 5000, b'{"events": [' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"]}",
+                 b'{"events": [{"eventId": "abcdefgh1", "kind": "PAGE_VISIT", "clientTime": ' + b"[" * 60 + b"]" * 60
+                 + b"}]}"):
+        response = await http.post("/events", content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (400, 415), response.text
+        assert response.json()["errors"][0]["code"] == "INVALID_INPUT"
 
 
 async def test_large_variables_are_refused_before_execution(client: Client) -> None:

@@ -4,8 +4,10 @@ trending keywords' periodic recomputation, and the recommendation model's schedu
 (resolvers/discovery/training.py decides when and what; every list it writes is served by all
 API processes).
 
-Client events are written by each API process's own flusher (resolvers/discovery/ingest.py),
-server events by the outbox relay; neither needs a message on the broker.
+Client events are written by each API process's own flusher (resolvers/discovery/ingest.py), or
+with Redis by the job-consuming processes from the queue the API processes fill
+(resolvers/discovery/event_queue.py, started by service/wiring.py); server events by the outbox
+relay. None of them needs a message on the broker.
 """
 
 from __future__ import annotations

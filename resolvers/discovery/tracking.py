@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from tortoise import connections
 
@@ -37,7 +38,7 @@ from resolvers.accounts.auth import Actor, require
 from resolvers.errors import invalid
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # slots, not frozen: built per event on the ingestion path, where frozen init doubles the cost
 class TrackedEvent:
     event_id: str
     kind: EventKind
@@ -69,23 +70,39 @@ async def record(events: Sequence[TrackedEvent]) -> None:
     events = await _respect_opt_out(_distinct(events))
     if not events:
         return
+    # In event-id order, as write_rows: two writers inserting overlapping ids take their
+    # unique-index locks in the same order, so they wait for each other instead of deadlocking.
+    events.sort(key=lambda event: event.event_id)
     await BehaviourEvent.bulk_create(
-        [BehaviourEvent(**event.__dict__) for event in events], ignore_conflicts=True
+        [BehaviourEvent(**_fields(event)) for event in events], ignore_conflicts=True
     )
+
+
+def as_row(event: TrackedEvent) -> tuple[Any, ...]:
+    """The event's values in ``COLUMNS`` order, as COPY takes them."""
+    return (event.event_id, event.kind.value, event.user_id, event.device_id, event.product_id, event.post_id,
+            event.topic_id, event.merchant_id, event.order_id, event.query, event.surface, event.token, event.amount,
+            event.personalised, event.client_time, event.occurred_at)
 
 
 async def write_batch(events: Sequence[TrackedEvent]) -> None:
     """The flusher's fast path: the same rows as ``record``, written with COPY on PostgreSQL."""
-    events = await _respect_opt_out(_distinct(events))
-    if not events:
+    await write_rows([as_row(event) for event in events])
+
+
+async def write_rows(rows: Sequence[Sequence[Any]]) -> None:
+    """``write_batch`` for rows already in ``COLUMNS`` order (the event queue's form): no event
+    objects are built on the writer's hot path."""
+    rows = await _respect_opt_out_rows(_distinct_rows(rows))
+    if not rows:
         return
     if get_settings().is_sqlite:
         await BehaviourEvent.bulk_create(
-            [BehaviourEvent(**event.__dict__) for event in events], ignore_conflicts=True, batch_size=500
+            [BehaviourEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows], ignore_conflicts=True,
+            batch_size=500,
         )
         return
     columns = ", ".join(COLUMNS)
-    rows = [tuple(_cell(getattr(event, name)) for name in COLUMNS) for event in events]
     client = connections.get("default")
     async with client.acquire_connection() as connection, connection.transaction():
         await connection.execute(
@@ -95,12 +112,33 @@ async def write_batch(events: Sequence[TrackedEvent]) -> None:
         await connection.copy_records_to_table("behaviour_event_in", records=rows, columns=list(COLUMNS))
         await connection.execute(
             f"INSERT INTO behaviour_event ({columns}) SELECT {columns} FROM behaviour_event_in "
-            "ON CONFLICT (event_id) DO NOTHING"
+            "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING"  # a lock order (see record)
         )
 
 
-def _cell(value: object) -> object:
-    return value.value if isinstance(value, EventKind) else value
+def _fields(event: TrackedEvent) -> dict[str, object]:
+    return {name: getattr(event, name) for name in COLUMNS}
+
+
+def _distinct_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out
+
+
+async def _respect_opt_out_rows(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    user_ids = {row[2] for row in rows if row[2] is not None}
+    if not user_ids:
+        return rows
+    off = set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True))
+    if not off:
+        return rows
+    # As ``anonymous``: no user, no device, not personalised.
+    return [(*row[:2], None, None, *row[4:13], False, *row[14:]) if row[2] in off else row for row in rows]
 
 
 def _distinct(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:

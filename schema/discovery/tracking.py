@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
@@ -46,6 +48,20 @@ class TrackEventInput:
     surface: str | None = strawberry.field(default=None, description="Where it was shown, such as HOME or PRODUCT.")
     token: str | None = strawberry.field(default=None, description="A recommendation's attribution token.")
     path: str | None = strawberry.field(default=None, description="A page visit's path (at most 200 characters).")
+
+
+def _event_from_input(cls: type[TrackEventInput], value: Mapping[str, Any], context: object) -> TrackEventInput:
+    """Builds one event of a batch from graphql-core's coerced value. Strawberry's generic
+    conversion resolves each field's type and GraphQL name anew for every event (~200 µs
+    an event, 75 % of a 500-event ``track``); the fields here are flat and already coerced
+    (the enum to its member, ``DateTime`` to a datetime), so they are only renamed."""
+    get = value.get
+    return cls(event_id=value["eventId"], kind=value["kind"], client_time=value["clientTime"],
+               product_id=get("productId"), post_id=get("postId"), topic_id=get("topicId"), query=get("query"),
+               surface=get("surface"), token=get("token"), path=get("path"))
+
+
+TrackEventInput.__strawberry_definition__.from_input = _event_from_input  # type: ignore[attr-defined]
 
 
 @strawberry.input(description="A batch of behaviour events.")

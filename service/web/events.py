@@ -18,6 +18,7 @@ JSON. Bounded by the same body-size and JSON-depth limits as /graphql (service/w
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -62,10 +63,12 @@ def _text(value: object, field: str, *, required: bool = False) -> str | None:
     return value
 
 
-def decode(body: Any, max_events: int) -> tuple[str | None, list[ingest.ClientEvent]]:
+async def decode(body: Any, max_events: int) -> tuple[str | None, list[ingest.ClientEvent]]:
     """The device id and the events of a decoded JSON body, or INVALID_INPUT naming the field.
     Only the shape is checked here (types, names, global IDs, the time's format); every rule
-    of the events themselves is ``ingest.track``'s, as for the GraphQL ``track``."""
+    of the events themselves is ``ingest.track``'s, as for the GraphQL ``track``. Yields to the
+    event loop every ``ingest.YIELD_EVERY`` events, so that other requests are not held up
+    behind a whole batch."""
     if not isinstance(body, dict):
         raise invalid("input", "Send a JSON object with `events` (and `deviceId`).")
     if unknown := set(body) - {"deviceId", "events"}:
@@ -78,28 +81,33 @@ def decode(body: Any, max_events: int) -> tuple[str | None, list[ingest.ClientEv
         raise invalid("events", f"Send at most {max_events} events per request.")
     events = []
     for index, raw in enumerate(raw_events):
-        where = f"events.{index}"
+        if index and not index % ingest.YIELD_EVERY:
+            await asyncio.sleep(0)
         if not isinstance(raw, dict):
-            raise invalid(where, "Expected an event object.")
-        if unknown := set(raw) - _KNOWN:
-            raise invalid(f"{where}.{sorted(unknown)[0]}", "Unknown field.")
-        stamp = _text(raw.get("clientTime"), f"{where}.clientTime", required=True)
+            raise invalid(f"events.{index}", "Expected an event object.")
+        if not _KNOWN.issuperset(raw):
+            raise invalid(f"events.{index}.{sorted(set(raw) - _KNOWN)[0]}", "Unknown field.")
+        event_id, kind, stamp = raw.get("eventId"), raw.get("kind"), raw.get("clientTime")
+        if type(event_id) is not str:
+            raise invalid(f"events.{index}.eventId", "Expected a string.")
+        if type(kind) is not str:
+            raise invalid(f"events.{index}.kind", "Expected a string.")
+        if type(stamp) is not str:
+            raise invalid(f"events.{index}.clientTime", "Expected a string.")
         try:
-            client_time = datetime.fromisoformat(stamp)  # type: ignore[arg-type]
+            client_time = datetime.fromisoformat(stamp)
         except ValueError:
-            raise invalid(f"{where}.clientTime", "Expected an ISO 8601 date and time.") from None
-        values: dict[str, Any] = {}
-        for name, (attribute, node) in _OPTIONAL.items():
-            value = raw.get(name)
-            if value is None:
-                continue
-            text = _text(value, f"{where}.{name}")
-            values[attribute] = decode_id(text, node, f"{where}.{name}") if node else text  # type: ignore[arg-type]
-        events.append(ingest.ClientEvent(
-            event_id=_text(raw.get("eventId"), f"{where}.eventId", required=True),  # type: ignore[arg-type]
-            kind=_text(raw.get("kind"), f"{where}.kind", required=True),  # type: ignore[arg-type]
-            client_time=client_time, **values,
-        ))
+            raise invalid(f"events.{index}.clientTime", "Expected an ISO 8601 date and time.") from None
+        event = ingest.ClientEvent(event_id=event_id, kind=kind, client_time=client_time)
+        if len(raw) > 3:  # the optional fields, only when sent
+            for name, value in raw.items():
+                found = _OPTIONAL.get(name)
+                if found is None or value is None:
+                    continue
+                attribute, node = found
+                text = _text(value, f"events.{index}.{name}")
+                setattr(event, attribute, decode_id(text, node, f"events.{index}.{name}") if node else text)
+        events.append(event)
     return device_id, events
 
 
@@ -121,7 +129,7 @@ async def track_events(request: Request) -> Response:
         return _answer(415, {"errors": [{"code": ErrorCode.INVALID_INPUT.value, "field": None,
                                          "message": "The body is not JSON."}]})
     try:
-        device_id, events = decode(body, get_settings().track_max_events)
+        device_id, events = await decode(body, get_settings().track_max_events)
         accepted = await ingest.track(actor, device_id, events)
     except UserFacingError as error:
         return _refusal(error)
