@@ -139,6 +139,7 @@ def _field_plan(field_def: Any) -> Plan | None:
     elif (
         isinstance((getattr(definition, "metadata", None) or {}).get(READY_KEY), str)
         and not definition.extensions and not getattr(definition, "permission_classes", None)
+        and not field_def.args  # a ready value answers for one set of arguments: none
     ):
         plan = (definition.metadata[READY_KEY], completion, READY)  # type: ignore[arg-type]
     _FIELD_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _FIELD_PLANS.pop(key, None)), plan)

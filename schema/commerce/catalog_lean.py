@@ -109,7 +109,10 @@ def lean_selection(info: Info) -> frozenset[str] | None:
     raw = info._raw_info
     field_nodes = tuple(raw.field_nodes)
     entry = _SELECTIONS.get(id(field_nodes[0]))
-    if entry is not None and entry[0] == field_nodes:
+    # The nodes are kept alive with their entry, so the same id is the same node (and document).
+    if entry is not None and len(entry[0]) == len(field_nodes) and all(
+        a is b for a, b in zip(entry[0], field_nodes, strict=True)
+    ):
         return entry[1]
     node_fields: set[str] = set()
     served = True
