@@ -15,7 +15,7 @@ from strawberry.relay import GlobalID
 from models.accounts.users import Role
 from models.commerce.catalog import DeliveryKind, Product, ProductStatus
 from models.commerce.inventory import CardKey, CardKeyStatus
-from models.commerce.merchants import MerchantStatus
+from models.commerce.merchants import Merchant, MerchantStatus
 from resolvers.commerce import catalog_lean
 from resolvers.pagination import encode_cursor
 from subscriptions import cache_tags
@@ -50,7 +50,7 @@ def gid(kind: str, pk: int) -> str:
 async def catalogue() -> dict[str, Any]:
     """Two active shops and a suspended one, with every kind of product a page can meet."""
     shops = [await make_merchant() for _ in range(3)]
-    await shops[2].__class__.filter(id=shops[2].id).update(status=MerchantStatus.SUSPENDED)
+    await Merchant.filter(id=shops[2].id).update(status=MerchantStatus.SUSPENDED)
     products = []
     for n in range(14):
         kind = (DeliveryKind.CARD_KEY, DeliveryKind.DIRECT_TOPUP, DeliveryKind.MANUAL, DeliveryKind.CARD_KEY)[n % 4]

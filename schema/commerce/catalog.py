@@ -3,7 +3,9 @@
 Thin: GraphQL values in, resolvers.commerce.catalog called, types out. Product mutations
 are schema/commerce/product_edits.py. Every related object
 (merchant, category, stock) comes through a request-scoped DataLoader, so a page of
-products costs the same few queries whatever its size. Shops and categories are
+products costs the same few queries whatever its size; the public list's usual selections
+take the lean path instead (schema/commerce/catalog_lean.py: one statement, plain rows).
+Shops and categories are
 schema/commerce/merchants.py; card-key imports schema/commerce/inventory.py.
 """
 
