@@ -24,6 +24,19 @@ The relay ``id`` of a Node type that keeps Strawberry's ``resolve_id``/``resolve
 read the same way (``_relay_id_plan``, issue 15): base64 of "<type>:<id attribute>", as
 ``Node._id`` + the ``GlobalID`` scalar produce; any value but a plain one goes to the resolver.
 
+Two more kinds of field are read so (issue 15, the lean catalog page), without the resolver
+call, Strawberry's ``Info`` and graphql-core's resolve info:
+
+* a field whose Strawberry definition names a *ready attribute* (``metadata=ready("_x")``):
+  when the source object carries that attribute, its value is what the resolver would have
+  returned (a list page filled it for the whole page; ``ready`` documents the contract); when
+  it does not, the resolver runs as usual. Only for fields without extensions, permission
+  classes or directives.
+* an object-typed field (plain attribute, or ready attribute) whose object type has no
+  ``is_type_of`` or Strawberry's own (which ignores the resolve info): a plain non-null value
+  is checked with it and its sub-selection executed at once (graphql-core's
+  ``complete_object_value`` minus the resolve info); anything else takes graphql-core's path.
+
 Anything else goes through graphql-core's ``execute_field`` unchanged. On a safe field the
 value is read once; if it is not a plain completed value -- ``None``, ``Undefined``, an
 exception, an awaitable, or a value the scalar refuses -- it is handed, as read, to
@@ -63,7 +76,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLScalarType, Undefined
+from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, Undefined
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry import relay
 from strawberry.relay.utils import to_base64
@@ -73,39 +86,70 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 GRAPHQL_CORE_VERSION = "3.3.2"
 STRAWBERRY_VERSION = "0.341.2"
 
-# GraphQLField -> (attribute, coerce) or None; GraphQLField is unhashable, so keyed by id,
-# with a weak reference that both checks the identity and removes the entry with the field.
-_FIELD_PLANS: dict[int, tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any], bool] | None]] = {}
+# How a safe field is read: (attribute, coerce_output_value of a leaf or None for an object
+# type, kind). GraphQLField is unhashable, so plans are keyed by id, with a weak reference
+# that both checks the identity and removes the entry with the field.
+LEAF, RELAY_ID, READY = 0, 1, 2
+Plan = tuple[str, Callable[[Any], Any] | None, int]
+_FIELD_PLANS: dict[int, tuple[weakref.ref[Any], Plan | None]] = {}
 _PLAIN = (str, int, float, bool)
+_MISSING: Any = object()
+READY_KEY = "kameng.ready"
 
 
-def _field_plan(field_def: Any) -> tuple[str, Callable[[Any], Any], bool] | None:
-    """(python attribute, coerce_output_value) if the field is safe, else None."""
+def ready(attribute: str) -> dict[str, str]:
+    """``strawberry.field(metadata=ready("_x"))``: a source object that has the attribute ``_x``
+    holds in it exactly what the field's resolver would return for it (so the resolver is not
+    called). Whoever sets ``_x`` also records what the resolver would (e.g. cache tags)."""
+    return {READY_KEY: attribute}
+
+
+def _completion(field_type: Any) -> Callable[[Any], Any] | None | bool:
+    """The leaf's coerce_output_value, None for an object type read directly, False otherwise."""
+    inner = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    if isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
+        return inner.coerce_output_value  # type: ignore[no-any-return]
+    if isinstance(inner, GraphQLObjectType) and (
+        inner.is_type_of is None
+        # Strawberry's own (schema_converter._get_is_type_of) looks at the object only.
+        or getattr(inner.is_type_of, "__qualname__", "").endswith("_get_is_type_of.<locals>.is_type_of")
+    ):
+        return None
+    return False
+
+
+def _field_plan(field_def: Any) -> Plan | None:
+    """How to read the field if it is safe, else None."""
     key = id(field_def)
     entry = _FIELD_PLANS.get(key)
     if entry is not None and entry[0]() is field_def:
         return entry[1]
-    plan = None
+    plan: Plan | None = None
     definition = (field_def.extensions or {}).get("strawberry-definition")
-    if (
-        definition is not None
-        and getattr(field_def.resolve, "__name__", "") == "_get_basic_result"
+    completion = _completion(field_def.type)
+    if definition is None or completion is False or getattr(definition, "directives", None):
+        pass
+    elif (
+        getattr(field_def.resolve, "__name__", "") == "_get_basic_result"
         and getattr(definition, "is_basic_field", False)
-        and not getattr(definition, "directives", None)
         and getattr(definition, "default_resolver", None) is getattr
         and isinstance(getattr(definition, "python_name", None), str)
     ):
-        leaf = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
-        if isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
-            plan = (definition.python_name, leaf.coerce_output_value, False)
+        plan = (definition.python_name, completion, LEAF)  # type: ignore[arg-type]
+    elif (
+        isinstance((getattr(definition, "metadata", None) or {}).get(READY_KEY), str)
+        and not definition.extensions and not getattr(definition, "permission_classes", None)
+        and not field_def.args  # a ready value answers for one set of arguments: none
+    ):
+        plan = (definition.metadata[READY_KEY], completion, READY)  # type: ignore[arg-type]
     _FIELD_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _FIELD_PLANS.pop(key, None)), plan)
     return plan
 
 
-_RELAY_PLANS: dict[tuple[int, str], tuple[weakref.ref[Any], tuple[str, Callable[[Any], Any], bool] | None]] = {}
+_RELAY_PLANS: dict[tuple[int, str], tuple[weakref.ref[Any], Plan | None]] = {}
 
 
-def _relay_id_plan(field_def: Any, parent_type: Any) -> tuple[str, Callable[[Any], Any], bool] | None:
+def _relay_id_plan(field_def: Any, parent_type: Any) -> Plan | None:
     """The relay ``id`` of a Node type whose ``resolve_id``/``resolve_typename`` are Strawberry's
     own (issue 15): ``Node._id`` returns ``GlobalID(parent type name, str(getattr(root, id
     attribute)))``, serialised as ``to_base64(type name, node id)``; read it so. Anything but a
@@ -133,7 +177,7 @@ def _relay_id_plan(field_def: Any, parent_type: Any) -> tuple[str, Callable[[Any
         def coerce(value: Any, name: str = name) -> str:
             return to_base64(name, str(value))
 
-        plan = (origin.resolve_id_attr(), coerce, True)
+        plan = (origin.resolve_id_attr(), coerce, RELAY_ID)
     _RELAY_PLANS[key] = (weakref.ref(field_def, lambda _ref, key=key: _RELAY_PLANS.pop(key, None)), plan)
     return plan
 
@@ -152,7 +196,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, with plain scalar/enum attribute fields read directly."""
 
     def _selection_plan(self, parent_type: Any, grouped_field_set: Any) -> list[Any] | None:
-        """Per field of the selection, in order: (name, details, (attribute, coerce) or None).
+        """Per field of the selection, in order: (name, details, Plan or None, field).
         None when no field of the selection is safe."""
         plans = self.__dict__.get("_kameng_selection_plans")
         if plans is None:
@@ -191,9 +235,22 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for response_name, field_details_list, fast, field_def in plan:
                 if fast is not None:
                     try:
-                        value = getattr(source_value, fast[0])
+                        value = getattr(source_value, fast[0], _MISSING) if fast[2] == READY else (
+                            getattr(source_value, fast[0]))
                     except Exception as error:  # as the resolver's own exception
                         value = error
+                    if value is _MISSING:  # not filled: the resolver answers
+                        fast = None
+                if fast is None:
+                    result = self.execute_field(
+                        parent_type, source_value, field_details_list, self._path(path, response_name, parent_type),
+                        position_context,
+                    )
+                elif fast[1] is None:
+                    result = self._complete_object(
+                        field_def, parent_type, field_details_list, path, response_name, value, position_context
+                    )
+                else:
                     if type(value) in _PLAIN or not (
                         value is None or value is Undefined or isinstance(value, Exception) or is_awaitable(value)
                     ):
@@ -204,7 +261,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if coerced is not None and coerced is not Undefined:
                             results[response_name] = coerced
                             continue
-                    if fast[2]:  # the relay id: anything unusual goes to the resolver itself
+                    if fast[2] == RELAY_ID:  # anything unusual goes to the resolver itself
                         result = self.execute_field(
                             parent_type, source_value, field_details_list,
                             self._path(path, response_name, parent_type), position_context,
@@ -213,11 +270,6 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         result = self._complete_read(
                             field_def, parent_type, field_details_list, path, response_name, value, position_context
                         )
-                else:
-                    result = self.execute_field(
-                        parent_type, source_value, field_details_list, self._path(path, response_name, parent_type),
-                        position_context,
-                    )
                 if result is not Undefined:
                     results[response_name] = result
                     if is_awaitable(result):
@@ -244,6 +296,39 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     @staticmethod
     def _path(path: Any, response_name: str, parent_type: Any) -> Any:
         return Path(path, response_name, parent_type.name)
+
+    def _complete_object(  # type: ignore[no-untyped-def]
+        self, field_def, parent_type, field_details_list, path, response_name, result, position_context
+    ):
+        """graphql-core's execute_field + complete_object_value for an object read directly;
+        anything but a plain object of the type goes to graphql-core's completion."""
+        object_type = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
+        if (
+            result is None or result is Undefined or isinstance(result, Exception) or self.is_awaitable(result)
+            or (object_type.is_type_of is not None and object_type.is_type_of(result, None) is not True)
+        ):
+            return self._complete_read(
+                field_def, parent_type, field_details_list, path, response_name, result, position_context
+            )
+        field_path = self._path(path, response_name, parent_type)
+        try:
+            completed = self.collect_and_execute_subfields(
+                object_type, field_details_list, field_path, result, position_context
+            )
+            if self.is_awaitable(completed):
+
+                async def await_completed() -> Any:
+                    try:
+                        return await completed
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, field_def.type, field_details_list, field_path)
+                        return None
+
+                return await_completed()
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_def.type, field_details_list, field_path)
+            return None
+        return completed
 
     def _complete_read(  # type: ignore[no-untyped-def]
         self, field_def, parent_type, field_details_list, path, response_name, result, position_context

@@ -27,7 +27,7 @@ from strawberry.permission import BasePermission
 from strawberry.relay import GlobalID
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.executor import GRAPHQL_CORE_VERSION, STRAWBERRY_VERSION, FastLeafExecutionContext
+from schema.executor import GRAPHQL_CORE_VERSION, STRAWBERRY_VERSION, FastLeafExecutionContext, ready
 
 
 def _outcome(result: Any) -> tuple[str, list[dict[str, Any]] | None]:
@@ -89,6 +89,17 @@ class Item:
     def broken(self) -> str | None:
         raise RuntimeError("resolver failed")
 
+    # Ready values (issue 15): what the resolver returns is the attribute when the item has it,
+    # so the stock executor (which calls the resolver) and the fast path (which reads the
+    # attribute) must agree, errors included.
+    @strawberry.field(metadata=ready("_ready_label"))
+    def label(self) -> str:
+        return getattr(self, "_ready_label", f"label {self.id}")  # type: ignore[no-any-return]
+
+    @strawberry.field(metadata=ready("_ready_twin"))
+    def twin(self) -> Item:
+        return getattr(self, "_ready_twin", self)  # type: ignore[no-any-return]
+
 
 class RaisingName(Item):
     """An Item whose ``name`` attribute raises when read (a property gone wrong)."""
@@ -133,9 +144,17 @@ class _later:  # noqa: N801
         return self.value
 
 
+def _ready(item: Item, **values: Any) -> Item:
+    for name, value in values.items():
+        setattr(item, f"_ready_{name}", value)
+    return item
+
+
 def _good() -> list[Item]:
     items = [_item(i) for i in range(5)]
     items[0].child = _item(10, child=_item(11))
+    _ready(items[1], label="ready label 1")
+    _ready(items[2], twin=_item(26, child=_item(27)))
     return items
 
 
@@ -159,6 +178,12 @@ def _bad() -> list[Item]:
         _item(14, count=3.0, ratio=2),  # float with an int value, int as a float
         raising,
         _item(15, child=_item(16, name=None)),  # the child becomes null
+        _ready(_item(17), label=None),  # a ready null in a non-null field
+        _ready(_item(18), twin=None),  # ... in a non-null object field
+        _ready(_item(19), label=_later("awaited label"), twin=_later(_item(12))),
+        _ready(_item(21), twin=_item(22, name=None)),  # an error inside a ready object
+        _ready(_item(23), label=RuntimeError("an exception as the ready value")),
+        _ready(_item(24), label=2**40, twin=_ready(_item(25), label=7)),  # coerced: "1099511627776", "7"
     ]
 
 
@@ -214,6 +239,10 @@ TINY_CORPUS: list[tuple[str, dict[str, Any] | None]] = [
     (f"{{ strictBadItems {{ {ALL_FIELDS} }} }}", None),
     ("{ badItems { maybe maybeCount maybeColor ratio at flag } }", None),
     ("{ badItems { name maybe count } items { name } }", None),
+    ("{ items { id label twin { id name label child { id } twin { id } } } }", None),
+    ("{ badItems { id label twin { id name label } } }", None),
+    ("{ strictBadItems { label twin { name } } }", None),
+    ("{ items { twin { ... on Item { id } ...T } } } fragment T on Item { label }", None),
 ]
 
 
@@ -260,11 +289,13 @@ async def test_the_fast_path_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(FastLeafExecutionContext, "execute_field", spy)
     result = await _tiny(FastLeafExecutionContext).execute(
-        f"{{ items {{ {ALL_FIELDS} secret scaled @skip(if: false) child {{ id }} }} }}"
+        f"{{ items {{ {ALL_FIELDS} secret scaled @skip(if: false) child {{ id }} label twin {{ id }} }} }}"
     )
     assert result.data is not None
-    # Only the root, lists, objects, resolvers, permission-guarded and directive-carrying fields.
-    assert set(general) == {"Query.items", "Item.tags", "Item.secret", "Item.scaled", "Item.child"}
+    # Only the root, lists, resolvers, permission-guarded and directive-carrying fields; the
+    # ready fields only where the item has no ready value (one of five each).
+    assert set(general) == {"Query.items", "Item.tags", "Item.secret", "Item.scaled", "Item.label", "Item.twin"}
+    assert general.count("Item.label") == general.count("Item.twin") == 4
 
 
 # -- the real schema, with data -----------------------------------------------------------

@@ -3,7 +3,9 @@
 Thin: GraphQL values in, resolvers.commerce.catalog called, types out. Product mutations
 are schema/commerce/product_edits.py. Every related object
 (merchant, category, stock) comes through a request-scoped DataLoader, so a page of
-products costs the same few queries whatever its size. Shops and categories are
+products costs the same few queries whatever its size; the public list's usual selections
+take the lean path instead (schema/commerce/catalog_lean.py: one statement, plain rows).
+Shops and categories are
 schema/commerce/merchants.py; card-key imports schema/commerce/inventory.py.
 """
 
@@ -19,7 +21,7 @@ from strawberry import relay
 from models.commerce.catalog import DeliveryKind as DeliveryKindValue
 from models.commerce.catalog import Product as ProductModel
 from models.commerce.catalog import ProductStatus as ProductStatusValue
-from resolvers.commerce import catalog, pricing
+from resolvers.commerce import catalog, catalog_lean, pricing
 from resolvers.community import posts
 from resolvers.discovery import recommendations as discovery
 from resolvers.commerce.catalog import ProductSort as ProductSortValue
@@ -36,7 +38,9 @@ from schema.base import (
     in_graph,
     node_keys,
 )
+from schema.commerce.catalog_lean import lean_connection, lean_selection
 from schema.commerce.promises import LateDeliveryCompensation
+from schema.executor import ready
 from schema.context import Info
 from subscriptions import cache_tags
 
@@ -148,9 +152,12 @@ class Product(relay.Node):
         return DeliveryPromise(minutes=minutes, text=catalog.promise_text(minutes),
                                late_compensation=LateDeliveryCompensation.of(self._model))
 
+    # ready(): a lean list page (schema/commerce/catalog_lean.py) fills the value for the whole
+    # page, and the executor reads it without calling the resolver.
     @strawberry.field(
         description="Units on sale: CARD_KEY counts available keys; other kinds show their stock "
-        "limit, null meaning unlimited."
+        "limit, null meaning unlimited.",
+        metadata=ready("_ready_stock"),
     )
     def stock(self, info: Info) -> int | None:
         # Plain (not async): a value when the page filled it, else the DataLoader's awaitable,
@@ -163,7 +170,7 @@ class Product(relay.Node):
             return self._stock  # type: ignore[no-any-return]
         return info.context.loaders.card_key_stock.load(model.id)  # type: ignore[return-value]
 
-    @strawberry.field(description="The shop that sells it.")
+    @strawberry.field(description="The shop that sells it.", metadata=ready("_ready_merchant"))
     def merchant(self, info: Info) -> Annotated[Merchant, strawberry.lazy("schema.commerce.merchants")]:
         model = self._model
         cache_tags.record(cache_tags.merchant(model.merchant_id))
@@ -272,6 +279,10 @@ async def product_page(
     cache_tags.record(cache_tags.PRODUCT_LIST)
     if sort == ProductSortValue.BEST_SELLING:
         cache_tags.record(cache_tags.PRODUCT_LIST_BY_SALES)
+    if catalog_lean.lean_listing(info.context.actor, listing, sort):
+        selected = lean_selection(info)
+        if selected is not None:
+            return lean_connection(await catalog_lean.public_page(listing, **page), selected)
     result = await catalog.list_products(info.context.actor, listing, sort, **page)
     merchants = info.context.loaders.merchant
     for product in result.items:  # fetched in the same query: no second look-up
