@@ -5,7 +5,7 @@ Two figures:
 1. **Write throughput per worker**: what one writer process does with the queue the API
    processes fill (resolvers/discovery/event_queue.py): batches of ``--batch`` events queued as
    an API process queues them (orjson blobs), then decoded and written with COPY into a fresh
-   database, 8 blobs per write as ``drain`` takes them. Events/s over ``--rounds`` rounds
+   database, 5 blobs per COPY as ``drain`` takes them. Events/s over ``--rounds`` rounds
    (min/median/max) and this process's CPU per event; only the writes are timed.
 2. **The API's latency while it ingests at ``--rate`` events/s**: ``kameng serve`` (one uvicorn
    process) and one ``kameng worker`` (the writer) on PostgreSQL + Redis. In interleaved
@@ -15,7 +15,8 @@ Two figures:
    ``--via graphql`` (the ``track`` mutation), ``--via events`` (``POST /events``) or ``both``.
    Per round: median and p99 idle and loaded, the ratio of the medians (1.0 = unchanged), the
    rate the server actually took, and how long after the last batch every event was in the
-   table (checked by count). The load generator is a process of its own that builds its
+   table (checked by count). ``--server-cpu N`` pins the API process to CPU N and the rest
+   of the bench to the others. The load generator is a process of its own that builds its
    bodies before the round, so neither its CPU nor its sockets land on the probe's loop.
 
     uv run python bench/events.py                     # needs PostgreSQL and Redis on localhost
@@ -63,7 +64,7 @@ async def throughput(dsn: str, namespace: str, data_dir: Path, events: int, batc
     from models import database as db
     from models.discovery.events import EventKind
     from resolvers.discovery import event_queue
-    from resolvers.discovery.tracking import TrackedEvent
+    from resolvers.discovery.tracking import TrackedEvent, as_row
 
     settings = Settings(database_url=dsn, namespace=namespace, data_dir=data_dir, secret_key=uuid.uuid4().hex * 2)
     configure(settings)
@@ -81,7 +82,7 @@ async def throughput(dsn: str, namespace: str, data_dir: Path, events: int, batc
                                  client_time=now, occurred_at=now)
                     for i in range(start, min(start + batch, events))
                 ]
-                blobs.append(orjson.dumps({"events": [event_queue._row(e) for e in built], "merges": []}))
+                blobs.append(orjson.dumps({"events": [as_row(e) for e in built], "merges": []}))
             started, cpu = time.perf_counter(), time.process_time()
             for start in range(0, len(blobs), event_queue._BLOBS_PER_WRITE):
                 await event_queue._write(blobs[start : start + event_queue._BLOBS_PER_WRITE])
@@ -151,7 +152,7 @@ def _sender_main(url: str, via: str, rate: float, count: int, round_no: int) -> 
 
 
 async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds: float, rate: float,
-                  via: str) -> list[float]:
+                  via: str, server_cpu: int = -1) -> list[float]:
     import asyncpg
 
     port = 18000 + os.getpid() % 1000
@@ -167,6 +168,14 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds
         subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
+    if server_cpu >= 0 and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        # The API process alone on one CPU, everything else of the bench (the writer, the load
+        # generator, this probe) on the others: what moves the API's latency is then its own
+        # ingestion work, not the run's other processes (PostgreSQL's backends still float).
+        others = set(range(os.cpu_count() or 2)) - {server_cpu}
+        os.sched_setaffinity(processes[0].pid, {server_cpu})
+        os.sched_setaffinity(processes[1].pid, others)
+        os.sched_setaffinity(0, others)
     url = f"http://127.0.0.1:{port}"
     database = await asyncpg.connect(dsn.replace("postgres://", "postgresql://", 1))
     count = int(seconds * rate / BATCH)
@@ -219,10 +228,12 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="events written per throughput round")
-    parser.add_argument("--batch", type=int, default=5000, help="events per write (the flush batch)")
+    parser.add_argument("--batch", type=int, default=1000, help="events per queued blob (1,000, as API processes queue them)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5, help="length of each idle and each loaded sample")
     parser.add_argument("--rate", type=float, default=20_000, help="events/s the open-loop load sends")
+    parser.add_argument("--server-cpu", type=int, default=-1,
+                        help="pin the API process to this CPU and the rest of the bench to the others (default -1: no pinning; on 2 CPUs pinning starves the rest)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--via", choices=("graphql", "events", "both"), default="both",
@@ -255,7 +266,8 @@ async def main() -> None:
                 door = "POST /events" if via == "events" else "the track mutation"
                 print(f"{{ __typename }} latency, idle vs ingesting {args.rate:,.0f} events/s in batches of {BATCH} "
                       f"through {door}:")
-                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.seconds, args.rate, via)
+                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.seconds, args.rate, via,
+                                       args.server_cpu)
                 print(f"latency ratio loaded/idle ({via}): {spread(ratios)}")
     finally:
         admin = await asyncpg.connect(admin_url)

@@ -30,7 +30,7 @@ import orjson
 from kameng import runtime
 from kameng.flusher import Flusher
 from kameng.settings import get_settings
-from resolvers.discovery.tracking import COLUMNS, TrackedEvent, as_row, merge_device, write_rows
+from resolvers.discovery.tracking import COLUMNS, merge_device, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,6 @@ def enabled() -> bool:
     return runtime.is_started() and runtime.redis() is not None and get_settings().events_queue
 
 
-def _row(event: TrackedEvent) -> tuple[Any, ...]:
-    # orjson writes the datetimes (RFC 3339) in C; the writer reads them back with fromisoformat.
-    return as_row(event)
-
-
 def _readable(row: list[Any]) -> list[Any]:
     """A queued row back in the types COPY takes (the decimal amount travels as text)."""
     if row[_AMOUNT] is not None:
@@ -69,7 +64,7 @@ def _readable(row: list[Any]) -> list[Any]:
     return row
 
 
-async def push(events: Sequence[TrackedEvent], merges: Sequence[tuple[int, str]]) -> None:
+async def push(events: Sequence[Sequence[Any]], merges: Sequence[tuple[int, str]]) -> None:
     """Queue one flushed batch (and the device merges that follow it) for the writer."""
     if not events and not merges:
         return
@@ -80,8 +75,8 @@ async def push(events: Sequence[TrackedEvent], merges: Sequence[tuple[int, str]]
             await asyncio.sleep(0)  # half a second of events is a few ms to encode: let requests in between
         chunk = events[start : start + _EVENTS_PER_BLOB]
         last = start + _EVENTS_PER_BLOB >= len(events)
-        blobs.append(orjson.dumps({"events": [_row(e) for e in chunk], "merges": [list(m) for m in merges] if last else []},
-                                  default=str))
+        # orjson writes the datetimes (RFC 3339) in C; the writer reads them back with fromisoformat.
+        blobs.append(orjson.dumps({"events": chunk, "merges": [list(m) for m in merges] if last else []}, default=str))
     async with runtime.redis().pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
         # With no writer running, the oldest batches go rather than Redis's memory.
         pipe.rpush(queue, *blobs).ltrim(queue, -get_settings().events_queue_max_batches, -1)

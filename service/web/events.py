@@ -32,15 +32,13 @@ from resolvers.errors import ErrorCode, UserFacingError, invalid
 from schema.base import decode_id
 from service.web.view import _bearer, _client_ip
 
-#: JSON field -> (ClientEvent attribute, node type of a global ID or None for text).
+#: JSON field -> (its place in ingest.ClientEvent, node type of a global ID or None for text).
 _OPTIONAL = {
-    "productId": ("product_id", "Product"),
-    "postId": ("post_id", "Post"),
-    "topicId": ("topic_id", "Topic"),
-    "query": ("query", None),
-    "surface": ("surface", None),
-    "token": ("token", None),
-    "path": ("path", None),
+    name: (ingest.ClientEvent._fields.index(attribute), node)
+    for name, attribute, node in (
+        ("productId", "product_id", "Product"), ("postId", "post_id", "Post"), ("topicId", "topic_id", "Topic"),
+        ("query", "query", None), ("surface", "surface", None), ("token", "token", None), ("path", "path", None),
+    )
 }
 _KNOWN = frozenset({"eventId", "kind", "clientTime", *_OPTIONAL})
 _STATUS = {ErrorCode.RATE_LIMITED: 429, ErrorCode.UNAUTHENTICATED: 401}
@@ -98,16 +96,18 @@ async def decode(body: Any, max_events: int) -> tuple[str | None, list[ingest.Cl
             client_time = datetime.fromisoformat(stamp)
         except ValueError:
             raise invalid(f"events.{index}.clientTime", "Expected an ISO 8601 date and time.") from None
-        event = ingest.ClientEvent(event_id=event_id, kind=kind, client_time=client_time)
-        if len(raw) > 3:  # the optional fields, only when sent
-            for name, value in raw.items():
-                found = _OPTIONAL.get(name)
-                if found is None or value is None:
-                    continue
-                attribute, node = found
-                text = _text(value, f"events.{index}.{name}")
-                setattr(event, attribute, decode_id(text, node, f"events.{index}.{name}") if node else text)
-        events.append(event)
+        if len(raw) == 3:
+            events.append(ingest.ClientEvent(event_id, kind, client_time))
+            continue
+        values: list[Any] = [event_id, kind, client_time, None, None, None, None, None, None, None]
+        for name, value in raw.items():  # the optional fields, only those sent
+            found = _OPTIONAL.get(name)
+            if found is None or value is None:
+                continue
+            slot, node = found
+            text = _text(value, f"events.{index}.{name}")
+            values[slot] = decode_id(text, node, f"events.{index}.{name}") if node else text  # type: ignore[arg-type]
+        events.append(ingest.ClientEvent._make(values))
     return device_id, events
 
 
