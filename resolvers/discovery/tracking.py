@@ -6,9 +6,10 @@ Two doors onto the same table:
   is one (the outbox relay writes server events this way, with the stamp of the outbox rows
   they come from, so each is written exactly once);
 - ``track(...)`` (the ``track`` mutation) validates a client batch and only *buffers* it
-  (resolvers/discovery/ingest.py); each process's flusher writes the buffer with
-  ``write_batch``: one PostgreSQL ``COPY`` into a temporary table and one
-  ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, or a multi-row insert on SQLite.
+  (resolvers/discovery/ingest.py); the buffer reaches ``write_rows`` (in the API process, or
+  with Redis in a job-consuming process through resolvers/discovery/event_queue.py): one
+  PostgreSQL ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT (event_id) DO
+  NOTHING``, or a multi-row insert on SQLite.
 
 Both are idempotent by ``event_id``. Both apply the user's personalisation choice: the
 events of a user who turned personalisation off are stored with ``personalised=False`` and
