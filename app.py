@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from tortoise import connections
 
-from kameng import runtime
+from kameng import runtime, text
 from kameng.observability import HTTP_REQUESTS, configure_logging
 from kameng.settings import Settings, get_settings
 from resolvers.commerce.callbacks import CALLBACK_MAX_BYTES, handle_callback
@@ -175,6 +175,10 @@ def create_app(settings: Settings | None = None, *, shared_cache: bool = True) -
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # The embedded default migrates itself; on PostgreSQL `kameng migrate` runs once per deploy.
         await wiring.start(settings, apply_migrations=settings.is_sqlite)
+        # jieba's dictionary (~2 s on a slow CPU) before the first request, not inside the first
+        # post's createPost: it held that post's liveFeed delivery 1.9 s (bench/feeds.py). Before
+        # gc.freeze(), so its large structures are never scanned again.
+        await asyncio.to_thread(text.warm_up)
         tune_gc(settings.gc_young_threshold)
         try:
             yield

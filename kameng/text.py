@@ -3,7 +3,7 @@
 Shared by search (resolvers/discovery/search.py) and trending keywords
 (resolvers/discovery/trending.py). Segmentation is jieba's, with the default dictionary that
 ships inside the package (nothing is downloaded; jieba caches its prefix dictionary in the
-temp directory on first use, about 0.6 s once per process).
+temp directory on first use, 0.6-2 s once per process: API processes pay it at start-up).
 
 A term is lower-cased, NFKC-normalised (full-width letters and digits become ASCII) and made
 of word characters only, so it can never carry full-text query syntax (quotes, ``*``,
@@ -55,6 +55,11 @@ def _segmenter() -> Any:
                 jieba.initialize()
                 _jieba = jieba
     return _jieba
+
+
+def warm_up() -> None:
+    """Load the segmenter now (API processes call this at start-up)."""
+    _segmenter()
 
 
 def normalise(text: str) -> str:
