@@ -238,7 +238,7 @@ async def test_deletion_is_refused_while_money_or_an_order_is_in_flight(make_cli
     spender: Client = make_client()
     me2 = await spender.register(nickname="Waiting")
     buyer = await User.get(id=pk(me2["user"]["id"]))
-    await delivered_order(buyer)  # delivered, not confirmed: money still in escrow
+    await delivered_order(buyer, days_ago=0)  # delivered today, not confirmed: money in escrow (10 days ago, a sweep could confirm it first)
     refused = (await spender.gql(DELETE, {"input": {"password": me2["password"]}}))["deleteMyAccount"]
     assert refused["errors"][0]["code"] == "INVALID_STATE" and "in progress" in refused["errors"][0]["message"]
     assert (await User.get(id=buyer.id)).is_active
