@@ -128,7 +128,7 @@ async def _write(blobs: list[bytes]) -> int:
 
 
 async def backlog() -> int:
-    """Batches waiting in the queue (for /metrics and the bench)."""
+    """Batches waiting in the queue (tests; an operator reads the same with LLEN)."""
     redis = runtime.redis()
     return 0 if redis is None else int(await redis.llen(_keys()[0]))
 
