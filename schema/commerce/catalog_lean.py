@@ -20,7 +20,7 @@ from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, Selection
 
 from resolvers.commerce.catalog_lean import ProductRow
 from resolvers.pagination import Page
-from schema.base import Connection, Edge, Money, PageInfo, graph_type
+from schema.base import Connection, Money, graph_type
 from schema.context import Info
 from subscriptions import cache_tags
 
@@ -137,9 +137,9 @@ def lean_connection(page: Page[ProductRow], selected: frozenset[str]) -> Any:
         tags += [cache_tags.merchant(row.merchant_id) for row in rows]
     cache_tags.record(*tags)
     shops: dict[int, Any] = {}
-    edges = []
     new = object.__new__
-    for cursor, row in zip(page.cursors, rows, strict=True):
+
+    def node_of(row: Any) -> Any:
         shop = shops.get(row.merchant_id)
         if shop is None:
             # Only the fields lean_selection lets through are read from it.
@@ -154,14 +154,6 @@ def lean_connection(page: Page[ProductRow], selected: frozenset[str]) -> Any:
             review_count=row.review_count, min_quantity=row.min_quantity, max_quantity=row.max_quantity,
             _ready_stock=row.stock, _ready_merchant=shop,
         )
-        edges.append(Edge(cursor=cursor, node=node))
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
-        ),
-        _page=page,
-    )
+        return node
+
+    return Connection.of(page, node_of)
