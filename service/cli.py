@@ -85,6 +85,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # RSS per idle liveFeed subscriber with it, 18.5 without (bench/feeds.py --only live,
         # 2,000 subscribers); our frames are small JSON, so compression bought little.
         "ws_per_message_deflate": False,
+        # uvicorn closes an idle keep-alive connection after 5 s, the very time httpx, Node and
+        # browsers keep one for reuse: a request sent as the server closes reads a reset
+        # (httpx.ReadError, seen in CI). The server must outwait its clients and any proxy in front
+        # (nginx 75 s, cloud load balancers 60 s), so it keeps them 75 s.
+        "timeout_keep_alive": 75,
     }
 
 

@@ -172,16 +172,11 @@ async def stack() -> AsyncIterator[Stack]:
             from app import create_app
 
             port = free_port()
-            config = uvicorn.Config(
-                create_app(settings),
-                host="127.0.0.1",
-                port=port,
-                lifespan="on",
-                log_config=None,
-                access_log=False,
-                proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1",
-            )
+            from service.cli import server_options
+
+            # The options `kameng serve` uses, trusting the test clients' X-Forwarded-For.
+            options = server_options(settings.model_copy(update={"forwarded_allow_ips": "127.0.0.1"}))
+            config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, lifespan="on", **options)
             server = uvicorn.Server(config)
             serving = asyncio.create_task(server.serve())
             while not server.started:
