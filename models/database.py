@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, get_current_context
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -19,7 +21,7 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": _with_pool_size(settings.database_dsn, settings.db_pool_size)},
+        "connections": {"default": _connection(settings)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,
@@ -38,6 +40,32 @@ def __getattr__(name: str) -> Any:
     if name == "TORTOISE_ORM":
         return tortoise_config()
     raise AttributeError(name)
+
+
+class SessionlessConnection(asyncpg.Connection):
+    """A pooled connection handed back without asyncpg's reset query.
+
+    asyncpg sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every
+    release, and Tortoise acquires and releases per statement outside a transaction: 16 of the
+    108 statements the API sent per paid order were that query, each a round trip. Kameng
+    keeps no state in a session — advisory locks are ``_xact_``, settings ``SET LOCAL``,
+    no LISTEN, no cursors outside transactions — and asyncpg still rolls back a transaction
+    left open before the connection goes back (``Connection._reset``), so there is nothing for
+    the query to undo. A test (tests/test_database.py) holds the code to that.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def _connection(settings: Settings) -> str | dict[str, Any]:
+    dsn = _with_pool_size(settings.database_dsn, settings.db_pool_size)
+    if settings.is_sqlite:
+        return dsn
+    config = expand_db_url(dsn)
+    if config["engine"] == "tortoise.backends.asyncpg":
+        config["credentials"]["connection_class"] = SessionlessConnection
+    return config
 
 
 def _with_pool_size(dsn: str, size: int) -> str:

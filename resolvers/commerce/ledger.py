@@ -56,16 +56,25 @@ def money(value: Decimal | str | int) -> Decimal:
     return amount.quantize(CENT)
 
 
+async def accounts(codes: Iterable[str], currency: str = "CNY") -> dict[str, Account]:
+    """The accounts with these codes, those missing created: one SELECT when all exist, and
+    one INSERT ... ON CONFLICT DO NOTHING plus one SELECT for the new ones (a concurrent
+    creator's row is then simply read)."""
+    wanted = set(codes)
+    found = {a.code: a for a in await Account.filter(code__in=wanted)}
+    missing = sorted(wanted - found.keys())
+    if missing:
+        await Account.bulk_create(
+            [Account(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES)) for code in missing],
+            ignore_conflicts=True,
+        )
+        found.update({a.code: a for a in await Account.filter(code__in=missing)})
+    return found
+
+
 async def account(code: str, currency: str = "CNY") -> Account:
     """The account with ``code``, created on first use."""
-    found = await Account.filter(code=code).first()
-    if found is not None:
-        return found
-    try:
-        async with in_transaction():
-            return await Account.create(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES))
-    except IntegrityError:  # created concurrently
-        return await Account.get(code=code)
+    return (await accounts([code], currency))[code]
 
 
 async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]], memo: str = "") -> bool:
@@ -77,21 +86,21 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     legs = [(code, money(amount)) for code, amount in legs if Decimal(amount) != 0]
     if sum((amount for _, amount in legs), Decimal(0)) != 0:
         raise ValueError(f"unbalanced posting {reason}:{reference}: {legs}")
-    accounts = {code: await account(code) for code, _ in legs}
+    found = await accounts(code for code, _ in legs)
     async with in_transaction():  # joins the caller's transaction; all or nothing
         try:
             async with in_transaction():  # a savepoint: a duplicate rolls back only this part
                 posting = await Posting.create(reason=reason, reference=reference, memo=memo[:300])
         except IntegrityError:
             return False
-        await Entry.bulk_create([Entry(posting=posting, account=accounts[code], amount=amount) for code, amount in legs])
-        await _trade(posting, legs, accounts)
+        await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
+        await _trade(posting, legs, found)
         # The balances last: their row locks are then held only until the caller commits, not
         # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
         # One global order (by code), so concurrent postings lock account rows alike and
         # cannot deadlock each other.
         for code, amount in sorted(legs, key=lambda leg: leg[0]):
-            acct = accounts[code]
+            acct = found[code]
             query = Account.filter(id=acct.id)
             if amount < 0 and not acct.allow_negative:
                 query = query.filter(balance__gte=-amount)
@@ -100,7 +109,7 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     return True
 
 
-async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], accounts: dict[str, Account]) -> None:
+async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[str, Account]) -> None:
     """The posting's trade-log leaf. Account codes name users, so a leg shows only its kind
     (wallet, escrow, merchant...); an escrow leg ties the posting to its order by number."""
     order_id = next((int(code[7:]) for code, _ in legs if code.startswith("escrow:") and code[7:].isdigit()), None)
@@ -110,7 +119,7 @@ async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], accounts: di
     await outbox.trade(
         {"event": "posting", "posting": posting.id, "reason": posting.reason, "order": order_no,
          "amount": str(sum((amount for _, amount in legs if amount > 0), Decimal("0.00"))),
-         "currency": accounts[legs[0][0]].currency if legs else "CNY",
+         "currency": found[legs[0][0]].currency if legs else "CNY",
          "legs": sorted([code.split(":", 1)[0], str(amount)] for code, amount in legs),
          "at": datetime.now(UTC).isoformat()},
         order_id=order_id,

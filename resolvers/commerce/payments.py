@@ -82,8 +82,7 @@ def _still_payable(order: Order) -> None:
 async def _pay_from_wallet(order: Order) -> Paid:
     # The ledger accounts exist before the transaction begins (an escrow is new per order):
     # the payment's transaction only reads them.
-    await ledger.account(ledger.wallet(order.buyer_id))
-    await ledger.account(ledger.escrow(order.id))
+    await ledger.accounts([ledger.wallet(order.buyer_id), ledger.escrow(order.id)])
     async with outbox.atomic():
         return await pay_from_wallet(order, order.buyer_id)
 
