@@ -851,7 +851,7 @@ def print_report(r: Results, args: argparse.Namespace) -> None:
     print()
     print(f"== Kameng delivery: {r.orders} concurrent orders, PostgreSQL + Redis (broker and bus), "
           f"{args.api_processes} API process(es), {args.workers} worker process(es) x {args.threads} threads, "
-          f"DB pool {args.db_pool or 'default (5)'} per process")  # fmt: skip
+          f"DB pool {args.db_pool or 'default (KAMENG_DB_POOL_SIZE, 20)'} per process")  # fmt: skip
     print(f"  paid-to-delivered throughput: {r.orders} orders in {span:.2f} s -> {throughput:.1f} orders/s "
           f"(first payOrder sent -> last DELIVERED event received)")  # fmt: skip
     print(f"  baseline: {{ __typename }} x {r.orders} concurrent -> {base_rate:.0f} req/s (median of {len(r.http.rates)} bursts); "
