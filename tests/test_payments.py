@@ -774,3 +774,31 @@ async def test_adjust_wallet_is_for_admins_and_never_overdraws(make_client, clie
     stranger, _ = await signed_in(make_client)
     assert (await stranger.gql(USER_WALLET, {"id": target}))["node"]["wallet"] is None
     await assert_ledger_consistent()
+
+
+ORDER_ONLY = """mutation($input: CreateOrderInput!) { createOrder(input: $input) { errors { code } order { id } } }"""
+PAY_ONLY = """mutation($input: PayOrderInput!) { payOrder(input: $input) { errors { code } order { status } } }"""
+#: The SQL statements (ORM-issued, in the request's own context) of the busiest path, a buyer's
+#: card-key order paid from the wallet. Bounds, not targets: each statement is a round trip and
+#: a few hundred µs of CPU (bench/README.md, issue 15), so a change that adds to them should
+#: say why here. Transaction control and what the relay does after the commit are not counted.
+CREATE_ORDER_STATEMENTS = 11
+PAY_ORDER_STATEMENTS = 21
+
+
+async def test_a_wallet_order_costs_a_bounded_number_of_statements(make_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import count_queries
+
+    client, buyer = await signed_in(make_client)
+    await fund(buyer, "25.00")
+    product = await make_product(price="10.00", keys=3)
+    with count_queries() as creating:
+        made = await client.gql(ORDER_ONLY, {"input": {"productId": gid("Product", product.id),
+                                                       "idempotencyKey": uuid.uuid4().hex}})
+    assert made["createOrder"]["errors"] == []
+    with count_queries() as paying:
+        paid = await client.gql(PAY_ONLY, {"input": {"orderId": made["createOrder"]["order"]["id"], "method": "WALLET"}})
+    assert paid["payOrder"] == {"errors": [], "order": {"status": "PAID"}}
+    assert creating.count <= CREATE_ORDER_STATEMENTS, "\n".join(creating.statements)
+    assert paying.count <= PAY_ORDER_STATEMENTS, "\n".join(paying.statements)
+    await assert_ledger_consistent()
