@@ -19,9 +19,16 @@ Two figures:
    of the bench to the others. The load generator is a process of its own that builds its
    bodies before the round, so neither its CPU nor its sockets land on the probe's loop.
 
+   ``--control`` adds, in every round, the same idle and loaded samples with the load sent to a
+   second ``kameng serve`` process instead: the probed process then ingests nothing, and the
+   ratio measures only what the load costs the machine (its CPUs shared by the writer,
+   PostgreSQL, Redis, the load generator and the probe). The API's own share is the first
+   ratio over the control's.
+
     uv run python bench/events.py                     # needs PostgreSQL and Redis on localhost
     uv run python bench/events.py --rounds 5 --rate 20000 --seconds 5
     uv run python bench/events.py --skip-throughput --via events
+    uv run python bench/events.py --skip-throughput --via events --control
 """
 
 from __future__ import annotations
@@ -152,7 +159,7 @@ def _sender_main(url: str, via: str, rate: float, count: int, round_no: int) -> 
 
 
 async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds: float, rate: float,
-                  via: str, server_cpu: int = -1) -> list[float]:
+                  via: str, server_cpu: int = -1, control: bool = False) -> tuple[list[float], list[float]]:
     import asyncpg
 
     port = 18000 + os.getpid() % 1000
@@ -168,61 +175,78 @@ async def latency(dsn: str, namespace: str, data_dir: Path, rounds: int, seconds
         subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
+    if control:  # a second API process that takes the control rounds' load (never probed)
+        processes.append(subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port + 1)], env=env,
+                                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if server_cpu >= 0 and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         # The API process alone on one CPU, everything else of the bench (the writer, the load
         # generator, this probe) on the others: what moves the API's latency is then its own
         # ingestion work, not the run's other processes (PostgreSQL's backends still float).
         others = set(range(os.cpu_count() or 2)) - {server_cpu}
         os.sched_setaffinity(processes[0].pid, {server_cpu})
-        os.sched_setaffinity(processes[1].pid, others)
+        for process in processes[1:]:
+            os.sched_setaffinity(process.pid, others)
         os.sched_setaffinity(0, others)
     url = f"http://127.0.0.1:{port}"
+    control_url = f"http://127.0.0.1:{port + 1}"
     database = await asyncpg.connect(dsn.replace("postgres://", "postgresql://", 1))
     count = int(seconds * rate / BATCH)
-    ratios = []
+    ratios: list[float] = []
+    controls: list[float] = []
+
+    async def sample(http: httpx.AsyncClient, target: str, r: int) -> tuple[float, str]:
+        """Idle, then loaded with the load sent to ``target``: the ratio of the medians, and a line."""
+        sender = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--send", target, via, str(rate), str(count), str(r), cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert sender.stdin is not None and sender.stdout is not None
+        assert (await sender.stdout.readline()).strip() == b"ready"
+        before = await database.fetchval("SELECT count(*) FROM behaviour_event")
+        idle = await _probe(http, seconds)
+        sender.stdin.write(b"go\n")
+        await sender.stdin.drain()
+        loaded = await _probe(http, seconds)
+        took = float((await sender.stdout.readline()).strip())
+        await sender.wait()
+        sent_at = time.perf_counter()
+        expected = before + count * BATCH
+        while await database.fetchval("SELECT count(*) FROM behaviour_event") < expected:
+            if time.perf_counter() - sent_at > 60:
+                raise AssertionError("events were not all written within 60 s")
+            await asyncio.sleep(0.05)
+        lag = time.perf_counter() - sent_at
+        ratio = statistics.median(loaded) / statistics.median(idle)
+        return ratio, (f"idle median {statistics.median(idle) * 1e3:.2f} ms p99 {p99(idle) * 1e3:.2f}; "
+                       f"loaded median {statistics.median(loaded) * 1e3:.2f} ms p99 {p99(loaded) * 1e3:.2f}; "
+                       f"ratio {ratio:.2f}; took {count * BATCH / took:,.0f} events/s "
+                       f"(asked {rate:,.0f}); all {count * BATCH:,} written {lag:.2f} s after the last answer")
+
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            for _ in range(600):
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+            for base in (url, control_url) if control else (url,):
+                for _ in range(600):
+                    try:
+                        if (await http.get(f"{base}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
             await _probe(http, 1.0)  # warm-up
             for r in range(rounds):
-                sender = await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--send", url, via, str(rate), str(count), str(r), cwd=ROOT,
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-                assert sender.stdin is not None and sender.stdout is not None
-                assert (await sender.stdout.readline()).strip() == b"ready"
-                before = await database.fetchval("SELECT count(*) FROM behaviour_event")
-                idle = await _probe(http, seconds)
-                sender.stdin.write(b"go\n")
-                await sender.stdin.drain()
-                loaded = await _probe(http, seconds)
-                took = float((await sender.stdout.readline()).strip())
-                await sender.wait()
-                sent_at = time.perf_counter()
-                expected = before + count * BATCH
-                while await database.fetchval("SELECT count(*) FROM behaviour_event") < expected:
-                    if time.perf_counter() - sent_at > 60:
-                        raise AssertionError("events were not all written within 60 s")
-                    await asyncio.sleep(0.05)
-                lag = time.perf_counter() - sent_at
-                ratios.append(statistics.median(loaded) / statistics.median(idle))
-                print(f"  round {r + 1}: idle median {statistics.median(idle) * 1e3:.2f} ms p99 {p99(idle) * 1e3:.2f}; "
-                      f"loaded median {statistics.median(loaded) * 1e3:.2f} ms p99 {p99(loaded) * 1e3:.2f}; "
-                      f"ratio {ratios[-1]:.2f}; took {count * BATCH / took:,.0f} events/s "
-                      f"(asked {rate:,.0f}); all {count * BATCH:,} written {lag:.2f} s after the last answer",
-                      flush=True)
+                ratio, line = await sample(http, url, r)
+                ratios.append(ratio)
+                print(f"  round {r + 1}: {line}", flush=True)
+                if control:
+                    ratio, line = await sample(http, control_url, r + rounds)
+                    controls.append(ratio)
+                    print(f"  round {r + 1}, control (the load on the other API process): {line}", flush=True)
     finally:
         await database.close()
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-    return ratios
+    return ratios, controls
 
 
 async def main() -> None:
@@ -234,6 +258,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=20_000, help="events/s the open-loop load sends")
     parser.add_argument("--server-cpu", type=int, default=-1,
                         help="pin the API process to this CPU and the rest of the bench to the others (default -1: no pinning; on 2 CPUs pinning starves the rest)")
+    parser.add_argument("--control", action="store_true",
+                        help="also send each round's load to a second API process: what the load costs the machine alone")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--via", choices=("graphql", "events", "both"), default="both",
@@ -266,9 +292,13 @@ async def main() -> None:
                 door = "POST /events" if via == "events" else "the track mutation"
                 print(f"{{ __typename }} latency, idle vs ingesting {args.rate:,.0f} events/s in batches of {BATCH} "
                       f"through {door}:")
-                ratios = await latency(dsn, namespace, Path(tmp), args.rounds, args.seconds, args.rate, via,
-                                       args.server_cpu)
+                ratios, controls = await latency(dsn, namespace, Path(tmp), args.rounds, args.seconds, args.rate, via,
+                                                 args.server_cpu, args.control)
                 print(f"latency ratio loaded/idle ({via}): {spread(ratios)}")
+                if controls:
+                    print(f"latency ratio loaded/idle ({via}), control: {spread(controls)}")
+                    print(f"the API's own share, ratio over the same round's control ({via}): "
+                          f"{spread([own / other for own, other in zip(ratios, controls, strict=True)])}")
     finally:
         admin = await asyncpg.connect(admin_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{namespace}" WITH (FORCE)')
