@@ -47,7 +47,7 @@ class SessionlessConnection(asyncpg.Connection):
 
     asyncpg sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every
     release, and Tortoise acquires and releases per statement outside a transaction: 16 of the
-    108 statements the API sent per paid order were that query, each a round trip. Kameng
+    ~100 statements the API sent per paid order were that query, each a round trip. Kameng
     keeps no state in a session — advisory locks are ``_xact_``, settings ``SET LOCAL``,
     no LISTEN, no cursors outside transactions — and asyncpg still rolls back a transaction
     left open before the connection goes back (``Connection._reset``), so there is nothing for
