@@ -257,3 +257,57 @@ async def test_report_sections_segment_sizes_and_campaign_uplift(make_client, tm
     assert sum(row["users"] or 0 for row in rows) <= 12
     assert "campaign_uplift" in report.CHARTS and "segment_sizes" in report.CHARTS
     assert report.svg("campaign_uplift", r).lstrip().startswith("<?xml")
+
+
+MARKETING = """mutation($input: SetMarketingMessagesInput!) { result: setMarketingMessages(input: $input) {
+  errors { code field } enabled } }"""
+
+
+async def test_a_user_who_turns_marketing_off_is_left_out_of_campaigns(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Off: left out of a run before the arms are drawn (neither messaged nor held out, no offer),
+    a message queued before is not delivered, and order notifications still come."""
+    from models.accounts.users import User
+
+    admin = await client_of(make_client, await make_user(Role.ADMIN, "Admin"))
+    key, users = await segment_of_users(8)
+    quitter, late_quitter, *others = users
+    api = await client_of(make_client, await User.get(id=quitter))
+    viewer = "{ viewer { marketingMessages } }"
+    assert (await api.gql(viewer))["viewer"] == {"marketingMessages": True}
+    assert (await api.gql(MARKETING, {"input": {"enabled": False}}))["result"] == {"errors": [], "enabled": False}
+    assert (await api.gql(viewer))["viewer"] == {"marketingMessages": False}
+    # Private: another buyer reads null; a guest cannot choose for anyone.
+    stranger = await client_of(make_client, await make_user())
+    node = "query($id: ID!) { node(id: $id) { ... on User { marketingMessages } } }"
+    assert (await stranger.gql(node, {"id": gid("User", quitter)}))["node"] == {"marketingMessages": None}
+    guest = make_client()
+    refused = (await guest.gql(MARKETING, {"input": {"enabled": False}}))["result"]
+    assert refused["errors"][0]["code"] == "UNAUTHENTICATED" and refused["enabled"] is None
+
+    created = await create(admin, audience="SEGMENT", segmentKey=key, controlPercent=0, offer="POINTS", points=10,
+                           **no_quiet_hours())
+    campaign_id = pk(created["campaign"]["id"])
+    run = """mutation($input: CampaignInput!) { result: runCampaign(input: $input) {
+      errors { code } sent heldOut optedOut } }"""
+    done = (await admin.gql(run, {"input": {"id": created["campaign"]["id"]}}))["result"]
+    assert done == {"errors": [], "sent": 7, "heldOut": 0, "optedOut": 1}
+    assert not await CampaignMember.filter(campaign_id=campaign_id, user_id=quitter).exists()
+    assert await points.posted(quitter, "campaign", f"campaign:{campaign_id}") is None
+
+    # A message already queued for a user who turns marketing off is not delivered.
+    member = await CampaignMember.get(campaign_id=campaign_id, user_id=late_quitter)
+    await eventually(lambda: _all_delivered([campaign_id]), timeout=15)
+    # As if its job had not run yet: undelivered, no notification.
+    await CampaignMember.filter(id=member.id).update(delivered_at=None, notification_id=None)
+    await Notification.filter(user_id=late_quitter, kind=campaigns.NOTIFICATION_KIND).delete()
+    late = await client_of(make_client, await User.get(id=late_quitter))
+    assert (await late.gql(MARKETING, {"input": {"enabled": False}}))["result"]["enabled"] is False
+    assert await campaigns.deliver(member.id) is False
+    assert not await Notification.filter(user_id=late_quitter, kind=campaigns.NOTIFICATION_KIND).exists()
+    assert await Notification.filter(user_id__in=others, kind=campaigns.NOTIFICATION_KIND).count() == len(others)
+
+    assert await CampaignMember.get(id=member.id).values_list("delivered_at", flat=True) is None
+
+    # And back on.
+    assert (await api.gql(MARKETING, {"input": {"enabled": True}}))["result"]["enabled"] is True
+    assert (await User.get(id=quitter)).marketing is True

@@ -37,6 +37,9 @@ class User(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     # Off: behaviour events are stored without user or device (anonymous aggregates only).
     personalisation = fields.BooleanField(default=True)
+    # Off: no marketing messages (campaigns and their offers). Service messages -- orders,
+    # payments, renewals, replies -- are not marketing and still go.
+    marketing = fields.BooleanField(default=True)
 
     class Meta:
         table = "user"

@@ -94,7 +94,8 @@ REGISTRY: dict[str, Policy] = {
     "User": Policy(Erasure.SCRUB, "The account: kept as an empty pseudonymous row so that orders, ledger "
                    "accounts and threads keep a valid owner.", links=("id",), omit=("password_hash",),
                    scrub={"email": placeholder_email, "nickname": DELETED_NICKNAME, "password_hash": UNUSABLE_PASSWORD,
-                          "is_active": False, "personalisation": False, "follower_count": 0, "last_active_at": None}),
+                          "is_active": False, "personalisation": False, "marketing": False, "follower_count": 0,
+                          "last_active_at": None}),
     "AuthSession": Policy(Erasure.SCRUB, "Signed-in devices: revoked (sockets close), address and agent erased.",
                           links=("user_id",), omit=("refresh_hash",), scrub={"user_agent": "", "ip": ""}),
     "Notification": Policy(Erasure.DELETE, "Messages to the user.", links=("user_id",)),

@@ -21,6 +21,10 @@ Shanghai by default). Otherwise, for each user of the audience not yet in the ca
   transaction, and the message leaves through the outbox: one ``send_campaign_message`` job per
   message, which the channel's sender delivers (in-app: a notification) and marks delivered.
 
+A user who turned marketing messages off (``setMarketingMessages``) is left out of the run
+before the arms are drawn -- neither messaged nor held out, so both arms stay alike -- and a
+message queued before they turned it off is not delivered.
+
 Tracking and uplift live in resolvers/lifecycle/campaign_results.py.
 """
 
@@ -37,6 +41,7 @@ from tortoise.expressions import Q
 from kameng import clock
 from kameng.settings import get_settings
 from models.accounts.notifications import Notification
+from models.accounts.users import User
 from models.commerce.orders import Order, OrderStatus
 from models.discovery.events import BehaviourEvent, EventKind
 from models.lifecycle.campaigns import (
@@ -214,6 +219,7 @@ class RunResult:
     held_out: int = 0
     capped: int = 0
     skipped: int = 0  # already in the campaign (sent or held out by an earlier or concurrent run)
+    opted_out: int = 0  # turned marketing messages off: left out of both arms
     quiet: bool = False
 
 
@@ -232,6 +238,23 @@ async def _grant(campaign: Campaign, user_id: int) -> None:
         await points.post(user_id, "perk", f"{campaign.benefit}:{reference}", 0, campaign.name)
 
 
+async def _opted_out(user_ids: list[int]) -> set[int]:
+    """Those of ``user_ids`` who turned marketing messages off (in chunks: an audience may be
+    larger than a statement's parameter limit)."""
+    found: set[int] = set()
+    for start in range(0, len(user_ids), 500):
+        found.update(await User.filter(id__in=user_ids[start:start + 500], marketing=False).values_list("id", flat=True))
+    return found
+
+
+async def set_marketing(actor: Actor, enabled: bool) -> bool:
+    """The signed-in user takes marketing messages, or not; returns the choice now in force."""
+    user = require_signed_in(actor)
+    await User.filter(id=user.id).update(marketing=enabled)
+    user.marketing = enabled
+    return enabled
+
+
 async def _capped(user_id: int, cutoff: datetime) -> bool:
     return await MarketingCap.filter(user_id=user_id, last_sent_at__gt=cutoff).exists()
 
@@ -247,9 +270,11 @@ async def run(campaign_id: int) -> RunResult:
         return RunResult(quiet=True)
     members = await _user_ids(CampaignMember.filter(campaign_id=campaign.id), "user_id")
     todo = [user_id for user_id in await audience(campaign, now) if user_id not in members]
+    opted_out = await _opted_out(todo)
+    todo = [user_id for user_id in todo if user_id not in opted_out]
     await MarketingCap.bulk_create([MarketingCap(user_id=u) for u in todo], ignore_conflicts=True, batch_size=500)
     cutoff = now - timedelta(days=get_settings().marketing_cap_days)
-    counts = {"sent": 0, "held_out": 0, "capped": 0, "skipped": len(members)}
+    counts = {"sent": 0, "held_out": 0, "capped": 0, "skipped": len(members), "opted_out": len(opted_out)}
     for user_id in todo:
         control = held_out(campaign, user_id)
         try:
@@ -297,6 +322,8 @@ async def deliver(member_id: int) -> bool:
     member = await CampaignMember.filter(id=member_id, arm=Arm.TREATMENT).select_related("campaign").first()
     if member is None or member.delivered_at is not None:
         return False
+    if not await User.filter(id=member.user_id, marketing=True).exists():
+        return False  # turned marketing messages off after the run: the message does not go
     campaign = member.campaign
     key = f"campaign:{member.id}"
     async with outbox.atomic():

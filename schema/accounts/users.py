@@ -52,6 +52,11 @@ class User(relay.Node):
     def email(self, info: Info) -> str | None:
         return self._email if allowed(info.context.actor, owner_id=self.id) else None
 
+    @strawberry.field(description="Whether the user takes marketing messages (`setMarketingMessages`): visible to "
+                                  "the user themself and to staff; null otherwise.")
+    def marketing_messages(self, info: Info) -> bool | None:
+        return self._marketing if allowed(info.context.actor, owner_id=self.id) else None
+
     @strawberry.field(description="The viewer's own notifications, newest first; null for other users.")
     async def notifications(
         self,
@@ -138,6 +143,7 @@ class User(relay.Node):
 
     _email: strawberry.Private[str]
     _follower_count: strawberry.Private[int] = 0
+    _marketing: strawberry.Private[bool] = True
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
@@ -149,6 +155,7 @@ class User(relay.Node):
             created_at=user.created_at,
             _email=user.email,
             _follower_count=user.follower_count,
+            _marketing=user.marketing,
         )
 
     @classmethod

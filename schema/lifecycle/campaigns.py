@@ -186,6 +186,20 @@ class RunCampaignPayload:
                                                                     "next run).")
     skipped: int | None = strawberry.field(default=None, description="Users already in the campaign.")
     quiet: bool | None = strawberry.field(default=None, description="True if nothing ran: quiet hours.")
+    opted_out: int | None = strawberry.field(default=None, description="Users of the audience who turned marketing "
+                                                                       "messages off: neither messaged nor held out.")
+
+
+@strawberry.input(description="The viewer's choice about marketing messages.")
+class SetMarketingMessagesInput:
+    enabled: bool = strawberry.field(description="False: no campaign messages or offers from now on, queued ones "
+                                                 "included; order, payment and reply notifications still come.")
+
+
+@strawberry.type(description="Result of `setMarketingMessages`.")
+class SetMarketingMessagesPayload:
+    errors: list[UserError] = errors_field()
+    enabled: bool | None = strawberry.field(default=None, description="The choice now in force.")
 
 
 @strawberry.input(description="The campaign whose message the viewer followed.")
@@ -226,7 +240,11 @@ class CampaignMutations:
     async def run_campaign(self, info: Info, input: CampaignInput) -> RunCampaignPayload:
         done = await campaigns.run_now(info.context.actor, decode_id(input.id, "Campaign", "id"))
         return RunCampaignPayload(sent=done.sent, held_out=done.held_out, capped=done.capped, skipped=done.skipped,
-                                  quiet=done.quiet)
+                                  quiet=done.quiet, opted_out=done.opted_out)
+
+    @mutation(description="The signed-in viewer takes marketing messages (campaigns and their offers), or not.")
+    async def set_marketing_messages(self, info: Info, input: SetMarketingMessagesInput) -> SetMarketingMessagesPayload:
+        return SetMarketingMessagesPayload(enabled=await campaigns.set_marketing(info.context.actor, input.enabled))
 
     @mutation(description="The viewer followed a campaign's message (its first click is counted).")
     async def track_campaign_click(self, info: Info, input: TrackCampaignClickInput) -> TrackCampaignClickPayload:
