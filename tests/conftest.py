@@ -145,6 +145,10 @@ def make_settings(namespace: str, data_dir: Path, **overrides: Any) -> Settings:
         "comment_limit": "1000/hour",
         "comment_limit_new_account": "500/hour",
         "sensitive_words": "kmblockword:block, kmmaskword:mask, kmholdword:hold",
+        # The analytics tests write visits in past years (2016, 2017, 2019); the scheduler's
+        # retention sweep would fold them away between write and read. tests/test_events.py
+        # sweeps with an explicit clock instead.
+        "events_retention_days": 36_500,
         "database_url": None,
         "redis_url": REDIS_URL,
         "broker_url": BROKER_URL,

@@ -10,6 +10,7 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
+from kameng.settings import get_settings
 from models.accounts.users import User
 from models.commerce.orders import Order
 from models.discovery.events import BehaviourEvent, DailyEventAggregate, EventKind
@@ -193,7 +194,9 @@ async def test_retention_sweep_aggregates_then_deletes(rt) -> None:  # type: ign
     recent = TrackedEvent(event_id=f"new-{uuid.uuid4().hex}", kind=EventKind.PRODUCT_VIEW, user_id=users[0].id,
                           product_id=product.id)
     await record([*events, recent])
-    while await server_events.sweep_retention():
+    # A clock just past the retention period of the old day (the test stack keeps events a century).
+    now = at + timedelta(days=get_settings().events_retention_days + 2)
+    while await server_events.sweep_retention(now):
         pass
     aggregate = await DailyEventAggregate.get(day=old_day, kind=EventKind.PRODUCT_VIEW, product_id=product.id, post_id=0)
     assert (aggregate.events, aggregate.users, aggregate.devices) == (7, 3, 1)
