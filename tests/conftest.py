@@ -149,6 +149,8 @@ def make_settings(namespace: str, data_dir: Path, **overrides: Any) -> Settings:
         # retention sweep would fold them away between write and read. tests/test_events.py
         # sweeps with an explicit clock instead.
         "events_retention_days": 36_500,
+        # The tests' suppliers listen on 127.0.0.1 (tests/test_merchant_supply.py turns it off).
+        "supplier_allow_private": True,
         "database_url": None,
         "redis_url": REDIS_URL,
         "broker_url": BROKER_URL,

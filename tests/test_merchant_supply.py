@@ -244,3 +244,44 @@ async def test_platform_discounts_are_subsidised_and_merchant_coupons_are_mercha
 
     assert await ledger.balance(promotions.PROMOTIONS) - promotions_before == -sum(subsidies)
     await assert_ledger_consistent()
+
+
+@pytest.fixture
+def public_suppliers_only(stack):  # type: ignore[no-untyped-def]
+    """The production default for this test: supplier endpoints must be public addresses."""
+    from kameng.settings import configure, get_settings
+
+    before = get_settings()
+    configure(before.model_copy(update={"supplier_allow_private": False}))
+    yield
+    configure(before)
+
+
+async def test_a_shop_cannot_point_its_supplier_at_the_platforms_own_network(  # type: ignore[no-untyped-def]
+        make_client, supplier, public_suppliers_only) -> None:
+    """SSRF: loopback, private, link-local (the cloud's metadata service) and unresolvable hosts
+    are refused when configured, and a call to one already stored never leaves."""
+    from resolvers.commerce import suppliers
+
+    fake, base = supplier
+    for url in ("http://127.0.0.1:6379/", "http://localhost/x", "http://10.1.2.3/", "http://192.168.0.10/",
+                "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://0.0.0.0/",
+                "http://[::ffff:127.0.0.1]/", "http://no-such-host.invalid/"):
+        assert await suppliers.not_public(url) is not None, url
+    for url in ("http://8.8.8.8/topup", "https://[2001:4860:4860::8888]/topup"):
+        assert await suppliers.not_public(url) is None, url
+
+    shop = await make_merchant()
+    owner = await signed_in(make_client, await User.get(id=shop.owner_id))
+    shop_id = gid("Merchant", shop.id)
+    for url in ("http://169.254.169.254/latest/meta-data/", f"{base}/a"):
+        refused = (await owner.gql(CONFIGURE, {"input": {"merchantId": shop_id, "endpoint": url}}))["configureSupplier"]
+        assert [(e["code"], e["field"]) for e in refused["errors"]] == [("INVALID_INPUT", "endpoint")], url
+    assert not await SupplierConfig.filter(merchant_id=shop.id).exists()
+
+    # Stored while private addresses were allowed: the call is refused before it leaves.
+    await SupplierConfig.create(merchant_id=shop.id, scope="shop", endpoint=f"{base}/a", timeout_seconds=3)
+    calls = len(fake.calls)
+    checked = (await owner.gql(TEST, {"input": {"merchantId": shop_id}}))["testSupplierConnection"]
+    assert checked["errors"] == [] and checked["ok"] is False and "not a public address" in checked["message"]
+    assert len(fake.calls) == calls

@@ -7,6 +7,12 @@ product; a product's own configuration wins, then the shop's, then the legacy
 (AES-GCM, bound to the shop and scope: ``kameng.crypto.seal_text``) and is never returned:
 the graph shows only whether one is set and its last four characters.
 
+Endpoints must resolve to public addresses (``KAMENG_SUPPLIER_ALLOW_PRIVATE`` lifts it, for a
+supplier on the platform's own network): checked when a shop configures one and again before
+every call, as DNS may change in between; redirects are not followed. What is left is a host
+whose DNS answer changes between the check and the connection (rebinding), which only
+pinning the connection to the checked address would close.
+
 Each call is a JSON POST signed with the secret: ``X-Kameng-Timestamp`` (unix seconds) and
 ``X-Kameng-Signature`` = hex HMAC-SHA256 of ``"<timestamp>.<body>"``; the order number is
 the ``Idempotency-Key``, so a retried call after a lost answer does not top up twice.
@@ -14,8 +20,11 @@ the ``Idempotency-Key``, so a retried call after a lost answer does not top up t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -95,10 +104,31 @@ def _signed(target: Target, body: dict[str, Any], idempotency_key: str | None) -
     return raw, headers
 
 
+async def not_public(url: str) -> str | None:
+    """Why ``url``'s host may not be called (it resolves to a loopback, private, link-local or
+    otherwise non-global address, or not at all), or None."""
+    if get_settings().supplier_allow_private:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (ValueError, UnicodeError, OSError):
+        return f"the host {host!r} does not resolve"
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if not address.is_global:
+            return f"the host {host!r} is not a public address ({address})"
+    return None
+
+
 async def post(target: Target, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
     """One signed call; the supplier's JSON answer with ``"status": "ok"``, or an exception."""
     if not target.url:
         raise SupplierRefused("the merchant has no supplier configured")
+    if (why := await not_public(target.url)) is not None:
+        raise SupplierRefused(why)
     raw, headers = _signed(target, body, idempotency_key)
     try:
         async with httpx.AsyncClient(timeout=target.timeout) as client:
@@ -153,6 +183,8 @@ async def configure(actor: Actor, spec: SupplierSpec) -> SupplierConfig:
     permissions.require(actor, Action.CONFIGURE_SUPPLIER, owner_id=shop.owner_id)
     await _product_of(shop, spec.product_id)
     endpoint = _endpoint(spec.endpoint)
+    if (why := await not_public(endpoint)) is not None:
+        raise invalid("endpoint", f"The supplier must be reachable at a public address: {why}.")
     ceiling = get_settings().supplier_timeout_max_seconds
     timeout = spec.timeout_seconds if spec.timeout_seconds is not None else get_settings().supplier_timeout_seconds
     if not TIMEOUT_MIN <= timeout <= ceiling:
