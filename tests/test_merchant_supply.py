@@ -270,6 +270,9 @@ async def test_a_shop_cannot_point_its_supplier_at_the_platforms_own_network(  #
         assert await suppliers.not_public(url) is not None, url
     for url in ("http://8.8.8.8/topup", "https://[2001:4860:4860::8888]/topup"):
         assert await suppliers.not_public(url) is None, url
+    # At call time a host that does not resolve (DNS down) is retried like a connection error, not refused.
+    with pytest.raises(suppliers.SupplierUnavailable):
+        await suppliers.post(suppliers.Target("http://no-such-host.invalid/", None, 1.0), {"type": "ping"})
 
     shop = await make_merchant()
     owner = await signed_in(make_client, await User.get(id=shop.owner_id))

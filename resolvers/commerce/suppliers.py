@@ -104,9 +104,9 @@ def _signed(target: Target, body: dict[str, Any], idempotency_key: str | None) -
     return raw, headers
 
 
-async def not_public(url: str) -> str | None:
-    """Why ``url``'s host may not be called (it resolves to a loopback, private, link-local or
-    otherwise non-global address, or not at all), or None."""
+async def _non_global(url: str) -> str | None:
+    """Why ``url``'s host may not be called (it is, or resolves to, a loopback, private,
+    link-local or otherwise non-global address), or None. OSError if it does not resolve."""
     if get_settings().supplier_allow_private:
         return None
     parts = urlsplit(url)
@@ -114,8 +114,8 @@ async def not_public(url: str) -> str | None:
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (ValueError, UnicodeError, OSError):
-        return f"the host {host!r} does not resolve"
+    except (ValueError, UnicodeError):
+        return f"the URL {url!r} names no valid host and port"
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if not address.is_global:
@@ -123,11 +123,23 @@ async def not_public(url: str) -> str | None:
     return None
 
 
+async def not_public(url: str) -> str | None:
+    """``_non_global``, with a host that does not resolve refused too (when configuring)."""
+    try:
+        return await _non_global(url)
+    except OSError:
+        return f"the host {urlsplit(url).hostname!r} does not resolve"
+
+
 async def post(target: Target, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
     """One signed call; the supplier's JSON answer with ``"status": "ok"``, or an exception."""
     if not target.url:
         raise SupplierRefused("the merchant has no supplier configured")
-    if (why := await not_public(target.url)) is not None:
+    try:
+        why = await _non_global(target.url)
+    except OSError as exc:  # DNS down for now: retried like a connection error
+        raise SupplierUnavailable(f"the supplier's host does not resolve ({exc})") from None
+    if why is not None:
         raise SupplierRefused(why)
     raw, headers = _signed(target, body, idempotency_key)
     try:
