@@ -80,9 +80,8 @@ def _still_payable(order: Order) -> None:
 
 
 async def _pay_from_wallet(order: Order) -> Paid:
-    # The ledger accounts exist before the transaction begins (an escrow is new per order):
-    # the payment's transaction only reads them.
-    await ledger.accounts([ledger.wallet(order.buyer_id), ledger.escrow(order.id)])
+    # The posting reads its accounts and creates the new escrow itself (ledger.accounts), as for
+    # gifts and friend-pay.
     async with outbox.atomic():
         return await pay_from_wallet(order, order.buyer_id)
 
