@@ -85,6 +85,9 @@ class Settings(LoopSettings, SpeedSettings, BaseSettings):
 
     # Jobs and outbox.
     worker_threads: int = Field(default=4, ge=1)
+    # On the Redis broker an idle worker polls each queue, backing off up to this long: the
+    # most a job can wait to be picked up (dramatiq's default is 1,000 ms; issue 15).
+    worker_poll_ms: int = Field(default=100, ge=10, le=5000)
     # Consume jobs inside the API process. Default: only when no broker is configured.
     inprocess_worker: bool | None = None
     outbox_sweep_seconds: float = Field(default=1.0, gt=0)

@@ -118,7 +118,9 @@ def worker(
     set_event_loop_thread(loop_thread)
     loop_thread.run_coroutine(wiring.start(settings, broker=broker, run_worker=False, sweeps=True))
 
-    consumer = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
+    consumer = dramatiq.Worker(
+        broker, worker_threads=threads or settings.worker_threads, worker_timeout=settings.worker_poll_ms
+    )
     consumer.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -88,7 +88,9 @@ async def start(
     if consume:
         if get_event_loop_thread() is None:
             set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]
-        runtime.worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=100)
+        runtime.worker = dramatiq.Worker(
+            broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
+        )
         runtime.worker.start()
     # Processes that consume jobs also sweep for what timers, crashes and lost messages left.
     if consume if sweeps is None else sweeps:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -87,6 +88,16 @@ class Order(Model):
     valid_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+
+    async def product_column(self, name: str) -> Any:
+        """One column of the order's product: from the product loaded with the order
+        (``select_related("product")``, as the delivery job does) or else read on its own."""
+        loaded = getattr(self, "_product", None)
+        if isinstance(loaded, Model):
+            return getattr(loaded, name)
+        return await self._meta.fields_map["product"].related_model.filter(id=self.product_id).first().values_list(
+            name, flat=True
+        )
 
     class Meta:
         table = "orders"

@@ -39,8 +39,8 @@ async def notify(
     the second time).
     """
     async with outbox.atomic():
-        if dedupe_key is not None and await Notification.filter(dedupe_key=dedupe_key).exists():
-            return None
+        # No look before the insert: the keys callers pass are mostly new (an order event's
+        # id), and a duplicate is refused by the unique index inside the savepoint anyway.
         try:
             async with outbox.atomic():
                 note = await Notification.create(

@@ -39,27 +39,37 @@ class NotEnoughKeys(Exception):
 
 async def deliver_order(order_id: int) -> None:
     """Deliver a paid order (idempotent). Raises ``SupplierUnavailable`` to be retried."""
-    order = await Order.filter(id=order_id).first()
+    order = await Order.filter(id=order_id).select_related("product").first()
     if order is None or order.awaiting_claim:
         return  # a gift is delivered when its recipient claims it (resolvers/commerce/gifts.py)
+    product: Product = order.product
+    if product.delivery_kind == DeliveryKind.CARD_KEY:
+        if order.status in (OrderStatus.PAID, OrderStatus.DELIVERING):
+            await _deliver_card_keys(order)
+        return
     if order.status == OrderStatus.PAID:
         async with outbox.atomic():
             await orders.transition(order, OrderStatus.DELIVERING, note="delivery started")
         order = await Order.get(id=order_id)
     if order.status != OrderStatus.DELIVERING:
         return  # delivered, failed or refunded already: nothing to do again
-    product = await Product.get(id=order.product_id)
-    if product.delivery_kind == DeliveryKind.CARD_KEY:
-        await _deliver_card_keys(order)
-    elif product.delivery_kind == DeliveryKind.DIRECT_TOPUP:
+    if product.delivery_kind == DeliveryKind.DIRECT_TOPUP:
         await _deliver_topup(order, product)
     else:
         await _await_manual(order, product)
 
 
 async def _deliver_card_keys(order: Order) -> None:
+    """PAID -> DELIVERING -> DELIVERED in one transaction: the sale waits on nothing outside the
+    database, so DELIVERING need not be committed on its own (one commit and one publication
+    per order instead of two; the buyer still sees both events, in order). Of two runs of one
+    order, the second's conditional update waits for the first and finds it moved on."""
     try:
         async with outbox.atomic():
+            if order.status == OrderStatus.PAID and not await orders.transition(
+                order, OrderStatus.DELIVERING, note="delivery started"
+            ):
+                return  # another run moved it first
             now = datetime.now(UTC)
             sold = await inventory.sell_keys(order, now)
             if sold != order.quantity:

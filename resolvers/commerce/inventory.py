@@ -317,10 +317,11 @@ async def sell_keys(order: Order, now: datetime) -> int:
     """At delivery: the keys reserved at checkout become SOLD, and a revived (late-paid) order
     that holds too few takes fresh ones. Returns how many keys the order now has sold; a
     re-run finds them sold already and takes no more."""
-    await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
+    sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
         status=CardKeyStatus.SOLD, sold_at=now
     )
-    sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
+    if sold != order.quantity:  # a re-run, or a revived order: count what it holds
+        sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
     if sold < order.quantity:
         sold += await take_keys(order.product_id, order.id, order.quantity - sold, CardKeyStatus.SOLD)
     return sold

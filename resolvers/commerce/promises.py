@@ -53,7 +53,7 @@ async def delivery_record(order: Order, delivered_at: datetime | None) -> dict[s
     if order.paid_at is None:
         return {}
     delivered_at = delivered_at or datetime.now(UTC)
-    promise = await Product.filter(id=order.product_id).first().values_list("delivery_promise_minutes", flat=True)
+    promise = await order.product_column("delivery_promise_minutes")
     started = order.delivery_from or order.paid_at  # a gift is measured from its claim
     seconds = max(0, int((delivered_at - started).total_seconds()))
     return {"delivery_seconds": seconds, "promised_minutes": promise}

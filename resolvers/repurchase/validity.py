@@ -32,7 +32,7 @@ _RENEWAL_KEY = re.compile(r"renew-([0-9]{1,19})(?:-[0-9]{1,3})?")
 async def delivery_record(order: Order, delivered_at: datetime | None) -> dict[str, Any]:
     """The column the DELIVERED transition writes with it: ``valid_until`` from the
     product's validity (nothing for a product without one)."""
-    days = await Product.filter(id=order.product_id).first().values_list("validity_days", flat=True)
+    days = await order.product_column("validity_days")
     if not days:
         return {}
     start = delivered_at or datetime.now(UTC)
