@@ -75,7 +75,9 @@ async def start(
     await bus.start()
     limiter = RateLimiter(settings.redis_url, settings.namespace)
     broker = broker or build_broker(settings)
-    outbox_relay = OutboxRelay(settings, bus, broker)
+    consume = settings.run_inprocess_worker if run_worker is None else run_worker
+    sweeping = consume if sweeps is None else sweeps  # processes that consume jobs also sweep
+    outbox_relay = OutboxRelay(settings, bus, broker, append_on_commit=sweeping)
     if relay:
         outbox.on_commit_rows(outbox_relay.committed)  # published by this process at once
         outbox_relay.start()
@@ -84,7 +86,6 @@ async def start(
 
     runtime = Runtime(settings, redis, bus, limiter, broker, outbox_relay)
     install(runtime)
-    consume = settings.run_inprocess_worker if run_worker is None else run_worker
     if consume:
         if get_event_loop_thread() is None:
             set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]
@@ -93,7 +94,7 @@ async def start(
         )
         runtime.worker.start()
     # Processes that consume jobs also sweep for what timers, crashes and lost messages left.
-    if consume if sweeps is None else sweeps:
+    if sweeping:
         runtime.scheduler = Scheduler(settings.sweep_seconds)
         runtime.scheduler.start()
         event_queue.start()  # and write the behaviour events the API processes queued in Redis

@@ -14,6 +14,10 @@ The rows are not split by topic between sweepers: a transaction's event and its 
 order's PAID and its deliver_order) must leave in that order, or DELIVERING could overtake
 PAID. On SQLite there is one process: a local lock serialises the two paths instead.
 
+Trade-log leaves written by a transaction are appended after its commit by processes that
+consume jobs; an API process beside workers leaves its leaves to them (their next commit or
+sweep appends every pending one), and every relay's sweep appends too, as a backstop.
+
 Within a claim, events go before jobs: an event a job causes can never overtake an event
 written before the job. Delivery is at least once: a relay that dies after sending and before
 stamping sends the row again, with the same message id, and consumers are idempotent.
@@ -45,8 +49,13 @@ BATCH = 200
 _SWEEP_LOCK_KEY = 0x6B616D656E67  # "kameng": taken with pg_try_advisory_xact_lock, never waited for
 
 class OutboxRelay:
-    def __init__(self, settings: Settings, bus: EventBus, broker: dramatiq.Broker) -> None:
+    def __init__(self, settings: Settings, bus: EventBus, broker: dramatiq.Broker, *, append_on_commit: bool = True) -> None:
         self._settings = settings
+        # Whether this process appends the trade log after its own commits. API processes beside
+        # job workers leave that to the workers (whose commits and sweeps append every pending
+        # leaf, the API's included): appends are serialised cluster-wide, and an API process
+        # that took its turn after every payment spent its CPU queueing for the lock.
+        self._append_on_commit = append_on_commit
         self._bus = bus
         self._broker = broker
         self._wake = asyncio.Event()  # the sweep
@@ -160,7 +169,7 @@ class OutboxRelay:
                         sent += await self._claim_and_send(rows, groups)
                     except Exception:  # the bus, broker or database is down
                         log.exception("outbox relay: publishing after commit failed; the sweep sends those rows")
-                if trades:
+                if trades and self._append_on_commit:
                     self._append_trade_log()
         return sent
 
