@@ -309,3 +309,27 @@ async def test_manual_orders_are_fulfilled_by_their_merchant(make_client) -> Non
     assert (await Order.get(id=late)).status == OrderStatus.REFUNDED
     assert await ledger.balance(ledger.wallet(user.id)) == Decimal("9.00")
     await assert_ledger_consistent()
+
+
+async def test_a_card_key_order_without_keys_at_delivery_fails_and_is_refunded(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Its delivery commits nothing half-way: the order goes from PAID to FAILED (never
+    DELIVERING, which a card-key order commits only with its keys) and the money goes back."""
+    product = await make_product(price="10.00", keys=1)
+    buyer, user = await buyer_client(make_client, balance="30.00")
+    created = (await buyer.gql(CREATE, {"input": {"productId": gid("Product", product.id),
+                                                  "idempotencyKey": uuid.uuid4().hex}}))["createOrder"]
+    order_id = pk(created["order"]["id"])
+    # The reservation is lost before payment (the key went elsewhere) and no key is left.
+    await CardKey.filter(order_id=order_id).update(order_id=None, status=CardKeyStatus.SOLD)
+    paid = (await buyer.gql(PAY, {"input": {"orderId": created["order"]["id"], "method": "WALLET"}}))["payOrder"]
+    assert paid["errors"] == []
+
+    async def refunded() -> bool:
+        return (await Order.get(id=order_id)).status == OrderStatus.REFUNDED
+
+    await eventually(refunded)
+    statuses = [e.status for e in await OrderEvent.filter(order_id=order_id).order_by("id")]
+    assert statuses == [OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.REFUNDED]
+    assert await ledger.balance(ledger.wallet(user.id)) == Decimal("30.00")
+    assert await CardKey.filter(order_id=order_id).count() == 0
+    await assert_ledger_consistent()
