@@ -6,6 +6,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from models.commerce.catalog import Product
+
 
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "PENDING_PAYMENT"
@@ -95,9 +97,7 @@ class Order(Model):
         loaded = getattr(self, "_product", None)
         if isinstance(loaded, Model):
             return getattr(loaded, name)
-        return await self._meta.fields_map["product"].related_model.filter(id=self.product_id).first().values_list(
-            name, flat=True
-        )
+        return await Product.filter(id=self.product_id).first().values_list(name, flat=True)
 
     class Meta:
         table = "orders"

@@ -75,7 +75,7 @@ async def _deliver_card_keys(order: Order) -> None:
             if sold != order.quantity:
                 raise NotEnoughKeys(f"order {order.id}: {sold} of {order.quantity} keys")
             if not await orders.transition(order, OrderStatus.DELIVERED, note="card keys delivered", delivered_at=now):
-                return  # someone else finished it; this transaction's key changes roll back
+                return  # another run finished it first: its keys are the ones sold, this run changed none
             await inventory.count_sold(order)
     except NotEnoughKeys as exc:
         log.warning("delivery: %s", exc)
