@@ -783,7 +783,7 @@ PAY_ONLY = """mutation($input: PayOrderInput!) { payOrder(input: $input) { error
 #: a few hundred µs of CPU (bench/README.md, issue 15), so a change that adds to them should
 #: say why here. Transaction control and what the relay does after the commit are not counted.
 CREATE_ORDER_STATEMENTS = 11
-PAY_ORDER_STATEMENTS = 21
+PAY_ORDER_STATEMENTS = 19
 
 
 async def test_a_wallet_order_costs_a_bounded_number_of_statements(make_client) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ async def hold(order: Order, source: str, *, reference: str | None = None) -> bo
     """Move the order total from ``source`` (a wallet or a gateway) into escrow."""
     return await ledger.post(
         "order.pay", reference or str(order.id), [(source, -order.total), (ledger.escrow(order.id), order.total)],
-        memo=f"payment of order {order.order_no}",
+        memo=f"payment of order {order.order_no}", order_no=order.order_no,
     )
 
 
@@ -50,6 +50,7 @@ async def settle(order: Order) -> bool:
             (promotions.PROMOTIONS, -subsidy),
         ],
         memo=f"settlement of order {order.order_no}" + (f" (platform subsidy {subsidy})" if subsidy else ""),
+        order_no=order.order_no,
     )
 
 
@@ -66,5 +67,5 @@ async def refund(order: Order, destination: str) -> bool:
     """Return the escrowed total to ``destination``."""
     return await ledger.post(
         "order.refund", str(order.id), [(ledger.escrow(order.id), -order.total), (destination, order.total)],
-        memo=f"refund of order {order.order_no}",
+        memo=f"refund of order {order.order_no}", order_no=order.order_no,
     )

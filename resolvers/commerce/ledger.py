@@ -77,8 +77,12 @@ async def account(code: str, currency: str = "CNY") -> Account:
     return (await accounts([code], currency))[code]
 
 
-async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]], memo: str = "") -> bool:
+async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]], memo: str = "",
+               *, order_no: str | None = None) -> bool:
     """Post a balanced movement once. Returns False if (reason, reference) was already posted.
+
+    ``order_no``: the number of the order whose escrow a leg moves, when the caller holds it
+    (escrow.py does), so the trade-log leaf need not read it.
 
     Raises INSUFFICIENT_BALANCE (rolling back the caller's transaction) if an account that may
     not go negative would.
@@ -94,7 +98,7 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
         except IntegrityError:
             return False
         await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
-        await _trade(posting, legs, found)
+        await _trade(posting, legs, found, order_no)
         # The balances last: their row locks are then held only until the caller commits, not
         # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
         # One global order (by code), so concurrent postings lock account rows alike and
@@ -109,12 +113,14 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     return True
 
 
-async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[str, Account]) -> None:
+async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[str, Account],
+                 order_no: str | None = None) -> None:
     """The posting's trade-log leaf. Account codes name users, so a leg shows only its kind
     (wallet, escrow, merchant...); an escrow leg ties the posting to its order by number."""
     order_id = next((int(code[7:]) for code, _ in legs if code.startswith("escrow:") and code[7:].isdigit()), None)
-    order_no = None
-    if order_id is not None:
+    if order_id is None:
+        order_no = None
+    elif order_no is None:
         order_no = await Order.filter(id=order_id).first().values_list("order_no", flat=True)
     await outbox.trade(
         {"event": "posting", "posting": posting.id, "reason": posting.reason, "order": order_no,
