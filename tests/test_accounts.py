@@ -239,3 +239,29 @@ async def test_logout_everywhere(client: Client) -> None:
     payload = (await client.gql(LOGOUT, {"input": {"everywhere": True}}))["logout"]
     assert payload["sessionsEnded"] == 2
     assert await AuthSession.filter(user_id=user_id, revoked_at=None).count() == 0
+
+
+async def test_the_session_lookup_reads_the_whole_user_and_only_a_live_session(client: Client) -> None:
+    """authenticate's one hand-written statement (resolvers/accounts/auth.py) against the ORM:
+    the same user, every field, and no row for a session expired, revoked or not the user's."""
+    from resolvers.accounts.auth import live_session_user
+
+    await client.register()
+    claims = jwt.decode(client.token, options={"verify_signature": False})
+    session = await AuthSession.get(id=claims["sid"])
+    expected = await User.get(id=session.user_id)
+    found = await live_session_user(session.id, session.user_id)
+    assert found is not None and not found._partial
+    assert {name: getattr(found, name) for name in User._meta.fields_map if name in User._meta.fields_db_projection} == {
+        name: getattr(expected, name) for name in User._meta.fields_map if name in User._meta.fields_db_projection}
+    assert await live_session_user(session.id, session.user_id + 1) is None
+    assert await live_session_user(uuid.uuid4(), session.user_id) is None
+
+    await AuthSession.filter(id=session.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert await live_session_user(session.id, session.user_id) is None
+    _unauthenticated(await client.post(VIEWER))  # the access token itself has not expired
+    await AuthSession.filter(id=session.id).update(expires_at=datetime.now(UTC) + timedelta(hours=1))
+    assert (await client.gql("{ viewer { id } }"))["viewer"] is not None
+    await AuthSession.filter(id=session.id).update(revoked_at=datetime.now(UTC))
+    assert await live_session_user(session.id, session.user_id) is None
+    _unauthenticated(await client.post(VIEWER))

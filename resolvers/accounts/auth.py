@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tortoise import connections
 from tortoise.expressions import Q
 
 from kameng.security import InvalidToken, decode_access_token
@@ -59,20 +60,40 @@ async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Act
         claims = decode_access_token(get_settings().signing_secret(), token)
     except InvalidToken:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The access token is invalid or expired.") from None
-    session = (
-        await AuthSession.filter(
-            id=claims.session_id,
-            user_id=claims.user_id,
-            revoked_at=None,
-            expires_at__gt=datetime.now(UTC),
-        )
-        .select_related("user")
-        .first()
-    )
-    if session is None or not session.user.is_active:
+    user = await live_session_user(claims.session_id, claims.user_id)
+    if user is None or not user.is_active:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The session has ended; sign in again.")
-    await _touch(session.user)
-    return Actor(user=session.user, session_id=session.id, ip=ip, user_agent=user_agent)
+    await _touch(user)
+    return Actor(user=user, session_id=claims.session_id, ip=ip, user_agent=user_agent)
+
+
+# The statement is written once per process and dialect: it runs for every request that
+# carries a token and every WebSocket re-check, and building it through the ORM (pypika,
+# the join, the filters) cost more CPU than sending it and reading the row (issue 15).
+_LIVE_SESSION_SQL: dict[str, str] = {}
+
+
+def _live_session_sql(dialect: str) -> str:
+    sql = _LIVE_SESSION_SQL.get(dialect)
+    if sql is None:
+        marks = ("$1", "$2", "$3") if dialect == "postgres" else ("?", "?", "?")
+        columns = ", ".join(f'u."{column}"' for column in User._meta.fields_db_projection.values())
+        sql = _LIVE_SESSION_SQL[dialect] = (
+            f'SELECT {columns} FROM "{AuthSession._meta.db_table}" s JOIN "{User._meta.db_table}" u ON u."id" = s."user_id" '
+            f'WHERE s."id" = {marks[0]} AND s."user_id" = {marks[1]} AND s."revoked_at" IS NULL AND s."expires_at" > {marks[2]}'
+        )
+    return sql
+
+
+async def live_session_user(session_id: uuid.UUID, user_id: int) -> User | None:
+    """The user of session ``session_id`` if that session is theirs and neither revoked nor
+    expired (whether the user is active is the caller's check): one statement, one row."""
+    connection = connections.get("default")
+    fields = AuthSession._meta.fields_map
+    values = [fields["id"].to_db_value(session_id, AuthSession), user_id,
+              fields["expires_at"].to_db_value(datetime.now(UTC), AuthSession)]
+    _, rows = await connection.execute_query(_live_session_sql(connection.capabilities.dialect), values)
+    return User._init_from_db(**dict(rows[0])) if rows else None
 
 
 #: Activity is recorded at most this often per user (feeds fan out to recently active users).

@@ -28,7 +28,7 @@ from kameng.security import (
 from kameng.settings import get_settings
 from models.accounts.users import AuthSession, User
 from resolvers.accounts import notifications, rotation
-from resolvers.accounts.auth import Actor, require
+from resolvers.accounts.auth import Actor, live_session_user, require
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import jobs, outbox, topics
 
@@ -180,9 +180,8 @@ async def revoke(sessions: QuerySet[AuthSession]) -> int:
 
 async def is_alive(session_id: uuid.UUID, user_id: int) -> bool:
     """The session exists, is neither revoked nor expired, and its user is active."""
-    return await AuthSession.filter(
-        id=session_id, user_id=user_id, revoked_at=None, expires_at__gt=datetime.now(UTC), user__is_active=True
-    ).exists()
+    user = await live_session_user(session_id, user_id)
+    return user is not None and user.is_active
 
 
 async def notify_new_signin(session_id: str) -> None:
