@@ -7,6 +7,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.commerce.catalog import Product
+from models.statements import Select
 
 
 class OrderStatus(StrEnum):
@@ -121,3 +122,12 @@ class OrderEvent(Model):
     class Meta:
         table = "order_event"
         indexes = (("order_id", "id"),)
+
+
+# The reads every paid order makes, as fixed statements (models/statements.py).
+#: createOrder's idempotency check.
+ORDER_BY_REQUEST = Select(Order, "idempotency_scope", "idempotency_key", limit=1)
+#: payOrder's order, and the live-status subscription's current state.
+ORDER_BY_ID = Select(Order, "id", limit=1)
+#: The live-status subscription's last transition.
+LAST_ORDER_EVENT = Select(OrderEvent, "order_id", order_by="-id", limit=1)

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import DoesNotExist, IntegrityError
 
 from kameng import runtime
 from kameng.security import hash_password, verify_password
 from kameng.settings import get_settings
 from models.commerce.catalog import DeliveryKind, Product, ProductStatus
 from models.commerce.merchants import MerchantStatus
-from models.commerce.orders import Order, OrderEvent, OrderStatus, can_transition
+from models.commerce.orders import LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, Order, OrderEvent, OrderStatus, can_transition
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.users import normalise_email
@@ -173,7 +173,7 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
         if request.contact_email:
             contact_email = normalise_email(request.contact_email, "contactEmail")
 
-    existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
+    existing = await ORDER_BY_REQUEST.first(scope, key)
     if existing is not None:
         return _same_request(existing, request)
 
@@ -363,8 +363,11 @@ async def events_of(order_ids: list[int]) -> list[list[OrderEvent]]:
 
 async def current(order_id: int) -> Order:
     """The order as it is now, read afresh: a subscription outlives any request cache."""
-    return await Order.get(id=order_id)
+    order = await ORDER_BY_ID.first(order_id)
+    if order is None:
+        raise DoesNotExist(Order)
+    return order
 
 
 async def last_event(order_id: int) -> OrderEvent | None:
-    return await OrderEvent.filter(order_id=order_id).order_by("-id").first()
+    return await LAST_ORDER_EVENT.first(order_id)

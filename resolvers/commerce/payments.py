@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from tortoise.transactions import in_transaction
 
 from kameng import kpay
-from models.commerce.orders import Order, OrderStatus
+from models.commerce.orders import ORDER_BY_ID, Order, OrderStatus
 from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
 from resolvers.accounts.auth import Actor, require
 from resolvers.commerce import escrow, ledger, orders
@@ -61,7 +61,7 @@ async def _own_order(actor: Actor, order_id: int, order_no: str | None, query_pa
     has_credentials = bool(order_no and query_password)
     if actor.user is None and actor.guest_order_id is None and not has_credentials:
         require(actor)  # UNAUTHENTICATED, before saying anything about the order
-    order = await Order.filter(id=order_id).first()
+    order = await ORDER_BY_ID.first(order_id)
     if order is not None and is_buyer(actor, order):
         return order
     if order is not None and order.buyer_id is None and has_credentials:

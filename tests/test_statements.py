@@ -1,0 +1,86 @@
+"""models/statements.py: the hot reads written once per dialect answer as the ORM would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tortoise.transactions import in_transaction
+
+from models.commerce.orders import LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, Order, OrderEvent, OrderStatus
+from models.statements import Select
+from tests.factories import make_product, make_users
+
+
+def columns(instance: object, model: type) -> dict[str, object]:
+    return {name: getattr(instance, name) for name in model._meta.fields_db_projection}
+
+
+async def an_order(buyer_id: int, status: OrderStatus = OrderStatus.PENDING_PAYMENT) -> Order:
+    product = await make_product(price="12.50")
+    now = datetime.now(UTC)
+    return await Order.create(
+        order_no=f"K-{uuid.uuid4().hex[:12]}", buyer_id=buyer_id, product_id=product.id, merchant_id=product.merchant_id,
+        quantity=1, unit_price=Decimal("12.50"), total=Decimal("12.50"), currency="CNY", status=status,
+        idempotency_scope=f"u:{buyer_id}", idempotency_key=uuid.uuid4().hex, expires_at=now + timedelta(minutes=15),
+        paid_at=now if status != OrderStatus.PENDING_PAYMENT else None,
+    )
+
+
+async def test_a_fixed_select_builds_the_same_instances_as_the_orm(stack) -> None:  # type: ignore[no-untyped-def]
+    (buyer,) = await make_users(1)
+    order = await an_order(buyer.id, OrderStatus.PAID)
+    expected = await Order.get(id=order.id)
+    by_id = await ORDER_BY_ID.first(order.id)
+    by_request = await ORDER_BY_REQUEST.first(order.idempotency_scope, order.idempotency_key)
+    for found in (by_id, by_request):
+        assert found is not None and not found._partial and found._saved_in_db
+        assert columns(found, Order) == columns(expected, Order)
+        assert isinstance(found.status, OrderStatus) and found.status == OrderStatus.PAID
+    assert await ORDER_BY_ID.first(order.id + 10_000) is None
+    assert await ORDER_BY_REQUEST.first(order.idempotency_scope, "another key") is None
+    # The instance saves like one the ORM loaded.
+    assert by_id is not None
+    by_id.quantity = 2
+    await by_id.save(update_fields=["quantity"])
+    assert (await Order.get(id=order.id)).quantity == 2
+
+
+async def test_order_and_limit_and_the_callers_transaction(stack) -> None:  # type: ignore[no-untyped-def]
+    (buyer,) = await make_users(1)
+    order = await an_order(buyer.id)
+    assert await LAST_ORDER_EVENT.first(order.id) is None
+    for status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.DELIVERING):
+        await OrderEvent.create(order_id=order.id, status=status, note=status.value)
+    last = await LAST_ORDER_EVENT.first(order.id)
+    expected = await OrderEvent.filter(order_id=order.id).order_by("-id").first()
+    assert last is not None and expected is not None and columns(last, OrderEvent) == columns(expected, OrderEvent)
+    assert last.status == OrderStatus.DELIVERING
+    every = await Select(OrderEvent, "order_id", order_by="id").all(order.id)
+    assert [event.status for event in every] == [OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.DELIVERING]
+    # Inside a transaction the statement runs on it: it sees the transaction's own writes,
+    # and nothing of them once it is rolled back.
+    try:
+        async with in_transaction():
+            event = await OrderEvent.create(order_id=order.id, status=OrderStatus.DELIVERED, note="inside")
+            seen = await LAST_ORDER_EVENT.first(order.id)
+            assert seen is not None and seen.id == event.id
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    after = await LAST_ORDER_EVENT.first(order.id)
+    assert after is not None and after.status == OrderStatus.DELIVERING
+
+
+async def test_the_statement_text_is_written_once_per_dialect(stack) -> None:  # type: ignore[no-untyped-def]
+    select = Select(OrderEvent, "order_id", "status", order_by="-id", limit=1)
+    assert select.sql("postgres") is select.sql("postgres")
+    assert select.sql("postgres").endswith('WHERE "order_id" = $1 AND "status" = $2 ORDER BY "id" DESC LIMIT 1')
+    assert select.sql("sqlite").endswith('WHERE "order_id" = ? AND "status" = ? ORDER BY "id" DESC LIMIT 1')
+    try:
+        await select.first(1)
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("a missing value must be refused")
