@@ -782,7 +782,7 @@ PAY_ONLY = """mutation($input: PayOrderInput!) { payOrder(input: $input) { error
 #: card-key order paid from the wallet. Bounds, not targets: each statement is a round trip and
 #: a few hundred µs of CPU (bench/README.md, issue 15), so a change that adds to them should
 #: say why here. Transaction control and what the relay does after the commit are not counted.
-CREATE_ORDER_STATEMENTS = 11
+CREATE_ORDER_STATEMENTS = 10
 PAY_ORDER_STATEMENTS = 19
 
 
