@@ -7,8 +7,9 @@ read the same few rows many times per second, so those reads are declared here o
 still come back as the models' own instances (``Model._init_from_db``, as Tortoise builds
 them: every column, converted by the fields), so nothing downstream can tell the difference.
 
-Only what reads like a declaration goes here: every column of one table, equality on named
-columns, an optional order and limit. Anything else stays on the ORM.
+Only what reads like a declaration goes here: ``Select`` (every column of one table, equality
+on named columns, an optional order and limit) and ``Update`` (plain values set where named
+columns are equal, as a state machine's conditional update). Anything else stays on the ORM.
 """
 
 from __future__ import annotations
@@ -66,10 +67,44 @@ class Select(Generic[M]):
         if len(values) != len(fields):
             raise TypeError(f"{len(fields)} values expected, {len(values)} given")
         connection = self.model._meta.db  # the task's transaction, if it is in one, as for the ORM
-        params = [field.to_db_value(value, self.model) for field, value in zip(fields, values, strict=True)]
+        params = [field.to_db_value(value, None) for field, value in zip(fields, values, strict=True)]
         _, rows = await connection.execute_query(self.sql(connection.capabilities.dialect), params)
         return [self.model._init_from_db(**dict(row)) for row in rows]
 
     async def first(self, *values: Any) -> M | None:
         found = await self.all(*values)
         return found[0] if found else None
+
+
+class Update(Generic[M]):
+    """``UPDATE <table> SET a = ?, b = ? WHERE x = ? AND y = ?``, written once per dialect and
+    set of changed fields; returns the rows changed. For the conditional updates a state
+    machine makes (``WHERE id = ? AND status = ?``): plain values only, no expressions."""
+
+    def __init__(self, model: type[M], *where: str) -> None:
+        self.model = model
+        self._names = where
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def sql(self, dialect: str, changed: tuple[str, ...]) -> str:
+        key = (dialect, changed)
+        sql = self._sql.get(key)
+        if sql is None:
+            projection = self.model._meta.fields_db_projection
+            count = len(changed) + len(self._names)
+            marks = iter([f"${n}" for n in range(1, count + 1)] if dialect == "postgres" else ["?"] * count)
+            changes = ", ".join(f'"{projection[name]}" = {next(marks)}' for name in changed)
+            condition = " AND ".join(f'"{projection[name]}" = {next(marks)}' for name in self._names)
+            sql = self._sql[key] = f'UPDATE "{self.model._meta.db_table}" SET {changes} WHERE {condition}'
+        return sql
+
+    async def run(self, changes: dict[str, Any], *values: Any) -> int:
+        if len(values) != len(self._names) or not changes:
+            raise TypeError(f"{len(self._names)} values and at least one change expected")
+        fields = self.model._meta.fields_map
+        changed = tuple(changes)
+        params = [fields[name].to_db_value(value, None) for name, value in changes.items()]
+        params += [fields[name].to_db_value(value, None) for name, value in zip(self._names, values, strict=True)]
+        connection = self.model._meta.db
+        updated, _ = await connection.execute_query(self.sql(connection.capabilities.dialect, changed), params)
+        return updated

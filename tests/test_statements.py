@@ -84,3 +84,18 @@ async def test_the_statement_text_is_written_once_per_dialect(stack) -> None:  #
         pass
     else:
         raise AssertionError("a missing value must be refused")
+
+
+async def test_a_fixed_conditional_update_changes_only_what_still_matches(stack) -> None:  # type: ignore[no-untyped-def]
+    from models.commerce.orders import ORDER_IF_STATUS
+
+    (buyer,) = await make_users(1)
+    order = await an_order(buyer.id)
+    paid_at = datetime.now(UTC).replace(microsecond=0)
+    changes = {"status": OrderStatus.PAID, "paid_at": paid_at, "updated_at": paid_at}
+    assert await ORDER_IF_STATUS.run(changes, order.id, OrderStatus.PENDING_PAYMENT) == 1
+    assert await ORDER_IF_STATUS.run(changes, order.id, OrderStatus.PENDING_PAYMENT) == 0  # the loser of a race
+    stored = await Order.get(id=order.id)
+    assert stored.status == OrderStatus.PAID and stored.paid_at == paid_at and stored.updated_at == paid_at
+    assert ORDER_IF_STATUS.sql("postgres", tuple(changes)) is ORDER_IF_STATUS.sql("postgres", tuple(changes))
+    assert ORDER_IF_STATUS.sql("postgres", ("status",)) == 'UPDATE "orders" SET "status" = $1 WHERE "id" = $2 AND "status" = $3'

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.commerce.catalog import Product
-from models.statements import Select
+from models.statements import Select, Update
 
 
 class OrderStatus(StrEnum):
@@ -131,3 +131,5 @@ ORDER_BY_REQUEST = Select(Order, "idempotency_scope", "idempotency_key", limit=1
 ORDER_BY_ID = Select(Order, "id", limit=1)
 #: The live-status subscription's last transition.
 LAST_ORDER_EVENT = Select(OrderEvent, "order_id", order_by="-id", limit=1)
+#: The state machine's conditional update (resolvers/commerce/orders.py ``transition``).
+ORDER_IF_STATUS = Update(Order, "id", "status")

@@ -90,8 +90,8 @@ async def live_session_user(session_id: uuid.UUID, user_id: int) -> User | None:
     expired (whether the user is active is the caller's check): one statement, one row."""
     connection = connections.get("default")
     fields = AuthSession._meta.fields_map
-    values = [fields["id"].to_db_value(session_id, AuthSession), user_id,
-              fields["expires_at"].to_db_value(datetime.now(UTC), AuthSession)]
+    values = [fields["id"].to_db_value(session_id, None), user_id,
+              fields["expires_at"].to_db_value(datetime.now(UTC), None)]
     _, rows = await connection.execute_query(_live_session_sql(connection.capabilities.dialect), values)
     return User._init_from_db(**dict(rows[0])) if rows else None
 

@@ -286,7 +286,7 @@ async def take_keys(product_id: int, order_id: int, quantity: int, status: CardK
     sold = status == CardKeyStatus.SOLD
     values: list[Any] = [status.value, order_id]
     if sold:
-        values.append(CardKey._meta.fields_map["sold_at"].to_db_value(datetime.now(UTC), CardKey))
+        values.append(CardKey._meta.fields_map["sold_at"].to_db_value(datetime.now(UTC), None))
     values += [product_id, CardKeyStatus.AVAILABLE.value, quantity, CardKeyStatus.AVAILABLE.value]
     postgres = connection.capabilities.dialect == "postgres"
     taken, rows = await connection.execute_query(_take_sql(connection.capabilities.dialect, sold), values)

@@ -18,7 +18,7 @@ from kameng.security import hash_password, verify_password
 from kameng.settings import get_settings
 from models.commerce.catalog import DeliveryKind, Product, ProductStatus
 from models.commerce.merchants import MerchantStatus
-from models.commerce.orders import LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, Order, OrderEvent, OrderStatus, can_transition
+from models.commerce.orders import LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_IF_STATUS, Order, OrderEvent, OrderStatus, can_transition
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.users import normalise_email
@@ -70,7 +70,7 @@ async def transition(
     if target == OrderStatus.DELIVERED:
         changes.update(await promises.delivery_record(order, changes.get("delivered_at")))
         changes.update(await validity.delivery_record(order, changes.get("delivered_at")))
-    updated = await Order.filter(id=order.id, status=current).update(status=target, **changes)
+    updated = await ORDER_IF_STATUS.run({"status": target, **changes}, order.id, current)
     if updated != 1:
         return False
     order.status = target
