@@ -7,12 +7,13 @@ statements whose affected-row count is checked, so concurrent postings cannot ov
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.commerce.ledger import Account, Entry, Posting
@@ -103,14 +104,30 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
         # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
         # One global order (by code), so concurrent postings lock account rows alike and
         # cannot deadlock each other.
+        connection = connections.get("default")  # the caller's transaction
+        dialect = connection.capabilities.dialect
         for code, amount in sorted(legs, key=lambda leg: leg[0]):
             acct = found[code]
-            query = Account.filter(id=acct.id)
-            if amount < 0 and not acct.allow_negative:
-                query = query.filter(balance__gte=-amount)
-            if await query.update(balance=F("balance") + amount) != 1:
+            guarded = amount < 0 and not acct.allow_negative
+            values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
+            updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
+            if updated != 1:
                 raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
     return True
+
+
+@functools.cache
+def _balance_sql(dialect: str, guarded: bool) -> str:
+    """A balance moved by an amount, refused (no row) if ``guarded`` and it would go below zero.
+
+    Written once per dialect, as the ORM wrote it (on SQLite the column is cast, as Tortoise
+    does): it runs twice or more for every payment (issue 15)."""
+    if dialect == "postgres":
+        balance, marks = '"balance"', ("$1", "$2", "$3")
+    else:
+        balance, marks = 'CAST("balance" AS NUMERIC)', ("?", "?", "?")
+    sql = f'UPDATE "ledger_account" SET "balance" = {balance} + {marks[0]} WHERE "id" = {marks[1]}'
+    return sql + (f" AND {balance} >= {marks[2]}" if guarded else "")
 
 
 async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[str, Account],
