@@ -34,6 +34,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq.errors import ActorNotFound
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from kameng.settings import Settings
@@ -261,7 +262,12 @@ class OutboxRelay:
             # stamps them: written exactly once (resolvers/discovery/events.py).
             await behaviour.record_from_outbox(done)
             # Stamp what left, so that a retry does not send it again.
-            await OutboxEntry.filter(id__in=[row.id for row in done]).update(published_at=datetime.now(UTC))
+            stamped = [row.id for row in done]
+            if self._settings.is_sqlite:
+                await OutboxEntry.filter(id__in=stamped).update(published_at=datetime.now(UTC))
+            else:  # one statement text whatever the batch's size (prepared once per connection)
+                await connections.get("default").execute_query(
+                    "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[])", [datetime.now(UTC), stamped])
         if failure is not None and len(done) < len(rows):
             if not done:
                 raise failure
