@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.statements import Select
+
 
 class Role(StrEnum):
     BUYER = "BUYER"
@@ -71,3 +73,7 @@ class AuthSession(Model):
 
     class Meta:
         table = "auth_session"
+
+
+#: A user read afresh by id (pricing reads the tier as it is now), a fixed statement.
+USER_BY_ID = Select(User, "id", limit=1)

@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.statements import Update
+
 
 class CardKeyStatus(StrEnum):
     AVAILABLE = "AVAILABLE"
@@ -54,3 +56,7 @@ class CardKeyReveal(Model):
 
     class Meta:
         table = "card_key_reveal"
+
+
+#: Delivery's RESERVED -> SOLD (resolvers/commerce/inventory.py ``sell_keys``), a fixed statement.
+KEYS_OF_ORDER = Update(CardKey, "order_id", "status")

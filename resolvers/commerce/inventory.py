@@ -37,7 +37,7 @@ from tortoise.transactions import in_transaction
 from kameng import crypto
 from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import MerchantStatus
-from models.commerce.inventory import CardKey, CardKeyReveal, CardKeyStatus
+from models.commerce.inventory import KEYS_OF_ORDER, CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor
@@ -330,9 +330,7 @@ async def sell_keys(order: Order, now: datetime) -> int:
     """At delivery: the keys reserved at checkout become SOLD, and a revived (late-paid) order
     that holds too few takes fresh ones. Returns how many keys the order now has sold; a
     re-run finds them sold already and takes no more."""
-    sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.RESERVED).update(
-        status=CardKeyStatus.SOLD, sold_at=now
-    )
+    sold = await KEYS_OF_ORDER.run({"status": CardKeyStatus.SOLD, "sold_at": now}, order.id, CardKeyStatus.RESERVED)
     if sold != order.quantity:  # a re-run, or a revived order: count what it holds
         sold = await CardKey.filter(order_id=order.id, status=CardKeyStatus.SOLD).count()
     if sold < order.quantity:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from kameng.settings import get_settings
-from models.accounts.users import Tier, User
+from models.accounts.users import USER_BY_ID, Tier
 from models.commerce.catalog import Product, ProductStatus
 from models.loyalty.coupons import Coupon, CouponKind, UserCoupon
 from models.commerce.orders import Order
@@ -251,8 +251,9 @@ async def price(actor: Actor, request: PriceRequest, product: Product | None = N
     held: UserCoupon | None = None
     balance: int | None = None
     if actor.user is not None:
-        current = await User.filter(id=actor.user.id).values_list("tier", flat=True)
-        tier = Tier(current[0]) if current else Tier.NORMAL
+        # Read afresh, not from the actor: a WebSocket's actor is as old as its connection.
+        current = await USER_BY_ID.first(actor.user.id)
+        tier = current.tier if current is not None else Tier.NORMAL
         if code:
             held, coupon = await coupons.usable(actor.user.id, code, product)
             terms = CouponTerms.of(coupon)
