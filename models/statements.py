@@ -26,23 +26,34 @@ class Select(Generic[M]):
 
     ``where`` names model fields (or their columns, ``buyer_id``); values are passed in the
     same order and converted by those fields (enums, UUIDs, datetimes) as the ORM would.
-    ``order_by`` is a field name, ``-`` first for descending.
+    ``order_by`` is a field name, ``-`` first for descending. ``related`` names one foreign
+    key whose row comes with it (LEFT JOIN), set on the instance as ``select_related`` does.
     """
 
-    def __init__(self, model: type[M], *where: str, order_by: str | None = None, limit: int | None = None) -> None:
+    def __init__(self, model: type[M], *where: str, order_by: str | None = None, limit: int | None = None,
+                 related: str | None = None) -> None:
         self.model = model
         self._names = where
         self._order_by = order_by
         self._limit = f" LIMIT {int(limit)}" if limit is not None else ""
+        self._related = related
         self._fields: list[Any] | None = None
+        self._keys: tuple[list[str], list[str]] = ([], [])
         self._sql: dict[str, str] = {}
 
     def _resolve(self) -> list[Any]:
         # At first use, not at import: Tortoise adds the foreign keys' columns (``order_id``)
         # to a model's fields when it initialises.
         if self._fields is None:
-            self._fields = [self.model._meta.fields_map[name] for name in self._names]
+            meta = self.model._meta
+            related = self._related_model()
+            self._keys = (list(meta.fields_db_projection.values()),
+                          list(related._meta.fields_db_projection.values()) if related is not None else [])
+            self._fields = [meta.fields_map[name] for name in self._names]
         return self._fields
+
+    def _related_model(self) -> type[Model] | None:
+        return self.model._meta.fields_map[self._related].related_model if self._related else None
 
     def sql(self, dialect: str) -> str:
         sql = self._sql.get(dialect)
@@ -51,14 +62,20 @@ class Select(Generic[M]):
             self._resolve()
             where = [meta.fields_db_projection[name] for name in self._names]
             marks = [f"${n}" for n in range(1, len(where) + 1)] if dialect == "postgres" else ["?"] * len(where)
-            condition = " AND ".join(f'"{column}" = {mark}' for column, mark in zip(where, marks, strict=True))
+            condition = " AND ".join(f't."{column}" = {mark}' for column, mark in zip(where, marks, strict=True))
             order = ""
             if self._order_by is not None:
                 column = meta.fields_db_projection[self._order_by.lstrip("-")]
-                order = f' ORDER BY "{column}"' + (" DESC" if self._order_by.startswith("-") else "")
-            columns = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
+                order = f' ORDER BY t."{column}"' + (" DESC" if self._order_by.startswith("-") else "")
+            columns = ", ".join([f't."{column}"' for column in self._keys[0]] + [f'r."{column}"' for column in self._keys[1]])
+            source = f'"{meta.db_table}" t'
+            related = self._related_model()
+            if self._related is not None and related is not None:
+                key = meta.fields_map[self._related].source_field or f"{self._related}_id"
+                source += (f' LEFT JOIN "{related._meta.db_table}" r '
+                           f'ON r."{related._meta.db_pk_column}" = t."{meta.fields_db_projection[key]}"')
             sql = self._sql[dialect] = (
-                f'SELECT {columns} FROM "{meta.db_table}"' + (f" WHERE {condition}" if condition else "") + order + self._limit
+                f"SELECT {columns} FROM {source}" + (f" WHERE {condition}" if condition else "") + order + self._limit
             )
         return sql
 
@@ -69,7 +86,20 @@ class Select(Generic[M]):
         connection = self.model._meta.db  # the task's transaction, if it is in one, as for the ORM
         params = [field.to_db_value(value, None) for field, value in zip(fields, values, strict=True)]
         _, rows = await connection.execute_query(self.sql(connection.capabilities.dialect), params)
-        return [self.model._init_from_db(**dict(row)) for row in rows]
+        own, joined = self._keys
+        related = self._related_model()
+        found = []
+        for row in rows:
+            cells = tuple(row)
+            instance = self.model._init_from_db(**dict(zip(own, cells[: len(own)], strict=True)))
+            if related is not None:
+                theirs = cells[len(own):]
+                # No related row (a LEFT JOIN's nulls): None, as select_related leaves it.
+                other = related._init_from_db(**dict(zip(joined, theirs, strict=True))) if any(
+                    value is not None for value in theirs) else None
+                object.__setattr__(instance, f"_{self._related}", other)
+            found.append(instance)
+        return found
 
     async def first(self, *values: Any) -> M | None:
         found = await self.all(*values)

@@ -76,8 +76,8 @@ async def test_order_and_limit_and_the_callers_transaction(stack) -> None:  # ty
 async def test_the_statement_text_is_written_once_per_dialect(stack) -> None:  # type: ignore[no-untyped-def]
     select = Select(OrderEvent, "order_id", "status", order_by="-id", limit=1)
     assert select.sql("postgres") is select.sql("postgres")
-    assert select.sql("postgres").endswith('WHERE "order_id" = $1 AND "status" = $2 ORDER BY "id" DESC LIMIT 1')
-    assert select.sql("sqlite").endswith('WHERE "order_id" = ? AND "status" = ? ORDER BY "id" DESC LIMIT 1')
+    assert select.sql("postgres").endswith('WHERE t."order_id" = $1 AND t."status" = $2 ORDER BY t."id" DESC LIMIT 1')
+    assert select.sql("sqlite").endswith('WHERE t."order_id" = ? AND t."status" = ? ORDER BY t."id" DESC LIMIT 1')
     try:
         await select.first(1)
     except TypeError:
@@ -99,3 +99,24 @@ async def test_a_fixed_conditional_update_changes_only_what_still_matches(stack)
     assert stored.status == OrderStatus.PAID and stored.paid_at == paid_at and stored.updated_at == paid_at
     assert ORDER_IF_STATUS.sql("postgres", tuple(changes)) is ORDER_IF_STATUS.sql("postgres", tuple(changes))
     assert ORDER_IF_STATUS.sql("postgres", ("status",)) == 'UPDATE "orders" SET "status" = $1 WHERE "id" = $2 AND "status" = $3'
+
+
+async def test_a_fixed_select_brings_its_related_row_as_select_related_does(stack) -> None:  # type: ignore[no-untyped-def]
+    from models.commerce.catalog import PRODUCT_WITH_MERCHANT, Product
+    from models.commerce.merchants import Merchant
+    from models.commerce.orders import ORDER_WITH_MERCHANT, ORDER_WITH_PRODUCT
+
+    (buyer,) = await make_users(1)
+    order = await an_order(buyer.id)
+    expected = await Order.filter(id=order.id).select_related("product").first()
+    found = await ORDER_WITH_PRODUCT.first(order.id)
+    assert expected is not None and found is not None
+    assert columns(found, Order) == columns(expected, Order)
+    assert columns(found.product, Product) == columns(expected.product, Product) and not found.product._partial
+    with_shop = await ORDER_WITH_MERCHANT.first(order.id)
+    assert with_shop is not None and columns(with_shop.merchant, Merchant) == columns(await Merchant.get(id=order.merchant_id), Merchant)
+    product = await PRODUCT_WITH_MERCHANT.first(order.product_id)
+    assert product is not None and product.merchant.id == product.merchant_id
+    assert await ORDER_WITH_PRODUCT.first(order.id + 10_000) is None
+    assert ORDER_WITH_PRODUCT.sql("postgres").split(" FROM ")[1].startswith(
+        '"orders" t LEFT JOIN "product" r ON r."id" = t."product_id" WHERE t."id" = $1')

@@ -8,6 +8,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.commerce.merchants import Category, Merchant
+from models.statements import Select
 
 
 class DeliveryKind(StrEnum):
@@ -78,3 +79,7 @@ class Product(Model):
             ("status", "price", "id"),
             ("status", "sold_count", "id"),
         )
+
+
+#: createOrder's product with its shop, a fixed statement (models/statements.py).
+PRODUCT_WITH_MERCHANT = Select(Product, "id", limit=1, related="merchant")

@@ -133,3 +133,6 @@ ORDER_BY_ID = Select(Order, "id", limit=1)
 LAST_ORDER_EVENT = Select(OrderEvent, "order_id", order_by="-id", limit=1)
 #: The state machine's conditional update (resolvers/commerce/orders.py ``transition``).
 ORDER_IF_STATUS = Update(Order, "id", "status")
+#: The delivery job's order with its product, and one order with its shop (who may see it).
+ORDER_WITH_PRODUCT = Select(Order, "id", limit=1, related="product")
+ORDER_WITH_MERCHANT = Select(Order, "id", limit=1, related="merchant")

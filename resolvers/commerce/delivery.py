@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from kameng.settings import get_settings
 from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import Merchant
-from models.commerce.orders import Order, OrderStatus
+from models.commerce.orders import ORDER_WITH_PRODUCT, Order, OrderStatus
 from resolvers.accounts import notifications
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor
@@ -39,7 +39,7 @@ class NotEnoughKeys(Exception):
 
 async def deliver_order(order_id: int) -> None:
     """Deliver a paid order (idempotent). Raises ``SupplierUnavailable`` to be retried."""
-    order = await Order.filter(id=order_id).select_related("product").first()
+    order = await ORDER_WITH_PRODUCT.first(order_id)
     if order is None or order.awaiting_claim:
         return  # a gift is delivered when its recipient claims it (resolvers/commerce/gifts.py)
     product: Product = order.product

@@ -16,9 +16,12 @@ from tortoise.exceptions import DoesNotExist, IntegrityError
 from kameng import runtime
 from kameng.security import hash_password, verify_password
 from kameng.settings import get_settings
-from models.commerce.catalog import DeliveryKind, Product, ProductStatus
+from models.commerce.catalog import PRODUCT_WITH_MERCHANT, DeliveryKind, ProductStatus
 from models.commerce.merchants import MerchantStatus
-from models.commerce.orders import LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_IF_STATUS, Order, OrderEvent, OrderStatus, can_transition
+from models.commerce.orders import (
+    LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_IF_STATUS, ORDER_WITH_MERCHANT, Order, OrderEvent, OrderStatus,
+    can_transition,
+)
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.users import normalise_email
@@ -177,7 +180,7 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     if existing is not None:
         return _same_request(existing, request)
 
-    product = await Product.filter(id=request.product_id).select_related("merchant").first()
+    product = await PRODUCT_WITH_MERCHANT.first(request.product_id)
     if product is None or product.status != ProductStatus.ACTIVE:
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such product.", "productId")
     if product.merchant.status != MerchantStatus.ACTIVE:
@@ -301,7 +304,10 @@ async def sweep_expired() -> int:
 
 async def visible_order(actor: Actor, order_id: int) -> Order | None:
     """The order, if the actor is its buyer, its merchant's owner, or staff; else None."""
-    return (await visible_orders(actor, [order_id]))[0]
+    if actor.user is None:
+        return None
+    order = await ORDER_WITH_MERCHANT.first(order_id)
+    return order if order is not None and _may_see(actor, order) else None
 
 
 async def visible_orders(actor: Actor, order_ids: list[int]) -> list[Order | None]:
@@ -309,11 +315,11 @@ async def visible_orders(actor: Actor, order_ids: list[int]) -> list[Order | Non
     if actor.user is None:
         return [None] * len(order_ids)
     found = {o.id: o for o in await Order.filter(id__in=order_ids).select_related("merchant")}
-    return [
-        order if order is not None and (is_buyer(actor, order) or allowed(actor, owner_id=order.merchant.owner_id))
-        else None
-        for order in (found.get(i) for i in order_ids)
-    ]
+    return [order if order is not None and _may_see(actor, order) else None for order in (found.get(i) for i in order_ids)]
+
+
+def _may_see(actor: Actor, order: Order) -> bool:
+    return is_buyer(actor, order) or allowed(actor, owner_id=order.merchant.owner_id)
 
 
 async def order_to_follow(actor: Actor, order_id: int, credentials: tuple[str, str] | None = None) -> Order:
