@@ -150,7 +150,7 @@ async def test_budget_empties_and_refills(stack: Stack, make_client: Any, frozen
     body = response.json()
     # Refused before execution: the token's session is read, as for any request, and nothing else.
     assert queries.count == signing_in.count == 1
-    assert queries.statements[0].startswith('SELECT "auth_session"'), queries.statements
+    assert 'FROM "auth_session" s JOIN "user" u' in queries.statements[0], queries.statements
     assert body.get("data") is None
     (error,) = body["errors"]
     retry = math.ceil((HEAVY_COST - left) / rate)

@@ -276,12 +276,9 @@ async def _take_units(product_id: int, quantity: int) -> bool:
 async def take_keys(product_id: int, order_id: int, quantity: int, status: CardKeyStatus) -> int:
     """Bind up to ``quantity`` available keys of a product to an order; returns how many.
 
-    One statement: the candidates are picked in id order (on PostgreSQL locked with FOR UPDATE
-    SKIP LOCKED, so concurrent buyers take different keys without waiting) and updated only
-    while still available; the rows it changed are what counts. Written once per dialect: it
-    runs for every card-key order and sale, and building its two ORM statements cost more
-    CPU than running them (issue 15).
-    """
+    One statement, written once per dialect (it runs for every card-key order, issue 15): keys
+    picked in id order (on PostgreSQL FOR UPDATE SKIP LOCKED: concurrent buyers take different
+    keys without waiting), changed only while still available, counted by the rows changed."""
     connection = connections.get("default")
     sold = status == CardKeyStatus.SOLD
     values: list[Any] = [status.value, order_id]
