@@ -21,6 +21,11 @@ from tortoise.models import Model
 M = TypeVar("M", bound=Model)
 
 
+def placeholders(dialect: str, count: int, start: int = 1) -> list[str]:
+    """The parameter marks of a statement: ``$1, $2...`` on PostgreSQL, ``?`` on SQLite."""
+    return [f"${start + i}" for i in range(count)] if dialect == "postgres" else ["?"] * count
+
+
 class Select(Generic[M]):
     """``SELECT <every column> FROM <table> WHERE a = ? AND b = ? [ORDER BY ...] [LIMIT n]``.
 
@@ -61,7 +66,7 @@ class Select(Generic[M]):
             meta = self.model._meta
             self._resolve()
             where = [meta.fields_db_projection[name] for name in self._names]
-            marks = [f"${n}" for n in range(1, len(where) + 1)] if dialect == "postgres" else ["?"] * len(where)
+            marks = placeholders(dialect, len(where))
             condition = " AND ".join(f't."{column}" = {mark}' for column, mark in zip(where, marks, strict=True))
             order = ""
             if self._order_by is not None:
@@ -122,7 +127,7 @@ class Update(Generic[M]):
         if sql is None:
             projection = self.model._meta.fields_db_projection
             count = len(changed) + len(self._names)
-            marks = iter([f"${n}" for n in range(1, count + 1)] if dialect == "postgres" else ["?"] * count)
+            marks = iter(placeholders(dialect, count))
             changes = ", ".join(f'"{projection[name]}" = {next(marks)}' for name in changed)
             condition = " AND ".join(f'"{projection[name]}" = {next(marks)}' for name in self._names)
             sql = self._sql[key] = f'UPDATE "{self.model._meta.db_table}" SET {changes} WHERE {condition}'

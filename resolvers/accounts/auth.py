@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from tortoise.expressions import Q
 from kameng.security import InvalidToken, decode_access_token
 from kameng.settings import get_settings
 from models.accounts.users import AuthSession, User
+from models.statements import placeholders
 from resolvers.accounts import permissions
 from resolvers.accounts.permissions import Action
 from resolvers.errors import ErrorCode, UserFacingError
@@ -70,19 +72,14 @@ async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Act
 # The statement is written once per process and dialect: it runs for every request that
 # carries a token and every WebSocket re-check, and building it through the ORM (pypika,
 # the join, the filters) cost more CPU than sending it and reading the row (issue 15).
-_LIVE_SESSION_SQL: dict[str, str] = {}
-
-
+@functools.cache
 def _live_session_sql(dialect: str) -> str:
-    sql = _LIVE_SESSION_SQL.get(dialect)
-    if sql is None:
-        marks = ("$1", "$2", "$3") if dialect == "postgres" else ("?", "?", "?")
-        columns = ", ".join(f'u."{column}"' for column in User._meta.fields_db_projection.values())
-        sql = _LIVE_SESSION_SQL[dialect] = (
-            f'SELECT {columns} FROM "{AuthSession._meta.db_table}" s JOIN "{User._meta.db_table}" u ON u."id" = s."user_id" '
-            f'WHERE s."id" = {marks[0]} AND s."user_id" = {marks[1]} AND s."revoked_at" IS NULL AND s."expires_at" > {marks[2]}'
-        )
-    return sql
+    marks = placeholders(dialect, 3)
+    columns = ", ".join(f'u."{column}"' for column in User._meta.fields_db_projection.values())
+    return (
+        f'SELECT {columns} FROM "{AuthSession._meta.db_table}" s JOIN "{User._meta.db_table}" u ON u."id" = s."user_id" '
+        f'WHERE s."id" = {marks[0]} AND s."user_id" = {marks[1]} AND s."revoked_at" IS NULL AND s."expires_at" > {marks[2]}'
+    )
 
 
 async def live_session_user(session_id: uuid.UUID, user_id: int) -> User | None:

@@ -39,6 +39,7 @@ from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import KEYS_OF_ORDER, CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
+from models.statements import placeholders
 from resolvers.accounts import permissions
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action
@@ -285,9 +286,9 @@ async def take_keys(product_id: int, order_id: int, quantity: int, status: CardK
     if sold:
         values.append(CardKey._meta.fields_map["sold_at"].to_db_value(datetime.now(UTC), None))
     values += [product_id, CardKeyStatus.AVAILABLE.value, quantity, CardKeyStatus.AVAILABLE.value]
-    postgres = connection.capabilities.dialect == "postgres"
-    taken, rows = await connection.execute_query(_take_sql(connection.capabilities.dialect, sold), values)
-    if postgres:  # a WITH statement comes back as rows, not as a count
+    dialect = connection.capabilities.dialect
+    taken, rows = await connection.execute_query(_take_sql(dialect, sold), values)
+    if dialect == "postgres":  # a WITH statement comes back as rows, not as a count
         taken = len(rows)
     if taken:
         cache_tags.touch(cache_tags.stock(product_id))
@@ -296,12 +297,11 @@ async def take_keys(product_id: int, order_id: int, quantity: int, status: CardK
 
 @functools.cache
 def _take_sql(dialect: str, sold: bool) -> str:
-    postgres = dialect == "postgres"
-    marks = iter([f"${n}" for n in range(1, 8)] if postgres else ["?"] * 7)
+    marks = iter(placeholders(dialect, 7))
     changes = f'"status" = {next(marks)}, "order_id" = {next(marks)}' + (f', "sold_at" = {next(marks)}' if sold else "")
     pick = (f'SELECT "id" FROM "card_key" WHERE "product_id" = {next(marks)} AND "status" = {next(marks)} '
             f'ORDER BY "id" LIMIT {next(marks)}')
-    if postgres:
+    if dialect == "postgres":
         # The pick is materialised, so it runs (and locks) once: written as IN (subquery) the
         # planner may rescan it per row and bind more keys than asked.
         return (f'WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE "card_key" k SET {changes} '

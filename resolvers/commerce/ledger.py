@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from models.commerce.ledger import Account, Entry, Posting
 from models.commerce.orders import Order
+from models.statements import placeholders
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 
@@ -122,10 +123,8 @@ def _balance_sql(dialect: str, guarded: bool) -> str:
 
     Written once per dialect, as the ORM wrote it (on SQLite the column is cast, as Tortoise
     does): it runs twice or more for every payment (issue 15)."""
-    if dialect == "postgres":
-        balance, marks = '"balance"', ("$1", "$2", "$3")
-    else:
-        balance, marks = 'CAST("balance" AS NUMERIC)', ("?", "?", "?")
+    balance = '"balance"' if dialect == "postgres" else 'CAST("balance" AS NUMERIC)'
+    marks = placeholders(dialect, 3)
     sql = f'UPDATE "ledger_account" SET "balance" = {balance} + {marks[0]} WHERE "id" = {marks[1]}'
     return sql + (f" AND {balance} >= {marks[2]}" if guarded else "")
 

@@ -24,6 +24,7 @@ from kameng.settings import get_settings
 from models.commerce.catalog import LateCompensation, Product
 from models.commerce.orders import Order
 from models.loyalty.coupons import Coupon, CouponScope
+from models.statements import placeholders
 from resolvers.commerce.inputs import bounded_int, parse_amount
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from subscriptions import jobs, outbox
@@ -86,10 +87,6 @@ def since_db_value(days: float, now: datetime | None = None) -> Any:
     """``now - days`` as the database stores ``delivered_at`` (SQLite compares text)."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     return Order._meta.fields_map["delivered_at"].to_db_value(since, Order)
-
-
-def placeholders(dialect: str, count: int, start: int = 1) -> list[str]:
-    return [f"${start + i}" for i in range(count)] if dialect == "postgres" else ["?"] * count
 
 
 async def delivery_stats(merchant_ids: list[int]) -> list[DeliveryStats]:

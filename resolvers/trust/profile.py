@@ -25,7 +25,8 @@ from tortoise.functions import Sum
 
 from kameng.settings import get_settings
 from models.commerce.catalog import Product
-from resolvers.commerce.promises import placeholders, since_db_value
+from models.statements import placeholders
+from resolvers.commerce.promises import since_db_value
 
 
 @dataclass(frozen=True, slots=True)

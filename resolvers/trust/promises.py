@@ -27,8 +27,9 @@ from kameng.settings import get_settings
 from models.commerce.catalog import LateCompensation, Product
 from models.commerce.orders import Order
 from models.trust.promises import LateDeliveryCompensation
+from models.statements import placeholders
 from resolvers.commerce import ledger
-from resolvers.commerce.promises import is_late, placeholders, since_db_value
+from resolvers.commerce.promises import is_late, since_db_value
 from resolvers.errors import UserFacingError
 from resolvers.loyalty import coupons, points
 from subscriptions import outbox
