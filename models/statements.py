@@ -8,8 +8,9 @@ still come back as the models' own instances (``Model._init_from_db``, as Tortoi
 them: every column, converted by the fields), so nothing downstream can tell the difference.
 
 Only what reads like a declaration goes here: ``Select`` (every column of one table, equality
-on named columns, an optional order and limit) and ``Update`` (plain values set where named
-columns are equal, as a state machine's conditional update). Anything else stays on the ORM.
+on named columns, an optional order and limit), ``Update`` (plain values set where named
+columns are equal, as a state machine's conditional update) and ``InsertNew`` (rows inserted
+unless a unique key already holds them, the new ones returned). Anything else stays on the ORM.
 """
 
 from __future__ import annotations
@@ -143,3 +144,50 @@ class Update(Generic[M]):
         connection = self.model._meta.db
         updated, _ = await connection.execute_query(self.sql(connection.capabilities.dialect, changed), params)
         return updated
+
+
+class InsertNew(Generic[M]):
+    """``INSERT INTO <table> (...) VALUES (...), ... ON CONFLICT DO NOTHING RETURNING <every column>``.
+
+    The rows that were new come back as instances; a row whose unique key is already taken
+    (by a committed row, or by a concurrent transaction once it commits) does not. It is how
+    an idempotent write learns "first time or replay" in one statement, with no savepoint to
+    set and release around a failing INSERT (two more round trips each time). Columns and
+    values are the ORM's own (``auto_now_add`` filled, enums and JSON converted by the fields).
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self._sql: dict[tuple[str, int], str] = {}
+        self._names: list[str] | None = None
+
+    def _fields(self) -> list[str]:
+        if self._names is None:  # at first use: the foreign keys' columns exist after init
+            meta = self.model._meta
+            self._names = [name for name in meta.fields_db_projection if not (name == meta.pk_attr and meta.pk.generated)]
+        return self._names
+
+    def sql(self, dialect: str, rows: int) -> str:
+        sql = self._sql.get((dialect, rows))
+        if sql is None:
+            meta = self.model._meta
+            names = self._fields()
+            columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
+            marks = iter(placeholders(dialect, len(names) * rows))
+            values = ", ".join("(" + ", ".join(next(marks) for _ in names) + ")" for _ in range(rows))
+            every = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
+            sql = self._sql[(dialect, rows)] = (
+                f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {every}'
+            )
+        return sql
+
+    async def run(self, instances: list[M]) -> list[M]:
+        if not instances:
+            return []
+        fields = self.model._meta.fields_map
+        names = self._fields()
+        params = [fields[name].to_db_value(getattr(instance, name), instance) for instance in instances for name in names]
+        connection = self.model._meta.db
+        # The dict form: the plain one sends an INSERT without fetching what it returns.
+        rows = await connection.execute_query_dict(self.sql(connection.capabilities.dialect, len(instances)), params)
+        return [self.model._init_from_db(**row) for row in rows]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from models.discovery.events import EventKind
@@ -49,13 +50,19 @@ def clear_commit_hooks() -> None:
 
 
 @asynccontextmanager
-async def atomic() -> AsyncIterator[Any]:
+async def atomic(*, join: bool = False) -> AsyncIterator[Any]:
     """A database transaction whose outbox rows are relayed once it commits.
 
-    Nested use joins the outer transaction; the relay is woken by the outermost one.
+    Nested use joins the outer transaction; the relay is woken by the outermost one. Nested,
+    it is a savepoint (an error inside rolls back only what it did), unless ``join``: then it
+    is simply the outer transaction, for callers that recover from no error inside and so
+    need not pay a savepoint's two round trips (SAVEPOINT, RELEASE) on a hot path.
     """
     outer = _emitted.get()
     if outer is not None:
+        if join:
+            yield connections.get("default")
+            return
         async with in_transaction() as connection:
             yield connection
         return

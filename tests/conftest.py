@@ -309,11 +309,13 @@ class QueryCounter(logging.Handler):
         self.statements: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.note(record.getMessage())
+
+    def note(self, statement: str) -> None:
         # Only statements made while serving a request (the middleware binds a request id):
         # background sweeps, jobs and the outbox relay share the loop but not that context.
-        if not structlog.contextvars.get_contextvars().get("request_id"):
-            return
-        self.statements.append(record.getMessage())
+        if structlog.contextvars.get_contextvars().get("request_id"):
+            self.statements.append(statement)
 
     @property
     def count(self) -> int:
@@ -322,13 +324,30 @@ class QueryCounter(logging.Handler):
 
 @contextlib.contextmanager
 def count_queries() -> Iterator[QueryCounter]:
+    """The statements sent while serving requests, savepoints among them: a nested
+    ``in_transaction()`` is two more round trips (SAVEPOINT, then RELEASE or ROLLBACK TO)
+    that the ORM's statement log does not show."""
+    from tortoise.backends.base.client import NestedTransactionContext
+
     logger = logging.getLogger("tortoise.db_client")
     counter = QueryCounter()
     previous = logger.level
+    enter, leave = NestedTransactionContext.__aenter__, NestedTransactionContext.__aexit__
+
+    async def savepoint(self: Any) -> Any:
+        counter.note("SAVEPOINT")
+        return await enter(self)
+
+    async def release(self: Any, *exc: Any) -> Any:
+        counter.note("ROLLBACK TO SAVEPOINT" if exc[0] else "RELEASE SAVEPOINT")
+        return await leave(self, *exc)
+
     logger.setLevel(logging.DEBUG)
     logger.addHandler(counter)
+    NestedTransactionContext.__aenter__, NestedTransactionContext.__aexit__ = savepoint, release  # type: ignore[method-assign]
     try:
         yield counter
     finally:
+        NestedTransactionContext.__aenter__, NestedTransactionContext.__aexit__ = enter, leave  # type: ignore[method-assign]
         logger.removeHandler(counter)
         logger.setLevel(previous)

@@ -16,9 +16,10 @@ from tests.factories import make_product
 from tests.test_delivery import buyer_client, gid, pk
 from tests.test_payments import ORDER_ONLY
 
-#: ORM statements of one card-key delivery, PAID to DELIVERED in one transaction (transaction
-#: control and the relay's publication after the commit not counted). Today's count, as a bound:
-#: each statement is a round trip and a few hundred µs of CPU (bench/README.md, issue 15).
+#: Statements of one card-key delivery, PAID to DELIVERED in one transaction, savepoints counted
+#: (BEGIN, COMMIT and the relay's publication after the commit not). Today's count, as a bound:
+#: each statement is a round trip and a few hundred µs of CPU (bench/README.md, issue 15). It
+#: was 13 plus two uncounted savepoints (four round trips) around the notification's insert.
 DELIVER_ORDER_STATEMENTS = 13
 
 

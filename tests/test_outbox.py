@@ -181,3 +181,20 @@ async def test_an_inner_failure_caught_by_the_outer_block_keeps_the_outer_rows(r
     assert payloads(got) == ["kept", "last"]
     assert [e.data["_outbox"] for e in got] == [kept.id, last.id]
     assert sorted(await OutboxEntry.filter(topic=topic).values_list("id", flat=True)) == [kept.id, last.id]
+
+
+async def test_a_joining_block_is_the_outer_transaction_itself(rt: Runtime) -> None:
+    """``atomic(join=True)`` sets no savepoint: inside another block, what it wrote stands or
+    falls with that block; on its own it is a transaction of its own."""
+    topic = new_topic()
+    with pytest.raises(Boom):
+        async with outbox.atomic():
+            async with outbox.atomic(join=True):
+                await outbox.emit(topic, {"n": "joined"})
+            raise Boom
+    assert not await OutboxEntry.filter(topic=topic).exists()
+    async with listening(rt, topic) as events:
+        async with outbox.atomic(join=True):
+            alone = await outbox.emit(topic, {"n": "alone"})
+        got = await take(events, 1)
+    assert payloads(got) == ["alone"] and got[0].data["_outbox"] == alone.id

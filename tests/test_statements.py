@@ -120,3 +120,36 @@ async def test_a_fixed_select_brings_its_related_row_as_select_related_does(stac
     assert await ORDER_WITH_PRODUCT.first(order.id + 10_000) is None
     assert ORDER_WITH_PRODUCT.sql("postgres").split(" FROM ")[1].startswith(
         '"orders" t LEFT JOIN "product" r ON r."id" = t."product_id" WHERE t."id" = $1')
+
+
+async def test_insert_new_returns_the_rows_that_were_new_and_nothing_for_a_taken_key(stack) -> None:  # type: ignore[no-untyped-def]
+    from models.accounts.notifications import Notification
+    from models.commerce.ledger import Account
+    from models.statements import InsertNew
+
+    new_accounts, prefix = InsertNew(Account), f"test:{uuid.uuid4().hex[:8]}:"
+    first = await new_accounts.run([Account(code=prefix + "a", currency="CNY", allow_negative=False)])
+    assert len(first) == 1 and first[0]._saved_in_db and not first[0]._partial
+    assert columns(first[0], Account) == columns(await Account.get(code=prefix + "a"), Account)
+    # A taken key is no error and no row: only the new one comes back.
+    again = await new_accounts.run([Account(code=prefix + code, currency="CNY", allow_negative=True) for code in "ab"])
+    assert [(a.code, a.allow_negative) for a in again] == [(prefix + "b", True)]
+    assert not (await Account.get(code=prefix + "a")).allow_negative
+    # In the caller's transaction: gone with it.
+    try:
+        async with in_transaction():
+            assert len(await new_accounts.run([Account(code=prefix + "c", currency="CNY")])) == 1
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    assert not await Account.filter(code=prefix + "c").exists()
+    # The fields fill what the ORM fills (auto_now_add, JSON) and the row reads back as the ORM's.
+    (user,) = await make_users(1)
+    new_notes = InsertNew(Notification)
+    made = await new_notes.run([Notification(user_id=user.id, kind="TEST", title="t", data={"a": [1]}, dedupe_key=prefix)])
+    assert len(made) == 1 and made[0].created_at is not None and made[0].data == {"a": [1]}
+    assert columns(made[0], Notification) == columns(await Notification.get(id=made[0].id), Notification)
+    assert await new_notes.run([Notification(user_id=user.id, kind="TEST", title="again", dedupe_key=prefix)]) == []
+    assert new_accounts.sql("postgres", 2) is new_accounts.sql("postgres", 2)
+    assert new_accounts.sql("postgres", 2).startswith(
+        'INSERT INTO "ledger_account" ("code", "currency", "allow_negative", "balance") VALUES ($1, $2, $3, $4), ($5,')

@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
 
 from models.accounts.notifications import Notification
 from models.accounts.users import AuthSession
+from models.statements import InsertNew
 from resolvers.accounts.auth import Actor, require
 from resolvers.pagination import Page, paginate
 from subscriptions import outbox
 from subscriptions import topics
 from subscriptions.bus import EventBus
 
+NEW_NOTIFICATION = InsertNew(Notification)
 #: At most this many missed notifications are replayed to a resuming subscriber.
 RESUME_MAX = 100
 
@@ -38,18 +39,16 @@ async def notify(
     ``dedupe_key`` makes it idempotent: a job that runs twice notifies once (returns None
     the second time).
     """
-    async with outbox.atomic():
-        # No look before the insert: the keys callers pass are mostly new (an order event's
-        # id), and a duplicate is refused by the unique index inside the savepoint anyway.
-        try:
-            async with outbox.atomic():
-                note = await Notification.create(
-                    user_id=user_id, kind=kind, title=title, body=body, data=data or {}, dedupe_key=dedupe_key
-                )
-        except IntegrityError:
+    async with outbox.atomic(join=True):
+        # No look before the insert and no savepoint around it (it runs in every payment and
+        # delivery): the keys callers pass are mostly new (an order event's id), and the
+        # insert that finds its key taken returns no row.
+        made = await NEW_NOTIFICATION.run(
+            [Notification(user_id=user_id, kind=kind, title=title, body=body, data=data or {}, dedupe_key=dedupe_key)])
+        if not made:
             return None
-        await outbox.emit(topic_for(user_id), {"notification": note.id})
-        return note
+        await outbox.emit(topic_for(user_id), {"notification": made[0].id})
+        return made[0]
 
 
 async def notify_grouped(

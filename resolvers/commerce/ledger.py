@@ -13,18 +13,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tortoise import connections
-from tortoise.exceptions import IntegrityError
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 from models.commerce.ledger import Account, Entry, Posting
 from models.commerce.orders import Order
-from models.statements import placeholders
+from models.statements import InsertNew, placeholders
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 
 CENT = Decimal("0.01")
 PLATFORM_FEES = "platform:fees"
 ADJUSTMENTS = "platform:adjustments"
+NEW_ACCOUNTS = InsertNew(Account)
+NEW_POSTING = InsertNew(Posting)
 #: Accounts that stand for the outside world or the platform's books, which may be negative.
 _SYSTEM_PREFIXES = ("gateway:", "platform:")
 
@@ -59,18 +61,17 @@ def money(value: Decimal | str | int) -> Decimal:
 
 
 async def accounts(codes: Iterable[str], currency: str = "CNY") -> dict[str, Account]:
-    """The accounts with these codes, those missing created: one SELECT when all exist, and
-    one INSERT ... ON CONFLICT DO NOTHING plus one SELECT for the new ones (a concurrent
-    creator's row is then simply read)."""
+    """The accounts with these codes, those missing created: one SELECT when all exist, plus
+    one INSERT ... ON CONFLICT DO NOTHING RETURNING for the new ones (an order's escrow, on
+    every payment); only a row a concurrent creator took first is read again."""
     wanted = set(codes)
     found = {a.code: a for a in await Account.filter(code__in=wanted)}
     missing = sorted(wanted - found.keys())
     if missing:
-        await Account.bulk_create(
-            [Account(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES)) for code in missing],
-            ignore_conflicts=True,
-        )
-        found.update({a.code: a for a in await Account.filter(code__in=missing)})
+        found.update({a.code: a for a in await NEW_ACCOUNTS.run(
+            [Account(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES)) for code in missing])})
+        if taken := [code for code in missing if code not in found]:
+            found.update({a.code: a for a in await Account.filter(code__in=taken)})
     return found
 
 
@@ -86,34 +87,44 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     ``order_no``: the number of the order whose escrow a leg moves, when the caller holds it
     (escrow.py does), so the trade-log leaf need not read it.
 
-    Raises INSUFFICIENT_BALANCE (rolling back the caller's transaction) if an account that may
-    not go negative would.
+    Raises INSUFFICIENT_BALANCE if an account that may not go negative would. Inside a
+    transaction it opens no savepoint: the error rolls back the caller's transaction, so a
+    caller that recovers from it holds a savepoint of its own around the call.
     """
     legs = [(code, money(amount)) for code, amount in legs if Decimal(amount) != 0]
     if sum((amount for _, amount in legs), Decimal(0)) != 0:
         raise ValueError(f"unbalanced posting {reason}:{reference}: {legs}")
+    if isinstance(connections.get("default"), TransactionalDBClient):
+        return await _post(reason, reference, legs, memo, order_no)  # in the caller's transaction
+    async with in_transaction():  # all or nothing
+        return await _post(reason, reference, legs, memo, order_no)
+
+
+async def _post(reason: str, reference: str, legs: list[tuple[str, Decimal]], memo: str, order_no: str | None) -> bool:
+    # No savepoint of its own (each costs two round trips, SAVEPOINT and RELEASE, on every
+    # payment): a replay is the INSERT that returns no row, and an error rolls back the
+    # caller's transaction, or the savepoint a caller that recovers from it holds
+    # (onboarding, promises and remedies do).
     found = await accounts(code for code, _ in legs)
-    async with in_transaction():  # joins the caller's transaction; all or nothing
-        try:
-            async with in_transaction():  # a savepoint: a duplicate rolls back only this part
-                posting = await Posting.create(reason=reason, reference=reference, memo=memo[:300])
-        except IntegrityError:
-            return False
-        await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
-        await _trade(posting, legs, found, order_no)
-        # The balances last: their row locks are then held only until the caller commits, not
-        # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
-        # One global order (by code), so concurrent postings lock account rows alike and
-        # cannot deadlock each other.
-        connection = connections.get("default")  # the caller's transaction
-        dialect = connection.capabilities.dialect
-        for code, amount in sorted(legs, key=lambda leg: leg[0]):
-            acct = found[code]
-            guarded = amount < 0 and not acct.allow_negative
-            values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
-            updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
-            if updated != 1:
-                raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
+    made = await NEW_POSTING.run([Posting(reason=reason, reference=reference, memo=memo[:300])])
+    if not made:
+        return False
+    posting = made[0]
+    await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
+    await _trade(posting, legs, found, order_no)
+    # The balances last: their row locks are then held only until the caller commits, not
+    # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
+    # One global order (by code), so concurrent postings lock account rows alike and
+    # cannot deadlock each other.
+    connection = connections.get("default")  # the caller's transaction
+    dialect = connection.capabilities.dialect
+    for code, amount in sorted(legs, key=lambda leg: leg[0]):
+        acct = found[code]
+        guarded = amount < 0 and not acct.allow_negative
+        values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
+        updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
+        if updated != 1:
+            raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
     return True
 
 
