@@ -183,7 +183,7 @@ async def test_the_job_fits_the_model_and_bands_buyers_with_their_warning_signs(
     async with outbox.atomic():
         await outbox.enqueue(jobs.fit_churn())
 
-    async def scored() -> bool:  # the job writes buyer by buyer, in no promised order
+    async def scored() -> bool:
         rows = await ChurnScore.filter(user_id__in=[steady.id, slipping.id, gone.id], scored_at__gte=started)
         return len(rows) == 3
 
@@ -255,3 +255,36 @@ async def test_tickets_and_claims_are_after_sales_complaints_once_per_order() ->
     assert scores[both.id].complaints == 2
     # The sign moves the band one step up from what the same purchases give without it.
     assert churn.BANDS.index(scores[ticketed.id].band) == min(2, churn.BANDS.index(scores[quiet.id].band) + 1)
+
+
+async def test_a_scoring_run_replaces_every_score_at_once_or_leaves_them_all(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    product = await make_product()
+    buyers = await make_users(3)
+    for n, user in enumerate(buyers):
+        await orders_for(user.id, product, [float(d) for d in range(3 + n, 120, 7 + n)])
+    ids = [user.id for user in buyers]
+    first = datetime.now(UTC) - timedelta(hours=1)
+    assert await churn.score_all(None, first) >= 3
+    before = {s.user_id: (s.scored_at, s.band) for s in await ChurnScore.filter(user_id__in=ids)}
+    assert len(before) == 3
+
+    # A run that fails while writing (here after its first row) changes no score at all.
+    real = ChurnScore.bulk_create
+
+    async def one_then_fail(rows, **kwargs):  # type: ignore[no-untyped-def]
+        await real(list(rows)[:1], **kwargs)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ChurnScore, "bulk_create", one_then_fail)
+    with pytest.raises(RuntimeError):
+        await churn.score_all(None, datetime.now(UTC))
+    after = {s.user_id: (s.scored_at, s.band) for s in await ChurnScore.filter(user_id__in=ids)}
+    assert after == before
+    monkeypatch.undo()
+
+    # A run that succeeds replaces them all, and drops a buyer no longer profiled.
+    await Order.filter(buyer_id=ids[0]).delete()
+    later = datetime.now(UTC)
+    await churn.score_all(None, later)
+    now_scored = {s.user_id: s.scored_at for s in await ChurnScore.filter(user_id__in=ids)}
+    assert set(now_scored) == set(ids[1:]) and all(at == later for at in now_scored.values())

@@ -12,8 +12,8 @@ warning signs article 004 names, combined into one band.
   on it, or its refund; counted once per order however many of these it had). Only events
   the user let be personalised count.
 
-Fitted and scored by the ``fit_churn`` job and the periodic sweep; a re-run overwrites the
-same rows. With fewer than ``KAMENG_CHURN_MIN_BUYERS`` buyers the last fit is kept, or, with
+Fitted and scored by the ``fit_churn`` job and the periodic sweep; a run replaces every
+score in one transaction. With fewer than ``KAMENG_CHURN_MIN_BUYERS`` buyers the last fit is kept, or, with
 none, ``PRIOR`` (the fit on CDNOW, 1997-09-30) stands in.
 """
 
@@ -26,6 +26,7 @@ from decimal import Decimal
 import numpy as np
 import structlog
 from tortoise.functions import Count
+from tortoise.transactions import in_transaction
 
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
@@ -136,30 +137,37 @@ async def score_all(model: ChurnModel | None, now: datetime | None = None) -> in
     purchases = await rfm.purchases()
     days = evaluation.buyer_days((k, when, total) for k, rows in purchases.items() for when, total in rows)
     summary = evaluation.summarise(days, now.date())
-    if not summary.keys:
-        await ChurnScore.all().delete()
-        return 0
-    # Buyers no longer profiled (personalisation off, account deleted) lose their score.
-    await ChurnScore.exclude(user_id__in=[int(k) for k in summary.keys]).delete()  # type: ignore[call-overload]
     horizon = HORIZON_DAYS / evaluation.WEEK_DAYS
-    alive = bgnbd.p_alive(params, summary.x, summary.t_x, summary.T)
-    expected = bgnbd.expected_purchases(params, horizon, summary.x, summary.t_x, summary.T)
-    p_buy = bgnbd.p_buy_again(params, horizon, summary.x, summary.t_x, summary.T)
-    order_mean = np.array([float(sum(t for _, t in purchases[int(k)])) / len(purchases[int(k)]) for k in summary.keys])
-    per_purchase = bgnbd.expected_spend(spend, summary.x, summary.mean_spend) if spend is not None else order_mean
-    signs = await warning_signs(now)
-    for i, key in enumerate(summary.keys):
-        user_id = int(key)  # type: ignore[call-overload]
-        counts = {name: signs[name].get(user_id, 0) for name in signs}
-        found = signs_of(counts["visits_recent"], counts["visits_before"], counts["abandoned"], counts["complaints"])
-        band = band_with(base_band(1.0 - float(p_buy[i])), found)
-        await ChurnScore.update_or_create(defaults=dict(
-            p_alive=float(alive[i]), expected_purchases_90d=float(expected[i]),
-            expected_spend_90d=Decimal(str(round(float(expected[i] * per_purchase[i]), 2))),
-            visits_recent=counts["visits_recent"], visits_before=counts["visits_before"],
-            abandoned_checkouts=counts["abandoned"], complaints=counts["complaints"], signs=",".join(found),
-            band=band, model_id=model.id if model is not None else None, scored_at=now,
-        ), user_id=user_id)
+    rows: list[ChurnScore] = []
+    if summary.keys:
+        alive = bgnbd.p_alive(params, summary.x, summary.t_x, summary.T)
+        expected = bgnbd.expected_purchases(params, horizon, summary.x, summary.t_x, summary.T)
+        p_buy = bgnbd.p_buy_again(params, horizon, summary.x, summary.t_x, summary.T)
+        order_mean = np.array([float(sum(t for _, t in purchases[int(k)])) / len(purchases[int(k)]) for k in summary.keys])
+        per_purchase = bgnbd.expected_spend(spend, summary.x, summary.mean_spend) if spend is not None else order_mean
+        signs = await warning_signs(now)
+        for i, key in enumerate(summary.keys):
+            user_id = int(key)  # type: ignore[call-overload]
+            counts = {name: signs[name].get(user_id, 0) for name in signs}
+            found = signs_of(counts["visits_recent"], counts["visits_before"], counts["abandoned"], counts["complaints"])
+            rows.append(ChurnScore(
+                user_id=user_id, p_alive=float(alive[i]), expected_purchases_90d=float(expected[i]),
+                expected_spend_90d=Decimal(str(round(float(expected[i] * per_purchase[i]), 2))),
+                visits_recent=counts["visits_recent"], visits_before=counts["visits_before"],
+                abandoned_checkouts=counts["abandoned"], complaints=counts["complaints"], signs=",".join(found),
+                band=band_with(base_band(1.0 - float(p_buy[i])), found),
+                model_id=model.id if model is not None else None, scored_at=now,
+            ))
+    # The whole set replaced in one transaction: a campaign choosing buyers by band meanwhile
+    # reads the last run's scores or this one's, never a mix, and a run that fails leaves the
+    # last one whole. Buyers no longer profiled (personalisation off, account deleted) are
+    # simply not in the new set. On PostgreSQL a second run waits for this one (EXCLUSIVE
+    # lets plain reads through); SQLite has one writer anyway.
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_script(f'LOCK TABLE "{ChurnScore._meta.db_table}" IN EXCLUSIVE MODE')
+        await ChurnScore.all().delete()
+        await ChurnScore.bulk_create(rows, batch_size=500)
     return len(summary.keys)
 
 
