@@ -21,6 +21,7 @@ import os
 import itertools
 import socket
 import tempfile
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -157,6 +158,55 @@ def make_settings(namespace: str, data_dir: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+#: Where a test opened a bare savepoint (a nested ``in_transaction()``) inside ``outbox.atomic()``.
+_bare_savepoints: list[str] = []
+_open_savepoints: dict[int, int] = {}
+
+
+def _guard_savepoints() -> None:
+    """Refuse, in every test, a savepoint inside ``outbox.atomic()`` that is not a nested
+    ``outbox.atomic()``: the outbox writes its rows at commit and forgets those of a nested
+    block that rolls back, which it can only do for the blocks it opened (subscriptions/outbox.py)."""
+    from tortoise.backends.base.client import NestedTransactionContext
+
+    from subscriptions import outbox
+
+    enter, leave = NestedTransactionContext.__aenter__, NestedTransactionContext.__aexit__
+
+    async def guarded_enter(self: Any) -> Any:
+        writes = outbox.current()
+        if writes is None:
+            return await enter(self)
+        opened = _open_savepoints.get(id(writes), 0) + 1
+        if opened > writes.savepoints:
+            _bare_savepoints.append("".join(traceback.format_stack(limit=8)[:-1]))
+            raise AssertionError("a savepoint inside outbox.atomic() must be a nested outbox.atomic(), "
+                                 "not in_transaction(): its rows would be written even if it rolled back")
+        result = await enter(self)
+        _open_savepoints[id(writes)] = opened
+        return result
+
+    async def guarded_leave(self: Any, *exc: Any) -> Any:
+        writes = outbox.current()
+        if writes is not None and _open_savepoints.get(id(writes)):
+            _open_savepoints[id(writes)] -= 1
+            if not _open_savepoints[id(writes)]:
+                del _open_savepoints[id(writes)]
+        return await leave(self, *exc)
+
+    NestedTransactionContext.__aenter__, NestedTransactionContext.__aexit__ = guarded_enter, guarded_leave  # type: ignore[method-assign]
+
+
+_guard_savepoints()
+
+
+@pytest.fixture(autouse=True)
+def no_bare_savepoint_inside_atomic() -> Iterator[None]:
+    _bare_savepoints.clear()
+    yield
+    assert not _bare_savepoints, "a bare savepoint inside outbox.atomic(), opened at:\n" + _bare_savepoints[0]
 
 
 @pytest.fixture(scope="session")

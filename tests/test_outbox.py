@@ -198,3 +198,27 @@ async def test_a_joining_block_is_the_outer_transaction_itself(rt: Runtime) -> N
             alone = await outbox.emit(topic, {"n": "alone"})
         got = await take(events, 1)
     assert payloads(got) == ["alone"] and got[0].data["_outbox"] == alone.id
+
+
+async def test_rows_are_written_at_commit_and_a_bare_savepoint_inside_atomic_is_refused(rt: Runtime) -> None:
+    """The rows of a block are written together just before it commits (ids in the order
+    written); a bare nested in_transaction() could not forget its rows on rollback, so the
+    tests' guard (tests/conftest.py) refuses it wherever a test reaches one."""
+    from tortoise.transactions import in_transaction
+
+    from tests import conftest
+
+    topic = new_topic()
+    async with outbox.atomic():
+        first = await outbox.emit(topic, {"n": 1})
+        second = await outbox.emit(topic, {"n": 2})
+        assert first.id is None and not await OutboxEntry.filter(topic=topic).exists()
+    assert first.id is not None and second.id is not None and first.id < second.id
+    assert await OutboxEntry.filter(topic=topic).order_by("id").values_list("payload", flat=True) == [{"n": 1}, {"n": 2}]
+    with pytest.raises(AssertionError, match="nested outbox.atomic"):
+        async with outbox.atomic():
+            async with in_transaction():
+                await outbox.emit(topic, {"n": "never"})
+    assert conftest._bare_savepoints
+    conftest._bare_savepoints.clear()
+    assert await OutboxEntry.filter(topic=topic).count() == 2

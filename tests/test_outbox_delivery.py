@@ -49,7 +49,8 @@ async def test_concurrent_commits_are_each_published_once_in_order(rt: Runtime) 
 
     async def commit(n: int) -> int:
         async with outbox.atomic():
-            return (await outbox.emit(topic, {"n": n})).id
+            entry = await outbox.emit(topic, {"n": n})
+        return entry.id  # written (and numbered) as the block commits
 
     async with listening(rt, topic) as events:
         ids = await asyncio.gather(*(commit(n) for n in range(60)))

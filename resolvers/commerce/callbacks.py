@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 
 import orjson
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from kameng import kpay
 from kameng.settings import get_settings
@@ -177,7 +176,7 @@ async def _revive(order: Order, actor: str, now: datetime) -> bool:
     if order.user_coupon_id is not None or order.points_used:
         return False
     try:
-        async with in_transaction():
+        async with outbox.atomic():
             if not await inventory.take_again(order):
                 raise _NoStock
             if not await orders.transition(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from models.accounts.users import User
 from models.commerce.catalog import Product
@@ -69,7 +68,7 @@ async def ask(actor: Actor, order_id: int) -> FriendPayRequest:
             found = await FriendPayRequest.get(id=found.id)
         return found
     try:
-        async with in_transaction():
+        async with outbox.atomic():
             return await FriendPayRequest.create(
                 order_id=order.id, requester_id=user.id, code=secrets.token_urlsafe(16), expires_at=order.expires_at
             )

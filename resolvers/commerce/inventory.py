@@ -46,7 +46,7 @@ from resolvers.accounts.permissions import Action
 from resolvers.commerce import key_staging
 from resolvers.commerce.access import is_buyer
 from resolvers.errors import ErrorCode, UserFacingError, invalid
-from subscriptions import cache_tags
+from subscriptions import cache_tags, outbox
 
 #: One GraphQL import at most; the command line has no limit (it reads a file in chunks).
 MAX_KEYS_PER_REQUEST = 10_000
@@ -223,7 +223,7 @@ async def _insert_new(connection: BaseDBAsyncClient, rows: list[tuple[Any, ...]]
     inserted = 0
     for row in rows:
         try:
-            async with in_transaction():
+            async with outbox.atomic():
                 await CardKey.create(**dict(zip(_COLUMNS[:-1], row[:-1], strict=True)))
             inserted += 1
         except IntegrityError:

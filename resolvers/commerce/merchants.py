@@ -9,7 +9,6 @@ import uuid
 from decimal import Decimal
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from models.accounts.users import Role, User
 from models.commerce.merchants import Category, Merchant, MerchantStatus
@@ -57,7 +56,7 @@ async def create_merchant(actor: Actor, *, name: str, description: str = "") -> 
     name = clean_text(name, "name", minimum=2, maximum=MERCHANT_NAME_MAX)
     description = clean_text(description, "description", minimum=0, maximum=MERCHANT_DESCRIPTION_MAX, multiline=True)
     try:
-        async with in_transaction():
+        async with outbox.atomic():
             # Serialise one owner's concurrent attempts: a row lock on PostgreSQL; SQLite runs
             # one write transaction at a time anyway. (Not values_list(): Tortoise drops FOR
             # UPDATE from it.)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tortoise.transactions import in_transaction
-
 from kameng import kpay
 from models.commerce.orders import ORDER_BY_ID, Order, OrderStatus
 from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
@@ -125,7 +123,7 @@ async def _pay_external(order: Order, base_url: str, provider_name: str = "kpay"
     if existing is not None:
         return Paid(order, existing)
     notify_url = callback_url(base_url, provider.name)
-    async with in_transaction():
+    async with outbox.atomic():
         payment = await Payment.create(
             order_id=order.id,
             method=PaymentMethod.EXTERNAL,

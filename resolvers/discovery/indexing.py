@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
-from tortoise.transactions import in_transaction
 
 from kameng import text
 from models.commerce.catalog import Product
 from models.community.posts import ContentStatus, Post
 from models.community.topics import PostTopic
 from models.discovery.search import SearchDocument, SearchKind
+from subscriptions import outbox
 
 #: Terms kept per document body, and characters of each text segmented: jieba runs in the
 #: writer's transaction, at about 40,000 characters a second on a busy core.
@@ -86,12 +86,12 @@ async def _write(kind: SearchKind, ref_id: int, title: str, body: list[str]) -> 
     title_terms = _terms([title], 200)
     body_terms = _terms(body, MAX_BODY_TERMS)
     now = datetime.now(UTC)
-    async with in_transaction() as connection:
+    async with outbox.atomic() as connection:
         dialect = connection.capabilities.dialect
         doc = await SearchDocument.filter(kind=kind, ref_id=ref_id).first()
         if doc is None:
             try:
-                async with in_transaction():  # a savepoint: a concurrent writer may create it first
+                async with outbox.atomic():  # a savepoint: a concurrent writer may create it first
                     doc = await SearchDocument.create(
                         kind=kind, ref_id=ref_id, title_terms=title_terms, body_terms=body_terms, indexed_at=now
                     )
@@ -127,7 +127,7 @@ async def index_post(post_id: int) -> None:
 
 async def forget(kind: SearchKind, ref_id: int) -> None:
     """Drop a document from the index (a deleted post: nobody but staff sees it again)."""
-    async with in_transaction() as connection:
+    async with outbox.atomic() as connection:
         ids = await SearchDocument.filter(kind=kind, ref_id=ref_id).values_list("id", flat=True)
         if not ids:
             return

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from kameng.settings import get_settings
 from models.discovery.events import EventKind
@@ -55,7 +54,7 @@ async def check_in(actor: Actor) -> CheckedIn:
         streak = previous.streak + 1 if previous is not None else 1
         awarded = check_in_points(streak)
         try:
-            async with in_transaction():
+            async with outbox.atomic():
                 await CheckIn.create(user_id=user.id, day=day, streak=streak, points=awarded)
         except IntegrityError:
             raise UserFacingError(ErrorCode.DUPLICATE, "You have checked in today already.") from None

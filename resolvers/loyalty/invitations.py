@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from kameng import clock
 from kameng.settings import get_settings
@@ -35,6 +34,7 @@ from resolvers.accounts.auth import Actor, require
 from resolvers.accounts.sessions import SignedIn
 from resolvers.errors import invalid
 from resolvers.loyalty import points
+from subscriptions import outbox
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
 CODE_LENGTH = 8
@@ -61,7 +61,7 @@ async def code_for(user_id: int) -> str:
     for _ in range(5):
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         try:
-            async with in_transaction():
+            async with outbox.atomic():
                 await InviteCode.create(user_id=user_id, code=code)
             return code
         except IntegrityError:

@@ -28,7 +28,6 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Sum
-from tortoise.transactions import in_transaction
 
 from kameng import clock
 from kameng.settings import get_settings
@@ -131,7 +130,7 @@ async def lock(user_id: int) -> PointsBalance:
     if row is not None:
         return row
     try:
-        async with in_transaction():  # a savepoint: a concurrent creation rolls back only this
+        async with outbox.atomic():  # a savepoint: a concurrent creation rolls back only this
             await PointsBalance.create(user_id=user_id)
     except IntegrityError:
         pass
@@ -149,12 +148,12 @@ async def post(user_id: int, rule: str, reference: str, amount: int, memo: str =
     """
     if rule not in RULES:
         raise ValueError(f"unknown points rule {rule!r}")
-    async with in_transaction():  # joins the caller's transaction
+    async with outbox.atomic():  # joins the caller's transaction
         held = await lock(user_id)
         if clamp and amount < 0:
             amount = -min(-amount, held.balance)
         try:
-            async with in_transaction():
+            async with outbox.atomic():
                 await PointsEntry.create(
                     user_id=user_id, amount=amount, rule=rule, reference=reference[:120], memo=memo[:200]
                 )
@@ -211,7 +210,7 @@ async def award(user_id: int, rule: str, reference: str, memo: str = "") -> int 
     """
     amount = amount_of(rule)
     cap_setting = RULES[rule].daily_cap_setting
-    async with in_transaction():
+    async with outbox.atomic():
         await lock(user_id)  # serialises the cap check with the user's other awards
         if cap_setting is not None:
             start = clock.day_start(today(), get_settings().loyalty_timezone)

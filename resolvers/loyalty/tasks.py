@@ -20,12 +20,12 @@ from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from kameng import clock
 from models.loyalty.tasks import Task, TaskPeriod, TaskProgress
 from resolvers.loyalty import coupons, points
 from resolvers.accounts.auth import Actor, require
+from subscriptions import outbox
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ async def ensure_defaults() -> None:
         if spec.code in existing:
             continue
         try:
-            async with in_transaction():
+            async with outbox.atomic():
                 await Task.create(
                     code=spec.code, title=spec.title, period=spec.period, event=spec.event, target=spec.target,
                     reward_points=spec.reward_points,
@@ -78,7 +78,7 @@ async def _progress_row(task: Task, user_id: int, key: str) -> TaskProgress:
     if row is not None:
         return row
     try:
-        async with in_transaction():
+        async with outbox.atomic():
             return await TaskProgress.create(task_id=task.id, user_id=user_id, period_key=key)
     except IntegrityError:
         return await TaskProgress.get(task_id=task.id, user_id=user_id, period_key=key)
@@ -92,7 +92,7 @@ async def record_event(user_id: int, event: str, reference: str) -> list[Task]:
     if not tasks:
         return []
     completed: list[Task] = []
-    async with in_transaction():
+    async with outbox.atomic():
         if await points.post(user_id, "event", f"{event}:{reference}"[:120], 0, event) is None:
             return []  # counted already
         for task in tasks:

@@ -21,7 +21,6 @@ from decimal import Decimal
 import structlog
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from kameng.settings import get_settings
 from models.commerce.catalog import LateCompensation, Product
@@ -98,7 +97,7 @@ async def _charge_shop(order: Order, to: str, amount: Decimal, memo: str) -> str
         return ""
     for source in (ledger.merchant_balance(order.merchant_id), ledger.merchant_deposit(order.merchant_id)):
         try:
-            async with in_transaction():  # a savepoint: a short account rolls back only this try
+            async with outbox.atomic():  # a savepoint: a short account rolls back only this try
                 if not await ledger.post(REASON, reference(order.id), [(source, -amount), (to, amount)], memo):
                     raise IntegrityError("late delivery already paid")
                 return source

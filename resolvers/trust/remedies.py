@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
-from tortoise.transactions import in_transaction
-
 from models.commerce.inventory import CardKey, CardKeyStatus
 from models.commerce.ledger import Entry
 from models.commerce.orders import ESCROWED, Order, OrderStatus
 from models.trust.claims import Claim, ClaimOutcome
 from resolvers.commerce import escrow, inventory, ledger, orders, settlement
 from resolvers.errors import ErrorCode, UserFacingError
+from subscriptions import outbox
 
 REFUND_REASON = "claim.refund"
 REVERSE_REASON = "claim.reverse"
@@ -88,7 +87,7 @@ async def refund(claim: Claim, order: Order, amount: Decimal, note: str) -> str:
         raise CannotPay(f"the shop holds less than {amount}")
     legs = [(balance_code, -from_balance), (deposit_code, -from_deposit), (wallet, amount)]
     try:
-        async with in_transaction():  # a savepoint: a concurrent spend rolls back only this
+        async with outbox.atomic():  # a savepoint: a concurrent spend rolls back only this
             await _post(REFUND_REASON, claim, legs, note)
     except UserFacingError as error:
         if error.code != ErrorCode.INSUFFICIENT_BALANCE:
