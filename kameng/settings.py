@@ -112,6 +112,8 @@ class Settings(LoopSettings, SpeedSettings, BaseSettings):
     kpay_secret: SecretStr | None = None
     kpay_url: str = "http://127.0.0.1:8100"
     supplier_timeout_seconds: float = Field(default=5.0, gt=0)
+    # testSupplierConnection per shop: each test is an outbound call the platform makes.
+    supplier_test_limit: str = "10/minute"
     # A supplier endpoint is a shop's URL that the platform calls: by default it must resolve to
     # public addresses only, or a shop could have Kameng call its own database, Redis or the
     # cloud's metadata service and read the answer back (testSupplierConnection shows it).

@@ -192,6 +192,30 @@ async def settled_gain(client: Client, shop_id: int, order_id: int) -> Decimal:
     return await ledger.balance(ledger.merchant_balance(shop_id)) - before
 
 
+async def test_connection_tests_are_limited_per_shop_before_anything_is_sent(make_client, supplier) -> None:  # type: ignore[no-untyped-def]
+    from kameng.settings import get_settings
+
+    fake, base = supplier
+    limit = int(get_settings().supplier_test_limit.split("/")[0])
+    shops = [await make_merchant() for _ in range(2)]
+    owners = [await signed_in(make_client, await User.get(id=shop.owner_id)) for shop in shops]
+    for shop, owner in zip(shops, owners, strict=True):
+        configured = await owner.gql(CONFIGURE, {"input": {"merchantId": gid("Merchant", shop.id),
+                                                           "endpoint": f"{base}/a", "secret": SECRET_A}})
+        assert configured["configureSupplier"]["errors"] == []
+    calls = len(fake.calls)
+    first = {"input": {"merchantId": gid("Merchant", shops[0].id)}}
+    answers = [(await owners[0].gql(TEST, first))["testSupplierConnection"] for _ in range(limit + 2)]
+    assert all(answer["errors"] == [] and answer["ok"] for answer in answers[:limit]), answers[:limit]
+    assert [[(e["code"], e["field"]) for e in answer["errors"]] for answer in answers[limit:]] == [
+        [("RATE_LIMITED", None)]] * 2
+    assert len(fake.calls) == calls + limit  # the refused ones sent nothing
+    # Another shop has an allowance of its own.
+    other = (await owners[1].gql(TEST, {"input": {"merchantId": gid("Merchant", shops[1].id)}}))["testSupplierConnection"]
+    assert other["errors"] == [] and other["ok"] is True
+    assert len(fake.calls) == calls + limit + 1
+
+
 async def test_platform_discounts_are_subsidised_and_merchant_coupons_are_merchant_funded(make_client) -> None:  # type: ignore[no-untyped-def]
     shop = await make_merchant()
     product = await make_product(shop, price="100.00", keys=4)

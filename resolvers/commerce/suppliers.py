@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from kameng import crypto
+from kameng import crypto, runtime
 from kameng.settings import get_settings
 from models.commerce.catalog import DeliveryKind, Product
 from models.commerce.merchants import Merchant
@@ -237,6 +237,10 @@ async def test_connection(actor: Actor, merchant_id: int, product_id: int | None
     if config is None:
         raise UserFacingError(ErrorCode.NOT_FOUND, "Configure the supplier first.", "productId" if product_id else
                               "merchantId")
+    # Per shop, not per caller: the owner and staff test the same endpoint, and every test is
+    # a request the platform sends out on the shop's say-so.
+    if not await runtime.limiter().hit(get_settings().supplier_test_limit, "suppliers:test", str(shop.id)):
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many connection tests for this shop; wait a minute.")
     started = time.perf_counter()
     try:
         await post(_target(config), {"type": "ping", "merchant": str(shop.id)})
