@@ -81,7 +81,8 @@ class SupplierMutations:
         ))
         return ConfigureSupplierPayload(supplier=SupplierConfig.from_model(config))
 
-    @mutation(description='A shop\'s owner sends its supplier a signed `{"type": "ping"}` and sees the answer.')
+    @mutation(description='A shop\'s owner sends its supplier a signed `{"type": "ping"}` and sees the answer; '
+                          "a few times a minute per shop (`RATE_LIMITED` beyond, with nothing sent).")
     async def test_supplier_connection(self, info: Info, input: TestSupplierConnectionInput) -> TestSupplierConnectionPayload:
         check = await suppliers.test_connection(
             info.context.actor, decode_id(input.merchant_id, "Merchant", "merchantId"), _product(input.product_id))
