@@ -45,6 +45,8 @@ class Settings(LoopSettings, SpeedSettings, BaseSettings):
     )
     # Connections per process to PostgreSQL (payments, deliveries and subscriptions share them).
     db_pool_size: int = Field(default=20, ge=1, le=200)
+    # Connections per process to Redis; a command beyond them waits for one (kameng/redis.py).
+    redis_max_connections: int = Field(default=256, ge=4, le=10_000)
     # Prefix of every Redis key, channel and broker queue namespace this deployment owns;
     # tests set a random one so that they share the services without touching each other.
     namespace: str = "kameng"

@@ -70,7 +70,7 @@ async def start(
         await db.migrate(settings)
     await db.init_db(settings)
 
-    redis = connect(settings.redis_url) if settings.redis_url else None
+    redis = connect(settings.redis_url, settings.redis_max_connections) if settings.redis_url else None
     bus: EventBus = RedisBus(redis, settings.namespace) if redis is not None else MemoryBus()
     await bus.start()
     limiter = RateLimiter(settings.redis_url, settings.namespace)
