@@ -147,71 +147,10 @@ class Update(Generic[M]):
         return updated
 
 
-def _insert_fields(model: type[Model]) -> list[str]:
-    # At first use: the foreign keys' columns exist once Tortoise has initialised.
-    meta = model._meta
-    return [name for name in meta.fields_db_projection if not (name == meta.pk_attr and meta.pk.generated)]
-
-
-def _insert_sql(model: type[Model], names: list[str], dialect: str, rows: int, tail: str) -> str:
-    meta = model._meta
-    columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
-    marks = iter(placeholders(dialect, len(names) * rows))
-    values = ", ".join("(" + ", ".join(next(marks) for _ in names) + ")" for _ in range(rows))
-    return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} {tail}'
-
-
-class Insert(Generic[M]):
-    """``INSERT INTO <table> (...) VALUES (...), (...), ... RETURNING <id>``: unsaved instances
-    written in one statement per ``BATCH`` rows instead of one each, their ids set in order.
-
-    For rows a transaction collects and writes together (the outbox's, at commit): columns and
-    values are the ORM's own (``auto_now_add`` filled on the instance, JSON encoded).
-    """
-
-    BATCH = 200  # rows per statement: 5-10 columns each stays far below either driver's limit
-
-    def __init__(self, model: type[M]) -> None:
-        self.model = model
-        self._sql: dict[tuple[str, int], str] = {}
-        self._names: list[str] | None = None
-
-    def sql(self, dialect: str, rows: int) -> str:
-        sql = self._sql.get((dialect, rows))
-        if sql is None:
-            if self._names is None:
-                self._names = _insert_fields(self.model)
-            pk = self.model._meta.db_pk_column
-            sql = self._sql[(dialect, rows)] = _insert_sql(self.model, self._names, dialect, rows, f'RETURNING "{pk}"')
-        return sql
-
-    async def run(self, instances: list[M]) -> None:
-        connection = self.model._meta.db
-        dialect = connection.capabilities.dialect
-        fields = self.model._meta.fields_map
-        pk = self.model._meta.db_pk_column
-        for start in range(0, len(instances), self.BATCH):
-            batch = instances[start:start + self.BATCH]
-            sql = self.sql(dialect, len(batch))
-            names = self._names or []
-            params = [fields[name].to_db_value(getattr(row, name), row) for row in batch for name in names]
-            # The dict form: the plain one sends an INSERT without fetching what it returns.
-            rows = await connection.execute_query_dict(sql, params)
-            # One statement takes its ids from the sequence row by row, in the order written.
-            for instance, key in zip(batch, sorted(row[pk] for row in rows), strict=True):
-                instance.pk = key
-                instance._saved_in_db = True
-
-
-class InsertNew(Generic[M]):
-    """``INSERT INTO <table> (...) VALUES (...), ... ON CONFLICT DO NOTHING RETURNING <every column>``.
-
-    The rows that were new come back as instances; a row whose unique key is already taken
-    (by a committed row, or by a concurrent transaction once it commits) does not. It is how
-    an idempotent write learns "first time or replay" in one statement, with no savepoint to
-    set and release around a failing INSERT (two more round trips each time). Columns and
-    values are the ORM's own (``auto_now_add`` filled, enums and JSON converted by the fields).
-    """
+class _Inserting(Generic[M]):
+    """What ``Insert`` and ``InsertNew`` share: the columns the ORM writes (all but a generated
+    key), one statement text per dialect and row count, and the values converted as the ORM
+    converts them (``auto_now_add`` filled on the instance, enums and JSON encoded)."""
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -219,25 +158,69 @@ class InsertNew(Generic[M]):
         self._names: list[str] | None = None
 
     def _fields(self) -> list[str]:
-        if self._names is None:
-            self._names = _insert_fields(self.model)
+        if self._names is None:  # at first use: the foreign keys' columns exist once Tortoise has initialised
+            meta = self.model._meta
+            self._names = [name for name in meta.fields_db_projection if not (name == meta.pk_attr and meta.pk.generated)]
         return self._names
 
     def sql(self, dialect: str, rows: int) -> str:
         sql = self._sql.get((dialect, rows))
         if sql is None:
-            every = ", ".join(f'"{column}"' for column in self.model._meta.fields_db_projection.values())
-            sql = self._sql[(dialect, rows)] = _insert_sql(
-                self.model, self._fields(), dialect, rows, f"ON CONFLICT DO NOTHING RETURNING {every}")
+            meta = self.model._meta
+            names = self._fields()
+            columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
+            marks = iter(placeholders(dialect, len(names) * rows))
+            values = ", ".join("(" + ", ".join(next(marks) for _ in names) + ")" for _ in range(rows))
+            sql = self._sql[(dialect, rows)] = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} {self._tail()}'
         return sql
+
+    def _tail(self) -> str:
+        """What follows the VALUES (at first use, as the columns)."""
+        raise NotImplementedError
+
+    async def _send(self, instances: list[M]) -> list[dict[str, Any]]:
+        fields = self.model._meta.fields_map
+        params = [fields[name].to_db_value(getattr(row, name), row) for row in instances for name in self._fields()]
+        connection = self.model._meta.db  # the task's transaction, if it is in one
+        # The dict form: the plain one sends an INSERT without fetching what it returns.
+        return await connection.execute_query_dict(self.sql(connection.capabilities.dialect, len(instances)), params)
+
+
+class Insert(_Inserting[M]):
+    """``INSERT INTO <table> (...) VALUES (...), (...), ... RETURNING <id>``: unsaved instances
+    written in one statement per ``BATCH`` rows instead of one each, their ids set in order
+    (for rows a transaction collects and writes together: the outbox's, at commit)."""
+
+    BATCH = 200  # rows per statement: 5-10 columns each stays far below either driver's limit
+
+    def _tail(self) -> str:
+        return f'RETURNING "{self.model._meta.db_pk_column}"'
+
+    async def run(self, instances: list[M]) -> None:
+        pk = self.model._meta.db_pk_column
+        for start in range(0, len(instances), self.BATCH):
+            batch = instances[start:start + self.BATCH]
+            rows = await self._send(batch)
+            # One statement takes its ids from the sequence row by row, in the order written.
+            for instance, key in zip(batch, sorted(row[pk] for row in rows), strict=True):
+                instance.pk = key
+                instance._saved_in_db = True
+
+
+class InsertNew(_Inserting[M]):
+    """``INSERT INTO <table> (...) VALUES (...), ... ON CONFLICT DO NOTHING RETURNING <every column>``.
+
+    The rows that were new come back as instances; a row whose unique key is already taken
+    (by a committed row, or by a concurrent transaction once it commits) does not. It is how
+    an idempotent write learns "first time or replay" in one statement, with no savepoint to
+    set and release around a failing INSERT (two more round trips each time).
+    """
+
+    def _tail(self) -> str:
+        return "ON CONFLICT DO NOTHING RETURNING " + ", ".join(
+            f'"{column}"' for column in self.model._meta.fields_db_projection.values())
 
     async def run(self, instances: list[M]) -> list[M]:
         if not instances:
             return []
-        fields = self.model._meta.fields_map
-        names = self._fields()
-        params = [fields[name].to_db_value(getattr(instance, name), instance) for instance in instances for name in names]
-        connection = self.model._meta.db
-        # The dict form: the plain one sends an INSERT without fetching what it returns.
-        rows = await connection.execute_query_dict(self.sql(connection.capabilities.dialect, len(instances)), params)
-        return [self.model._init_from_db(**row) for row in rows]
+        return [self.model._init_from_db(**row) for row in await self._send(instances)]

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-
 from models.accounts.notifications import Notification
 from models.accounts.users import AuthSession
 from models.statements import InsertNew

@@ -112,8 +112,9 @@ async def _post(reason: str, reference: str, legs: list[tuple[str, Decimal]], me
     posting = made[0]
     await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
     await _trade(posting, legs, found, order_no)
-    # The balances last: their row locks are then held only until the caller commits, not
-    # across the posting's other statements (an INSUFFICIENT_BALANCE still rolls all back).
+    # The balances last: their row locks are then held only until the caller commits (after
+    # the outbox's two INSERTs, written just before), not across the posting's other
+    # statements (an INSUFFICIENT_BALANCE still rolls all back).
     # One global order (by code), so concurrent postings lock account rows alike and
     # cannot deadlock each other.
     connection = connections.get("default")  # the caller's transaction
