@@ -120,6 +120,21 @@ async def test_check_in_twice_on_one_day_awards_once_even_concurrently(make_clie
     await assert_points_consistent(user)
 
 
+async def test_a_check_in_and_the_task_it_completes_open_no_savepoint(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The balance row, the entries and the task's progress are idempotent inserts (INSERT ...
+    ON CONFLICT DO NOTHING RETURNING), not INSERTs in savepoints: two round trips each saved."""
+    from tests.conftest import count_queries
+
+    clock.set(DAY1)
+    user = await make_user()
+    client = await as_client(make_client, user)
+    with count_queries() as counted:
+        payload = (await client.gql(CHECK_IN))["checkIn"]
+    assert payload["errors"] == [] and payload["balance"] == 7, payload
+    assert not [s for s in counted.statements if "SAVEPOINT" in s], "\n".join(counted.statements)
+    await assert_points_consistent(user)
+
+
 async def test_streak_grows_and_resets_after_a_missed_day(make_client) -> None:  # type: ignore[no-untyped-def]
     user = await make_user()
     client = await as_client(make_client, user)

@@ -25,13 +25,13 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Sum
 
 from kameng import clock
 from kameng.settings import get_settings
 from models.loyalty.points import PointsBalance, PointsEntry
+from models.statements import InsertNew
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import ErrorCode, UserFacingError, invalid
 from resolvers.pagination import Page, paginate
@@ -86,6 +86,7 @@ RULES: dict[str, Rule] = {
 }
 
 #: Loyalty events (resolvers/loyalty/events.py) that earn by a simple rule: event -> rule.
+NEW_BALANCE, NEW_ENTRY = InsertNew(PointsBalance), InsertNew(PointsEntry)
 EVENT_RULES = {
     "SHOWCASE_CREATED": "showcase",
     "REVIEW_VERIFIED": "review",
@@ -129,11 +130,7 @@ async def lock(user_id: int) -> PointsBalance:
     row = await PointsBalance.filter(user_id=user_id).select_for_update().first()
     if row is not None:
         return row
-    try:
-        async with outbox.atomic():  # a savepoint: a concurrent creation rolls back only this
-            await PointsBalance.create(user_id=user_id)
-    except IntegrityError:
-        pass
+    await NEW_BALANCE.run([PointsBalance(user_id=user_id)])  # no row back: a concurrent creation won
     return await PointsBalance.filter(user_id=user_id).select_for_update().get()
 
 
@@ -148,16 +145,15 @@ async def post(user_id: int, rule: str, reference: str, amount: int, memo: str =
     """
     if rule not in RULES:
         raise ValueError(f"unknown points rule {rule!r}")
-    async with outbox.atomic():  # joins the caller's transaction
+    # The caller's transaction when there is one, with no savepoint of its own (two round trips
+    # each, on every loyalty event): a replay is the INSERT that returns no row, and an error
+    # rolls the caller back (none of them recovers from one here).
+    async with outbox.atomic(join=True):
         held = await lock(user_id)
         if clamp and amount < 0:
             amount = -min(-amount, held.balance)
-        try:
-            async with outbox.atomic():
-                await PointsEntry.create(
-                    user_id=user_id, amount=amount, rule=rule, reference=reference[:120], memo=memo[:200]
-                )
-        except IntegrityError:
+        entry = PointsEntry(user_id=user_id, amount=amount, rule=rule, reference=reference[:120], memo=memo[:200])
+        if not await NEW_ENTRY.run([entry]):
             return None
         if amount != 0:
             query = PointsBalance.filter(user_id=user_id)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from kameng import clock
 from models.loyalty.tasks import Task, TaskPeriod, TaskProgress
+from models.statements import InsertNew
 from resolvers.loyalty import coupons, points
 from resolvers.accounts.auth import Actor, require
 from subscriptions import outbox
@@ -38,6 +38,7 @@ class DefaultTask:
     reward_points: int
 
 
+NEW_TASKS, NEW_PROGRESS = InsertNew(Task), InsertNew(TaskProgress)
 DEFAULT_TASKS = [
     DefaultTask("DAILY_CHECK_IN", "Check in today", TaskPeriod.DAILY, "CHECK_IN", 1, 2),
     DefaultTask("DAILY_POST", "Share a post today", TaskPeriod.DAILY, "POST_CREATED", 1, 5),
@@ -53,17 +54,12 @@ async def ensure_defaults() -> None:
     if _seeded:
         return
     existing = set(await Task.all().values_list("code", flat=True))
-    for spec in DEFAULT_TASKS:
-        if spec.code in existing:
-            continue
-        try:
-            async with outbox.atomic():
-                await Task.create(
-                    code=spec.code, title=spec.title, period=spec.period, event=spec.event, target=spec.target,
-                    reward_points=spec.reward_points,
-                )
-        except IntegrityError:
-            pass  # created concurrently
+    # One statement for the missing ones; a task created concurrently is simply not new.
+    await NEW_TASKS.run([
+        Task(code=spec.code, title=spec.title, period=spec.period, event=spec.event, target=spec.target,
+             reward_points=spec.reward_points)
+        for spec in DEFAULT_TASKS if spec.code not in existing
+    ])
     _seeded = True
 
 
@@ -77,11 +73,8 @@ async def _progress_row(task: Task, user_id: int, key: str) -> TaskProgress:
     row = await TaskProgress.filter(task_id=task.id, user_id=user_id, period_key=key).first()
     if row is not None:
         return row
-    try:
-        async with outbox.atomic():
-            return await TaskProgress.create(task_id=task.id, user_id=user_id, period_key=key)
-    except IntegrityError:
-        return await TaskProgress.get(task_id=task.id, user_id=user_id, period_key=key)
+    made = await NEW_PROGRESS.run([TaskProgress(task_id=task.id, user_id=user_id, period_key=key)])
+    return made[0] if made else await TaskProgress.get(task_id=task.id, user_id=user_id, period_key=key)
 
 
 async def record_event(user_id: int, event: str, reference: str) -> list[Task]:
@@ -92,7 +85,7 @@ async def record_event(user_id: int, event: str, reference: str) -> list[Task]:
     if not tasks:
         return []
     completed: list[Task] = []
-    async with outbox.atomic():
+    async with outbox.atomic(join=True):  # no savepoint: nothing below is recovered from
         if await points.post(user_id, "event", f"{event}:{reference}"[:120], 0, event) is None:
             return []  # counted already
         for task in tasks:
