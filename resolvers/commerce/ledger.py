@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tortoise import connections
-from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.transactions import in_transaction
 
 from models.commerce.ledger import Account, Entry, Posting
 from models.commerce.orders import Order
@@ -94,39 +92,33 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     legs = [(code, money(amount)) for code, amount in legs if Decimal(amount) != 0]
     if sum((amount for _, amount in legs), Decimal(0)) != 0:
         raise ValueError(f"unbalanced posting {reason}:{reference}: {legs}")
-    if isinstance(connections.get("default"), TransactionalDBClient):
-        return await _post(reason, reference, legs, memo, order_no)  # in the caller's transaction
-    async with in_transaction():  # all or nothing
-        return await _post(reason, reference, legs, memo, order_no)
-
-
-async def _post(reason: str, reference: str, legs: list[tuple[str, Decimal]], memo: str, order_no: str | None) -> bool:
-    # No savepoint of its own (each costs two round trips, SAVEPOINT and RELEASE, on every
-    # payment): a replay is the INSERT that returns no row, and an error rolls back the
-    # caller's transaction, or the savepoint a caller that recovers from it holds
-    # (onboarding, promises and remedies do).
-    found = await accounts(code for code, _ in legs)
-    made = await NEW_POSTING.run([Posting(reason=reason, reference=reference, memo=memo[:300])])
-    if not made:
-        return False
-    posting = made[0]
-    await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
-    await _trade(posting, legs, found, order_no)
-    # The balances last: their row locks are then held only until the caller commits (after
-    # the outbox's two INSERTs, written just before), not across the posting's other
-    # statements (an INSUFFICIENT_BALANCE still rolls all back).
-    # One global order (by code), so concurrent postings lock account rows alike and
-    # cannot deadlock each other.
-    connection = connections.get("default")  # the caller's transaction
-    dialect = connection.capabilities.dialect
-    for code, amount in sorted(legs, key=lambda leg: leg[0]):
-        acct = found[code]
-        guarded = amount < 0 and not acct.allow_negative
-        values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
-        updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
-        if updated != 1:
-            raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
-    return True
+    # The caller's transaction when there is one, with no savepoint of its own (each costs two
+    # round trips, SAVEPOINT and RELEASE, on every payment): a replay is the INSERT that
+    # returns no row, and an error rolls back the caller's transaction, or the savepoint a
+    # caller that recovers from it holds (onboarding, promises and remedies do).
+    async with outbox.atomic(join=True):
+        found = await accounts(code for code, _ in legs)
+        made = await NEW_POSTING.run([Posting(reason=reason, reference=reference, memo=memo[:300])])
+        if not made:
+            return False
+        posting = made[0]
+        await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
+        await _trade(posting, legs, found, order_no)
+        # The balances last: their row locks are then held only until the caller commits (after
+        # the outbox's two INSERTs, written just before), not across the posting's other
+        # statements (an INSUFFICIENT_BALANCE still rolls all back).
+        # One global order (by code), so concurrent postings lock account rows alike and
+        # cannot deadlock each other.
+        connection = connections.get("default")  # the caller's transaction
+        dialect = connection.capabilities.dialect
+        for code, amount in sorted(legs, key=lambda leg: leg[0]):
+            acct = found[code]
+            guarded = amount < 0 and not acct.allow_negative
+            values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
+            updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
+            if updated != 1:
+                raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
+        return True
 
 
 @functools.cache

@@ -13,8 +13,8 @@ warning signs article 004 names, combined into one band.
   the user let be personalised count.
 
 Fitted and scored by the ``fit_churn`` job and the periodic sweep; a run replaces every
-score in one transaction. With fewer than ``KAMENG_CHURN_MIN_BUYERS`` buyers the last fit is kept, or, with
-none, ``PRIOR`` (the fit on CDNOW, 1997-09-30) stands in.
+score in one transaction. With fewer than ``KAMENG_CHURN_MIN_BUYERS`` buyers the last fit is
+kept, or, with none, ``PRIOR`` (the fit on CDNOW, 1997-09-30) stands in.
 """
 
 from __future__ import annotations
