@@ -10,8 +10,9 @@ them: every column, converted by the fields), so nothing downstream can tell the
 Only what reads like a declaration goes here: ``Select`` (every column of one table, equality
 on named columns, an optional order and limit), ``Update`` (plain values set where named
 columns are equal, as a state machine's conditional update), ``Insert`` (many rows in one
-statement, their ids set) and ``InsertNew`` (rows inserted unless a unique key already holds
-them, the new ones returned). Anything else stays on the ORM.
+statement, their ids set; ``insert_together`` for several tables at once) and ``InsertNew``
+(rows inserted unless a unique key already holds them, the new ones returned). Anything else
+stays on the ORM.
 """
 
 from __future__ import annotations
@@ -163,24 +164,29 @@ class _Inserting(Generic[M]):
             self._names = [name for name in meta.fields_db_projection if not (name == meta.pk_attr and meta.pk.generated)]
         return self._names
 
-    def sql(self, dialect: str, rows: int) -> str:
-        sql = self._sql.get((dialect, rows))
+    def sql(self, dialect: str, rows: int, start: int = 1) -> str:
+        """The statement for ``rows`` rows, its marks numbered from ``start`` (PostgreSQL)."""
+        sql = self._sql.get((dialect, rows, start))
         if sql is None:
             meta = self.model._meta
             names = self._fields()
             columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
-            marks = iter(placeholders(dialect, len(names) * rows))
+            marks = iter(placeholders(dialect, len(names) * rows, start))
             values = ", ".join("(" + ", ".join(next(marks) for _ in names) + ")" for _ in range(rows))
-            sql = self._sql[(dialect, rows)] = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} {self._tail()}'
+            sql = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} {self._tail()}'
+            self._sql[(dialect, rows, start)] = sql
         return sql
 
     def _tail(self) -> str:
         """What follows the VALUES (at first use, as the columns)."""
         raise NotImplementedError
 
-    async def _send(self, instances: list[M]) -> list[dict[str, Any]]:
+    def _params(self, instances: list[M]) -> list[Any]:
         fields = self.model._meta.fields_map
-        params = [fields[name].to_db_value(getattr(row, name), row) for row in instances for name in self._fields()]
+        return [fields[name].to_db_value(getattr(row, name), row) for row in instances for name in self._fields()]
+
+    async def _send(self, instances: list[M]) -> list[dict[str, Any]]:
+        params = self._params(instances)
         connection = self.model._meta.db  # the task's transaction, if it is in one
         # The dict form: the plain one sends an INSERT without fetching what it returns.
         return await connection.execute_query_dict(self.sql(connection.capabilities.dialect, len(instances)), params)
@@ -200,11 +206,50 @@ class Insert(_Inserting[M]):
         pk = self.model._meta.db_pk_column
         for start in range(0, len(instances), self.BATCH):
             batch = instances[start:start + self.BATCH]
-            rows = await self._send(batch)
-            # One statement takes its ids from the sequence row by row, in the order written.
-            for instance, key in zip(batch, sorted(row[pk] for row in rows), strict=True):
-                instance.pk = key
-                instance._saved_in_db = True
+            self._saved(batch, [row[pk] for row in await self._send(batch)])
+
+    @staticmethod
+    def _saved(batch: list[M], keys: list[Any]) -> None:
+        # One statement takes its ids from the sequence row by row, in the order written.
+        for instance, key in zip(batch, sorted(keys), strict=True):
+            instance.pk = key
+            instance._saved_in_db = True
+
+
+_TOGETHER: dict[tuple[tuple[str, int], ...], str] = {}
+
+
+async def insert_together(*writes: tuple[Insert[Any], list[Any]]) -> None:
+    """Rows of several tables, as ``Insert.run`` writes each, in one round trip on PostgreSQL:
+    ``WITH w0 AS (INSERT ... RETURNING id), w1 AS (...) SELECT 0, id FROM w0 UNION ALL ...``
+    (every data-modifying WITH runs exactly once). It is how a transaction's outbox entries
+    and trade-log events are written at commit: one statement, not one per table, on every
+    order. Elsewhere (SQLite has no INSERT inside WITH), or beyond one ``BATCH`` per table,
+    one ``run`` per table."""
+    writes = tuple((insert, rows) for insert, rows in writes if rows)
+    if not writes:
+        return
+    connection = writes[0][0].model._meta.db  # the task's transaction, if it is in one
+    dialect = connection.capabilities.dialect
+    if dialect != "postgres" or len(writes) == 1 or any(len(rows) > Insert.BATCH for _, rows in writes):
+        for insert, rows in writes:
+            await insert.run(rows)
+        return
+    shape = tuple((insert.model._meta.db_table, len(rows)) for insert, rows in writes)
+    sql = _TOGETHER.get(shape)
+    if sql is None:
+        parts, selects, start = [], [], 1
+        for part, (insert, rows) in enumerate(writes):
+            parts.append(f"w{part} AS ({insert.sql(dialect, len(rows), start)})")
+            selects.append(f'SELECT {part} AS part, "{insert.model._meta.db_pk_column}" AS key FROM w{part}')
+            start += len(insert._fields()) * len(rows)
+        sql = _TOGETHER[shape] = "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects)
+    params = [value for insert, rows in writes for value in insert._params(rows)]
+    keys: list[list[Any]] = [[] for _ in writes]
+    for row in await connection.execute_query_dict(sql, params):
+        keys[row["part"]].append(row["key"])
+    for (_, rows), made in zip(writes, keys, strict=True):
+        Insert._saved(rows, made)
 
 
 class InsertNew(_Inserting[M]):

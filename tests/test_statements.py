@@ -153,3 +153,35 @@ async def test_insert_new_returns_the_rows_that_were_new_and_nothing_for_a_taken
     assert new_accounts.sql("postgres", 2) is new_accounts.sql("postgres", 2)
     assert new_accounts.sql("postgres", 2).startswith(
         'INSERT INTO "ledger_account" ("code", "currency", "allow_negative", "balance") VALUES ($1, $2, $3, $4), ($5,')
+
+
+async def test_rows_of_two_tables_go_in_one_statement_on_postgresql_and_keep_their_order(stack) -> None:  # type: ignore[no-untyped-def]
+    import structlog
+    from tortoise import connections
+
+    from models.accounts.notifications import Notification
+    from models.outbox import OutboxEntry, OutboxKind
+    from models.statements import Insert, insert_together
+    from tests.conftest import count_queries
+
+    (user,) = await make_users(1)
+    tag = uuid.uuid4().hex
+    entries = [OutboxEntry(kind=OutboxKind.EVENT, topic=f"test:{tag}", payload={"n": n}) for n in range(3)]
+    notes = [Notification(user_id=user.id, kind="TEST", title=str(n), dedupe_key=f"{tag}:{n}") for n in range(2)]
+    with count_queries() as counted, structlog.contextvars.bound_contextvars(request_id=tag):
+        async with in_transaction():
+            await insert_together((Insert(OutboxEntry), entries), (Insert(Notification), notes), (Insert(OutboxEntry), []))
+    dialect = connections.get("default").capabilities.dialect
+    assert counted.count == (1 if dialect == "postgres" else 2), counted.statements
+    # Ids set in the order written, each the row's own, as Insert.run sets them.
+    assert all(row._saved_in_db for row in entries + notes)
+    assert [e.id for e in entries] == sorted(e.id for e in entries)
+    assert [(e.id, e.payload) for e in entries] == [
+        (e.id, e.payload) for e in await OutboxEntry.filter(topic=f"test:{tag}").order_by("id")]
+    assert [(n.id, n.title) for n in notes] == [
+        (n.id, n.title) for n in await Notification.filter(user_id=user.id, kind="TEST").order_by("id")]
+    # More rows than one statement takes: one run per table, still every row.
+    many = [OutboxEntry(kind=OutboxKind.EVENT, topic=f"test:{tag}:many", payload={}) for _ in range(Insert.BATCH + 1)]
+    more = Notification(user_id=user.id, kind="TEST", title="more", dedupe_key=f"{tag}:more")
+    await insert_together((Insert(OutboxEntry), many), (Insert(Notification), [more]))
+    assert await OutboxEntry.filter(topic=f"test:{tag}:many").count() == Insert.BATCH + 1 and more.id is not None
