@@ -113,6 +113,24 @@ async def test_concurrent_debits_never_overdraw(stack: Stack) -> None:
     await assert_ledger_consistent()
 
 
+async def test_a_posting_makes_the_accounts_it_credits_and_never_one_it_debits(stack: Stack) -> None:
+    alice, bob = codes()
+    # A debit from an account that holds nothing yet (has no row) is refused and makes none.
+    with pytest.raises(UserFacingError) as caught:
+        await ledger.post("test.move", uuid.uuid4().hex, [(alice, Decimal("-1.00")), (bob, Decimal("1.00"))])
+    assert caught.value.code == ErrorCode.INSUFFICIENT_BALANCE
+    assert not await Account.filter(code__in=[alice, bob]).exists()
+    # Credited for the first time by many postings at once: one account, every credit on it.
+    gateway = ledger.gateway(f"test{uuid.uuid4().hex[:8]}")
+    await asyncio.gather(*(ledger.post("test.gw", uuid.uuid4().hex, [(gateway, Decimal("-2.00")), (alice, Decimal("2.00"))])
+                           for _ in range(8)))
+    made = {a.code: a for a in await Account.filter(code__in=[alice, gateway])}
+    assert (made[alice].balance, made[alice].allow_negative, made[alice].currency) == (Decimal("16.00"), False, "CNY")
+    # A system account (the outside world) may go negative, and is made so.
+    assert (made[gateway].balance, made[gateway].allow_negative) == (Decimal("-16.00"), True)
+    await assert_ledger_consistent()
+
+
 async def test_balances_batch_in_order_with_zero_for_unknown(stack: Stack) -> None:
     alice, unknown = codes()
     await fund(alice, "2.00")

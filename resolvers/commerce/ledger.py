@@ -1,8 +1,9 @@
 """Posting money: balanced, idempotent on (reason, reference), never below zero where it must not.
 
-Call ``post`` inside the transaction of the state change it pays for. Account rows are
-updated with conditional ``UPDATE ... SET balance = balance + x WHERE balance + x >= 0``
-statements whose affected-row count is checked, so concurrent postings cannot overdraw.
+Call ``post`` inside the transaction of the state change it pays for. A user's account is
+lowered with a conditional ``UPDATE ... SET balance = balance + x WHERE balance >= -x
+RETURNING id`` whose missing row refuses the posting, so concurrent postings cannot overdraw;
+a credit is an ``INSERT ... ON CONFLICT DO UPDATE`` that makes the account on first use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from tortoise import connections
 
@@ -23,7 +25,6 @@ from subscriptions import outbox
 CENT = Decimal("0.01")
 PLATFORM_FEES = "platform:fees"
 ADJUSTMENTS = "platform:adjustments"
-NEW_ACCOUNTS = InsertNew(Account)
 NEW_POSTING = InsertNew(Posting)
 #: Accounts that stand for the outside world or the platform's books, which may be negative.
 _SYSTEM_PREFIXES = ("gateway:", "platform:")
@@ -58,26 +59,6 @@ def money(value: Decimal | str | int) -> Decimal:
     return amount.quantize(CENT)
 
 
-async def accounts(codes: Iterable[str], currency: str = "CNY") -> dict[str, Account]:
-    """The accounts with these codes, those missing created: one SELECT when all exist, plus
-    one INSERT ... ON CONFLICT DO NOTHING RETURNING for the new ones (an order's escrow, on
-    every payment); only a row a concurrent creator took first is read again."""
-    wanted = set(codes)
-    found = {a.code: a for a in await Account.filter(code__in=wanted)}
-    missing = sorted(wanted - found.keys())
-    if missing:
-        found.update({a.code: a for a in await NEW_ACCOUNTS.run(
-            [Account(code=code, currency=currency, allow_negative=code.startswith(_SYSTEM_PREFIXES)) for code in missing])})
-        if taken := [code for code in missing if code not in found]:
-            found.update({a.code: a for a in await Account.filter(code__in=taken)})
-    return found
-
-
-async def account(code: str, currency: str = "CNY") -> Account:
-    """The account with ``code``, created on first use."""
-    return (await accounts([code], currency))[code]
-
-
 async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]], memo: str = "",
                *, order_no: str | None = None) -> bool:
     """Post a balanced movement once. Returns False if (reason, reference) was already posted.
@@ -97,43 +78,60 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
     # returns no row, and an error rolls back the caller's transaction, or the savepoint a
     # caller that recovers from it holds (onboarding, promises and remedies do).
     async with outbox.atomic(join=True):
-        found = await accounts(code for code, _ in legs)
         made = await NEW_POSTING.run([Posting(reason=reason, reference=reference, memo=memo[:300])])
         if not made:
             return False
         posting = made[0]
-        await Entry.bulk_create([Entry(posting=posting, account=found[code], amount=amount) for code, amount in legs])
-        await _trade(posting, legs, found, order_no)
-        # The balances last: their row locks are then held only until the caller commits (after
-        # the outbox's two INSERTs, written just before), not across the posting's other
-        # statements (an INSUFFICIENT_BALANCE still rolls all back).
-        # One global order (by code), so concurrent postings lock account rows alike and
-        # cannot deadlock each other.
+        # Each balance moved by one statement that also names the account's row (id, currency):
+        # no read of the accounts first, and a new one (an order's escrow, on every payment)
+        # made by the same statement. One global order (by code), so concurrent postings lock
+        # account rows alike and cannot deadlock each other.
         connection = connections.get("default")  # the caller's transaction
         dialect = connection.capabilities.dialect
+        found: dict[str, dict[str, Any]] = {}
         for code, amount in sorted(legs, key=lambda leg: leg[0]):
-            acct = found[code]
-            guarded = amount < 0 and not acct.allow_negative
-            values = [amount, acct.id, -amount] if guarded else [amount, acct.id]
-            updated, _ = await connection.execute_query(_balance_sql(dialect, guarded), values)
-            if updated != 1:
+            if amount < 0 and not code.startswith(_SYSTEM_PREFIXES):
+                rows = await connection.execute_query_dict(_debit_sql(dialect), [amount, code, -amount])
+            else:
+                rows = await connection.execute_query_dict(
+                    _credit_sql(dialect), [code, "CNY", code.startswith(_SYSTEM_PREFIXES), amount])
+            if not rows:  # a user's account that would go below zero, or that holds nothing yet
                 raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
+            found[code] = rows[0]
+        await Entry.bulk_create([Entry(posting=posting, account_id=found[code]["id"], amount=amount)
+                                 for code, amount in legs])
+        await _trade(posting, legs, found[legs[0][0]]["currency"] if legs else "CNY", order_no)
         return True
 
 
 @functools.cache
-def _balance_sql(dialect: str, guarded: bool) -> str:
-    """A balance moved by an amount, refused (no row) if ``guarded`` and it would go below zero.
+def _debit_sql(dialect: str) -> str:
+    """A user's balance lowered by an amount, unless it would go below zero (no row then).
 
-    Written once per dialect, as the ORM wrote it (on SQLite the column is cast, as Tortoise
-    does): it runs twice or more for every payment (issue 15)."""
+    Written once per dialect, as the ORM writes such updates (on SQLite the column is cast, as
+    Tortoise does): one runs on every payment (issue 15)."""
     balance = '"balance"' if dialect == "postgres" else 'CAST("balance" AS NUMERIC)'
-    marks = placeholders(dialect, 3)
-    sql = f'UPDATE "ledger_account" SET "balance" = {balance} + {marks[0]} WHERE "id" = {marks[1]}'
-    return sql + (f" AND {balance} >= {marks[2]}" if guarded else "")
+    amount, code, floor = placeholders(dialect, 3)
+    return (f'UPDATE "ledger_account" SET "balance" = {balance} + {amount} '
+            f'WHERE "code" = {code} AND ("allow_negative" OR {balance} >= {floor}) RETURNING "id", "currency"')
 
 
-async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[str, Account],
+@functools.cache
+def _credit_sql(dialect: str) -> str:
+    """A balance raised (or a system account's moved either way), the account made with it if
+    it is new: INSERT ... ON CONFLICT DO UPDATE, one statement either way. On PostgreSQL a
+    conflicting INSERT still draws an id from the sequence, so account ids have gaps; nothing
+    reads meaning into them."""
+    held, added = '"ledger_account"."balance"', 'excluded."balance"'
+    if dialect != "postgres":
+        held, added = f"CAST({held} AS NUMERIC)", f"CAST({added} AS NUMERIC)"
+    code, currency, allow_negative, amount = placeholders(dialect, 4)
+    return (f'INSERT INTO "ledger_account" ("code", "currency", "allow_negative", "balance") '
+            f"VALUES ({code}, {currency}, {allow_negative}, {amount}) "
+            f'ON CONFLICT ("code") DO UPDATE SET "balance" = {held} + {added} RETURNING "id", "currency"')
+
+
+async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], currency: str,
                  order_no: str | None = None) -> None:
     """The posting's trade-log leaf. Account codes name users, so a leg shows only its kind
     (wallet, escrow, merchant...); an escrow leg ties the posting to its order by number."""
@@ -145,7 +143,7 @@ async def _trade(posting: Posting, legs: list[tuple[str, Decimal]], found: dict[
     await outbox.trade(
         {"event": "posting", "posting": posting.id, "reason": posting.reason, "order": order_no,
          "amount": str(sum((amount for _, amount in legs if amount > 0), Decimal("0.00"))),
-         "currency": found[legs[0][0]].currency if legs else "CNY",
+         "currency": currency,
          "legs": sorted([code.split(":", 1)[0], str(amount)] for code, amount in legs),
          "at": datetime.now(UTC).isoformat()},
         order_id=order_id,

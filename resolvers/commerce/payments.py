@@ -78,8 +78,7 @@ def _still_payable(order: Order) -> None:
 
 
 async def _pay_from_wallet(order: Order) -> Paid:
-    # The posting reads its accounts and creates the new escrow itself (ledger.accounts), as for
-    # gifts and friend-pay.
+    # The posting makes the new escrow account itself (ledger.post), as for gifts and friend-pay.
     async with outbox.atomic():
         return await pay_from_wallet(order, order.buyer_id)
 
