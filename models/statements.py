@@ -9,10 +9,10 @@ them: every column, converted by the fields), so nothing downstream can tell the
 
 Only what reads like a declaration goes here: ``Select`` (every column of one table, equality
 on named columns, an optional order and limit), ``Update`` (plain values set where named
-columns are equal, as a state machine's conditional update), ``Insert`` (many rows in one
-statement, their ids set; ``insert_together`` for several tables at once) and ``InsertNew``
-(rows inserted unless a unique key already holds them, the new ones returned). Anything else
-stays on the ORM.
+columns are equal, as a state machine's conditional update; ``run_then_insert`` adds the event
+that records it), ``Insert`` (many rows in one statement, their ids set; ``insert_together``
+for several tables at once) and ``InsertNew`` (rows inserted unless a unique key already holds
+them, the new ones returned). Anything else stays on the ORM.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class Update(Generic[M]):
         self.model = model
         self._names = where
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._then: dict[tuple[str, tuple[str, ...], str], str] = {}
 
     def sql(self, dialect: str, changed: tuple[str, ...]) -> str:
         key = (dialect, changed)
@@ -136,16 +137,44 @@ class Update(Generic[M]):
             sql = self._sql[key] = f'UPDATE "{self.model._meta.db_table}" SET {changes} WHERE {condition}'
         return sql
 
-    async def run(self, changes: dict[str, Any], *values: Any) -> int:
+    def _params(self, changes: dict[str, Any], values: tuple[Any, ...]) -> list[Any]:
         if len(values) != len(self._names) or not changes:
             raise TypeError(f"{len(self._names)} values and at least one change expected")
         fields = self.model._meta.fields_map
-        changed = tuple(changes)
         params = [fields[name].to_db_value(value, None) for name, value in changes.items()]
-        params += [fields[name].to_db_value(value, None) for name, value in zip(self._names, values, strict=True)]
+        return params + [fields[name].to_db_value(value, None) for name, value in zip(self._names, values, strict=True)]
+
+    async def run(self, changes: dict[str, Any], *values: Any) -> int:
+        params = self._params(changes, values)
         connection = self.model._meta.db
-        updated, _ = await connection.execute_query(self.sql(connection.capabilities.dialect, changed), params)
+        updated, _ = await connection.execute_query(self.sql(connection.capabilities.dialect, tuple(changes)), params)
         return updated
+
+    async def run_then_insert(self, changes: dict[str, Any], *values: Any, then: Insert[Any], row: Model) -> bool:
+        """``run`` for one row (``where`` names a unique one) and, if it changed, ``row``
+        inserted with ``then``: a state machine's conditional move and the event that records
+        it. On PostgreSQL one round trip, ``WITH moved AS (UPDATE ... RETURNING 1) INSERT ...
+        SELECT ... FROM moved RETURNING id``: no row inserted, no row returned, if the update
+        found nothing. Elsewhere the two statements. True if it changed (and ``row`` has its id)."""
+        connection = self.model._meta.db
+        dialect = connection.capabilities.dialect
+        if dialect != "postgres":
+            if await self.run(changes, *values) != 1:
+                return False
+            await then.run([row])
+            return True
+        changed = tuple(changes)
+        params = self._params(changes, values)
+        key = (dialect, changed, then.model._meta.db_table)
+        sql = self._then.get(key)
+        if sql is None:
+            sql = self._then[key] = (f"WITH moved AS ({self.sql(dialect, changed)} RETURNING 1) "
+                                     + then.sql_from(dialect, "moved", start=len(params) + 1))
+        made = await connection.execute_query_dict(sql, params + then._params([row]))
+        if not made:
+            return False
+        Insert._saved([row], [made[0][then.model._meta.db_pk_column]])
+        return True
 
 
 class _Inserting(Generic[M]):
@@ -201,6 +230,18 @@ class Insert(_Inserting[M]):
 
     def _tail(self) -> str:
         return f'RETURNING "{self.model._meta.db_pk_column}"'
+
+    def sql_from(self, dialect: str, source: str, start: int = 1) -> str:
+        """``INSERT INTO <table> (...) SELECT <one row's values> FROM <source> RETURNING <id>``:
+        one row per row of ``source`` (a WITH's name). Each mark is cast to its column's type,
+        which PostgreSQL cannot infer for a SELECT's output as it does for VALUES."""
+        meta = self.model._meta
+        names = self._fields()
+        columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
+        marks = placeholders(dialect, len(names), start)
+        values = ", ".join(f"CAST({mark} AS {meta.fields_map[name].get_for_dialect(dialect, 'SQL_TYPE')})"
+                           for name, mark in zip(names, marks, strict=True))
+        return f'INSERT INTO "{meta.db_table}" ({columns}) SELECT {values} FROM {source} {self._tail()}'
 
     async def run(self, instances: list[M]) -> None:
         pk = self.model._meta.db_pk_column

@@ -101,6 +101,33 @@ async def test_a_fixed_conditional_update_changes_only_what_still_matches(stack)
     assert ORDER_IF_STATUS.sql("postgres", ("status",)) == 'UPDATE "orders" SET "status" = $1 WHERE "id" = $2 AND "status" = $3'
 
 
+async def test_a_conditional_update_and_the_event_it_records_go_together_or_not_at_all(stack) -> None:  # type: ignore[no-untyped-def]
+    import structlog
+    from tortoise import connections
+
+    from models.commerce.orders import ORDER_EVENTS, ORDER_IF_STATUS
+    from tests.conftest import count_queries
+
+    (buyer,) = await make_users(1)
+    order = await an_order(buyer.id)
+    paid_at = datetime.now(UTC).replace(microsecond=0)
+    changes = {"status": OrderStatus.PAID, "paid_at": paid_at, "updated_at": paid_at}
+    won = OrderEvent(order_id=order.id, status=OrderStatus.PAID, actor="user:1", note="paid")
+    with count_queries() as counted, structlog.contextvars.bound_contextvars(request_id=uuid.uuid4().hex):
+        async with in_transaction():
+            assert await ORDER_IF_STATUS.run_then_insert(changes, order.id, OrderStatus.PENDING_PAYMENT,
+                                                         then=ORDER_EVENTS, row=won)
+    assert counted.count == (1 if connections.get("default").capabilities.dialect == "postgres" else 2), counted.statements
+    # The loser of a race changes nothing and records nothing.
+    lost = OrderEvent(order_id=order.id, status=OrderStatus.PAID, actor="user:2", note="paid again")
+    assert not await ORDER_IF_STATUS.run_then_insert(changes, order.id, OrderStatus.PENDING_PAYMENT,
+                                                     then=ORDER_EVENTS, row=lost)
+    assert lost.id is None
+    stored = await OrderEvent.filter(order_id=order.id).order_by("id")
+    assert [(e.id, e.status, e.actor, e.note, e.at) for e in stored] == [(won.id, OrderStatus.PAID, "user:1", "paid", won.at)]
+    assert (await Order.get(id=order.id)).paid_at == paid_at
+
+
 async def test_a_fixed_select_brings_its_related_row_as_select_related_does(stack) -> None:  # type: ignore[no-untyped-def]
     from models.commerce.catalog import PRODUCT_WITH_MERCHANT, Product
     from models.commerce.merchants import Merchant

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.commerce.catalog import Product
-from models.statements import Select, Update
+from models.statements import Insert, Select, Update
 
 
 class OrderStatus(StrEnum):
@@ -131,8 +131,10 @@ ORDER_BY_REQUEST = Select(Order, "idempotency_scope", "idempotency_key", limit=1
 ORDER_BY_ID = Select(Order, "id", limit=1)
 #: The live-status subscription's last transition.
 LAST_ORDER_EVENT = Select(OrderEvent, "order_id", order_by="-id", limit=1)
-#: The state machine's conditional update (resolvers/commerce/orders.py ``transition``).
+#: The state machine's conditional update and the event it records (resolvers/commerce/orders.py
+#: ``transition``).
 ORDER_IF_STATUS = Update(Order, "id", "status")
+ORDER_EVENTS = Insert(OrderEvent)
 #: The delivery job's order with its product, and one order with its shop (who may see it).
 ORDER_WITH_PRODUCT = Select(Order, "id", limit=1, related="product")
 ORDER_WITH_MERCHANT = Select(Order, "id", limit=1, related="merchant")
