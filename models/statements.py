@@ -193,16 +193,18 @@ class _Inserting(Generic[M]):
             self._names = [name for name in meta.fields_db_projection if not (name == meta.pk_attr and meta.pk.generated)]
         return self._names
 
+    def _columns(self) -> str:
+        projection = self.model._meta.fields_db_projection
+        return ", ".join(f'"{projection[name]}"' for name in self._fields())
+
     def sql(self, dialect: str, rows: int, start: int = 1) -> str:
         """The statement for ``rows`` rows, its marks numbered from ``start`` (PostgreSQL)."""
         sql = self._sql.get((dialect, rows, start))
         if sql is None:
-            meta = self.model._meta
             names = self._fields()
-            columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
             marks = iter(placeholders(dialect, len(names) * rows, start))
             values = ", ".join("(" + ", ".join(next(marks) for _ in names) + ")" for _ in range(rows))
-            sql = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {values} {self._tail()}'
+            sql = f'INSERT INTO "{self.model._meta.db_table}" ({self._columns()}) VALUES {values} {self._tail()}'
             self._sql[(dialect, rows, start)] = sql
         return sql
 
@@ -237,11 +239,10 @@ class Insert(_Inserting[M]):
         which PostgreSQL cannot infer for a SELECT's output as it does for VALUES."""
         meta = self.model._meta
         names = self._fields()
-        columns = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
         marks = placeholders(dialect, len(names), start)
         values = ", ".join(f"CAST({mark} AS {meta.fields_map[name].get_for_dialect(dialect, 'SQL_TYPE')})"
                            for name, mark in zip(names, marks, strict=True))
-        return f'INSERT INTO "{meta.db_table}" ({columns}) SELECT {values} FROM {source} {self._tail()}'
+        return f'INSERT INTO "{meta.db_table}" ({self._columns()}) SELECT {values} FROM {source} {self._tail()}'
 
     async def run(self, instances: list[M]) -> None:
         pk = self.model._meta.db_pk_column
