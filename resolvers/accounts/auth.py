@@ -29,6 +29,10 @@ class Actor:
     user_agent: str = ""
     # A guest who proved an order's lookup credentials acts as that one order's buyer.
     guest_order_id: int | None = None
+    # ``user`` was read from the database for this one HTTP request, so a use case that needs
+    # the row as it is now (pricing's member tier) may take it rather than read it again. A
+    # WebSocket's actor is as old as its connection: False there, and wherever an actor is made.
+    read_for_request: bool = False
 
     @property
     def user_id(self) -> int | None:
@@ -52,11 +56,12 @@ def allowed(actor: Actor, *, owner_id: int) -> bool:
     return permissions.allowed(actor, Action.READ_PRIVATE, owner_id=owner_id)
 
 
-async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Actor:
+async def authenticate(token: str, *, ip: str = "", user_agent: str = "", for_request: bool = False) -> Actor:
     """Resolve a bearer access token to an actor; raise UNAUTHENTICATED if it is not good.
 
     A token is good when its signature and expiry check out *and* the session it names is
     neither revoked nor expired, so that logout and theft detection end access at once.
+    ``for_request``: the actor serves one HTTP request only (``Actor.read_for_request``).
     """
     try:
         claims = decode_access_token(get_settings().signing_secret(), token)
@@ -66,7 +71,7 @@ async def authenticate(token: str, *, ip: str = "", user_agent: str = "") -> Act
     if user is None or not user.is_active:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The session has ended; sign in again.")
     await _touch(user)
-    return Actor(user=user, session_id=claims.session_id, ip=ip, user_agent=user_agent)
+    return Actor(user=user, session_id=claims.session_id, ip=ip, user_agent=user_agent, read_for_request=for_request)
 
 
 # The statement is written once per process and dialect: it runs for every request that

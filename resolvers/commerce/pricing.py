@@ -251,8 +251,9 @@ async def price(actor: Actor, request: PriceRequest, product: Product | None = N
     held: UserCoupon | None = None
     balance: int | None = None
     if actor.user is not None:
-        # Read afresh, not from the actor: a WebSocket's actor is as old as its connection.
-        current = await USER_BY_ID.first(actor.user.id)
+        # As it is now: the row this HTTP request's authentication read, or read afresh (a
+        # WebSocket's actor is as old as its connection).
+        current = actor.user if actor.read_for_request else await USER_BY_ID.first(actor.user.id)
         tier = current.tier if current is not None else Tier.NORMAL
         if code:
             held, coupon = await coupons.usable(actor.user.id, code, product)

@@ -96,7 +96,7 @@ class GraphQLView(GraphQL[Context, None]):
             if token is not None:
                 try:
                     actor = await authenticate(
-                        token, ip=_client_ip(scope), user_agent=request.headers.get("user-agent", "")
+                        token, ip=_client_ip(scope), user_agent=request.headers.get("user-agent", ""), for_request=True
                     )
                 except UserFacingError as error:
                     # A bad token is refused outright rather than silently treated as anonymous.
