@@ -10,8 +10,8 @@ them: every column, converted by the fields), so nothing downstream can tell the
 Only what reads like a declaration goes here: ``Select`` (every column of one table, equality
 on named columns, an optional order and limit), ``Update`` (plain values set where named
 columns are equal, as a state machine's conditional update; ``run_then_insert`` adds the event
-that records it), ``Insert`` (many rows in one statement, their ids set; ``insert_together``
-for several tables at once) and ``InsertNew`` (rows inserted unless a unique key already holds
+that records it), ``Insert`` (many rows in one statement, their ids set; ``run_with`` a new
+row and the one that records it; ``insert_together`` for several tables at once) and ``InsertNew`` (rows inserted unless a unique key already holds
 them, the new ones returned). Anything else stays on the ORM.
 """
 
@@ -233,16 +233,47 @@ class Insert(_Inserting[M]):
     def _tail(self) -> str:
         return f'RETURNING "{self.model._meta.db_pk_column}"'
 
-    def sql_from(self, dialect: str, source: str, start: int = 1) -> str:
+    def sql_from(self, dialect: str, source: str, start: int = 1, link: tuple[str, str] | None = None) -> str:
         """``INSERT INTO <table> (...) SELECT <one row's values> FROM <source> RETURNING <id>``:
         one row per row of ``source`` (a WITH's name). Each mark is cast to its column's type,
-        which PostgreSQL cannot infer for a SELECT's output as it does for VALUES."""
+        which PostgreSQL cannot infer for a SELECT's output as it does for VALUES. ``link``: a
+        field whose value is an expression over ``source`` (its new id) rather than a mark,
+        returned too."""
         meta = self.model._meta
-        names = self._fields()
-        marks = placeholders(dialect, len(names), start)
-        values = ", ".join(f"CAST({mark} AS {meta.fields_map[name].get_for_dialect(dialect, 'SQL_TYPE')})"
-                           for name, mark in zip(names, marks, strict=True))
-        return f'INSERT INTO "{meta.db_table}" ({self._columns()}) SELECT {values} FROM {source} {self._tail()}'
+        linked, expression = link if link is not None else (None, "")
+        marks = iter(placeholders(dialect, len(self._fields()), start))
+        values = ", ".join(expression if name == linked else
+                           f"CAST({next(marks)} AS {meta.fields_map[name].get_for_dialect(dialect, 'SQL_TYPE')})"
+                           for name in self._fields())
+        tail = self._tail() + (f', "{meta.fields_db_projection[linked]}"' if linked is not None else "")
+        return f'INSERT INTO "{meta.db_table}" ({self._columns()}) SELECT {values} FROM {source} {tail}'
+
+    async def run_with(self, row: M, *, then: Insert[Any], child: Model, link: str) -> None:
+        """``row`` inserted and ``child`` with it, ``child``'s field ``link`` naming the new row:
+        a new order and the event that records its creation. On PostgreSQL one round trip,
+        ``WITH made AS (INSERT ... RETURNING id) INSERT ... SELECT ..., made.id FROM made``;
+        elsewhere the two statements. Both get their ids (and ``child`` its link)."""
+        connection = self.model._meta.db  # the task's transaction, if it is in one
+        dialect = connection.capabilities.dialect
+        if dialect != "postgres":
+            await self.run([row])
+            setattr(child, link, row.pk)
+            await then.run([child])
+            return
+        params = self._params([row])
+        key = (self.model._meta.db_table, then.model._meta.db_table, link)
+        sql = _WITH_CHILD.get(key)
+        if sql is None:
+            made = f'made."{self.model._meta.db_pk_column}"'
+            sql = _WITH_CHILD[key] = (f"WITH made AS ({self.sql(dialect, 1)}) "
+                                      + then.sql_from(dialect, "made", start=len(params) + 1, link=(link, made)))
+        fields = then.model._meta.fields_map
+        params += [fields[name].to_db_value(getattr(child, name), child) for name in then._fields() if name != link]
+        made = (await connection.execute_query_dict(sql, params))[0]
+        column = then.model._meta.fields_db_projection[link]
+        self._saved([row], [made[column]])
+        setattr(child, link, made[column])
+        self._saved([child], [made[then.model._meta.db_pk_column]])
 
     async def run(self, instances: list[M]) -> None:
         pk = self.model._meta.db_pk_column
@@ -259,6 +290,7 @@ class Insert(_Inserting[M]):
 
 
 _TOGETHER: dict[tuple[tuple[str, int], ...], str] = {}
+_WITH_CHILD: dict[tuple[str, str, str], str] = {}  # (table, child's table, link): Insert.run_with's
 
 
 async def insert_together(*writes: tuple[Insert[Any], list[Any]]) -> None:

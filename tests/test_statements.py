@@ -128,6 +128,45 @@ async def test_a_conditional_update_and_the_event_it_records_go_together_or_not_
     assert (await Order.get(id=order.id)).paid_at == paid_at
 
 
+async def test_a_new_row_and_the_row_that_records_it_go_in_together(stack) -> None:  # type: ignore[no-untyped-def]
+    """``Insert.run_with``: createOrder's order and its first event, one statement on
+    PostgreSQL; both ids set, every column as the ORM would store it; a clash on the order's
+    unique key writes neither."""
+    import pytest
+    import structlog
+    from tortoise import connections
+    from tortoise.exceptions import IntegrityError
+
+    from models.commerce.orders import ORDER_EVENTS, ORDERS
+    from tests.conftest import count_queries
+
+    (buyer,) = await make_users(1)
+    template = await an_order(buyer.id)  # a product and a shop to order from
+    now = datetime.now(UTC)
+
+    def new(key: str) -> Order:
+        return Order(order_no=f"K-{uuid.uuid4().hex[:12]}", buyer_id=buyer.id, product_id=template.product_id,
+                     merchant_id=template.merchant_id, quantity=2, unit_price=Decimal("12.50"), total=Decimal("25.00"),
+                     currency="CNY", idempotency_scope=f"u:{buyer.id}", idempotency_key=key,
+                     expires_at=now + timedelta(minutes=15))
+
+    order, event = new("same-key-123"), OrderEvent(status=OrderStatus.PENDING_PAYMENT, actor="user:1", note="created")
+    with count_queries() as counted, structlog.contextvars.bound_contextvars(request_id=uuid.uuid4().hex):
+        async with in_transaction():
+            await ORDERS.run_with(order, then=ORDER_EVENTS, child=event, link="order_id")
+    assert counted.count == (1 if connections.get("default").capabilities.dialect == "postgres" else 2), counted.statements
+    assert order.id is not None and event.id is not None and event.order_id == order.id
+    assert columns(await Order.get(id=order.id), Order) == columns(order, Order)
+    assert columns(await OrderEvent.get(id=event.id), OrderEvent) == columns(event, OrderEvent)
+
+    clash, lost = new("same-key-123"), OrderEvent(status=OrderStatus.PENDING_PAYMENT, actor="user:1", note="again")
+    with pytest.raises(IntegrityError):
+        async with in_transaction():
+            await ORDERS.run_with(clash, then=ORDER_EVENTS, child=lost, link="order_id")
+    assert await Order.filter(idempotency_key="same-key-123").count() == 1
+    assert await OrderEvent.filter(note="again").count() == 0
+
+
 async def test_a_fixed_select_brings_its_related_row_as_select_related_does(stack) -> None:  # type: ignore[no-untyped-def]
     from models.commerce.catalog import PRODUCT_WITH_MERCHANT, Product
     from models.commerce.merchants import Merchant

@@ -135,6 +135,8 @@ LAST_ORDER_EVENT = Select(OrderEvent, "order_id", order_by="-id", limit=1)
 #: ``transition``).
 ORDER_IF_STATUS = Update(Order, "id", "status")
 ORDER_EVENTS = Insert(OrderEvent)
+#: createOrder's order, with its first event (``Insert.run_with``).
+ORDERS = Insert(Order)
 #: The delivery job's order with its product, and one order with its shop (who may see it).
 ORDER_WITH_PRODUCT = Select(Order, "id", limit=1, related="product")
 ORDER_WITH_MERCHANT = Select(Order, "id", limit=1, related="merchant")

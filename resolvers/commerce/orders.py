@@ -19,8 +19,8 @@ from kameng.settings import get_settings
 from models.commerce.catalog import PRODUCT_WITH_MERCHANT, DeliveryKind, ProductStatus
 from models.commerce.merchants import MerchantStatus
 from models.commerce.orders import (
-    LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_EVENTS, ORDER_IF_STATUS, ORDER_WITH_MERCHANT, Order, OrderEvent,
-    OrderStatus, can_transition,
+    LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_EVENTS, ORDER_IF_STATUS, ORDER_WITH_MERCHANT, ORDERS, Order,
+    OrderEvent, OrderStatus, can_transition,
 )
 from resolvers.accounts import notifications
 from resolvers.accounts.auth import Actor, allowed, require
@@ -208,7 +208,7 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     now = datetime.now(UTC)
     try:
         async with outbox.atomic():
-            order = await Order.create(
+            order = Order(
                 order_no=new_order_no(),
                 buyer_id=actor.user_id,
                 product_id=product.id,
@@ -230,12 +230,14 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 topup_account=topup_account,
                 expires_at=now + timedelta(seconds=settings.order_reservation_seconds),
             )
+            # The order and its first event in one statement where the database allows it.
+            event = OrderEvent(status=order.status, actor=actor_label(actor), note="created")
+            await ORDERS.run_with(order, then=ORDER_EVENTS, child=event, link="order_id")
             await inventory.reserve(order, product)
             if priced.user_coupon is not None:
                 await coupons.lock_for_order(priced.user_coupon.id, order.id)
             if quote.points_used and actor.user is not None:
                 await points.spend_for_order(actor.user.id, order.id, quote.points_used)
-            event = await OrderEvent.create(order_id=order.id, status=order.status, actor=actor_label(actor), note="created")
             await outbox.emit(
                 topic_for(order.id),
                 {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
