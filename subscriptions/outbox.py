@@ -6,8 +6,9 @@ rolled-back transaction leaves no row, so nothing is sent for it; a crash after 
 the row pending, and the relay's periodic sweep (in any process) sends it. Nothing here talks
 to Redis or the broker.
 
-The rows of one ``atomic()`` (outbox entries and trade-log events) are collected in memory and
-written just before it commits, in one statement (a multi-row INSERT per table, both in one
+The rows of one ``atomic()`` (outbox entries and trade-log events, and the rows a use case
+hands to ``insert_at_commit``: a payment, a posting's entries) are collected in memory and
+written just before it commits, in one statement (a multi-row INSERT per table, all in one
 WITH on PostgreSQL) instead of one INSERT per row (a paid order wrote eight of them one by one;
 issue 15). A savepoint inside it must therefore be a nested ``atomic()``, which forgets the
 rows written inside it when it rolls back: a bare nested ``in_transaction()`` would let them be
@@ -20,9 +21,10 @@ import contextvars
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise import connections
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from models.discovery.events import EventKind
@@ -32,23 +34,49 @@ from models.trust.tradelog import TradeEvent
 from subscriptions import cache_tags
 from subscriptions.jobs import JobCall
 
+M = TypeVar("M", bound=Model)
+
 _on_commit: list[Callable[[], None]] = []
 _on_commit_rows: list[Callable[[list[OutboxEntry], bool], None]] = []
 
 
-class Writes:
-    """What the current ``atomic()`` has written so far, not yet in the database."""
+_ENTRIES, _TRADES = Insert(OutboxEntry), Insert(TradeEvent)
 
-    __slots__ = ("entries", "trades", "savepoints")
+
+class Writes:
+    """What the current ``atomic()`` has written so far, not yet in the database: rows per
+    statement that will insert them, in the order the tables were first written."""
+
+    __slots__ = ("rows", "savepoints")
 
     def __init__(self) -> None:
-        self.entries: list[OutboxEntry] = []
-        self.trades: list[TradeEvent] = []
+        self.rows: dict[Insert[Any], list[Any]] = {}
         self.savepoints = 0  # nested atomic() savepoints open now (the test guard counts on it)
+
+    def of(self, statement: Insert[Any]) -> list[Any]:
+        rows = self.rows.get(statement)
+        if rows is None:
+            rows = self.rows[statement] = []
+        return rows
+
+    @property
+    def entries(self) -> list[OutboxEntry]:
+        return self.rows.get(_ENTRIES, [])
+
+    @property
+    def trades(self) -> list[TradeEvent]:
+        return self.rows.get(_TRADES, [])
+
+    def marks(self) -> dict[Insert[Any], int]:
+        return {statement: len(rows) for statement, rows in self.rows.items()}
+
+    def forget_since(self, marks: dict[Insert[Any], int]) -> None:
+        """Drop the rows written after ``marks`` (a savepoint's, rolled back)."""
+        for statement, rows in self.rows.items():
+            del rows[marks.get(statement, 0):]
 
 
 _writes: contextvars.ContextVar[Writes | None] = contextvars.ContextVar("outbox_writes", default=None)
-_ENTRIES, _TRADES = Insert(OutboxEntry), Insert(TradeEvent)
 
 
 def current() -> Writes | None:
@@ -90,13 +118,13 @@ async def atomic(*, join: bool = False) -> AsyncIterator[Any]:
         if join:
             yield connections.get("default")
             return
-        entries, trades = len(writes.entries), len(writes.trades)
+        marks = writes.marks()
         writes.savepoints += 1
         try:
             async with in_transaction() as connection:
                 yield connection
         except BaseException:
-            del writes.entries[entries:], writes.trades[trades:]  # rolled back with the savepoint
+            writes.forget_since(marks)  # rolled back with the savepoint
             raise
         finally:
             writes.savepoints -= 1
@@ -108,7 +136,7 @@ async def atomic(*, join: bool = False) -> AsyncIterator[Any]:
         async with in_transaction() as connection:
             yield connection
             # Last in the transaction: its rows, every table's in one statement.
-            await insert_together((_ENTRIES, writes.entries), (_TRADES, writes.trades))
+            await insert_together(*writes.rows.items())
         committed = True
     finally:
         _writes.reset(token)
@@ -125,8 +153,20 @@ async def _write(kind: OutboxKind, topic: str, payload: dict[str, Any]) -> Outbo
     if writes is None:
         raise RuntimeError("outbox rows are written inside atomic(), with the state they describe")
     entry = OutboxEntry(kind=kind, topic=topic, payload=payload)
-    writes.entries.append(entry)
+    writes.of(_ENTRIES).append(entry)
     return entry
+
+
+def insert_at_commit(statement: Insert[M], *rows: M) -> None:
+    """Write ``rows`` (unsaved instances) with the transaction's outbox rows, just before the
+    outermost ``atomic()`` commits, in the same statement; their ids are set then. For rows
+    nothing reads, names or counts on before the commit (a wallet payment's row, a posting's
+    entries): one round trip fewer each on the paid path. A nested block that rolls back
+    forgets the rows written inside it, as it forgets outbox entries."""
+    writes = _writes.get()
+    if writes is None:
+        raise RuntimeError("rows written at commit need an open outbox.atomic()")
+    writes.of(statement).extend(rows)
 
 
 async def emit(topic: str, data: dict[str, Any]) -> OutboxEntry:
@@ -171,5 +211,5 @@ async def trade(data: dict[str, Any], *, order_id: int | None = None) -> TradeEv
     if writes is None:
         await event.save()
     else:
-        writes.trades.append(event)  # any entry wakes the relay after commit
+        writes.of(_TRADES).append(event)  # any entry wakes the relay after commit
     return event

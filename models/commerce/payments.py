@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.statements import Insert
+
 
 class PaymentMethod(StrEnum):
     WALLET = "WALLET"
@@ -41,3 +43,8 @@ class Payment(Model):
         table = "payment"
         unique_together = (("provider", "provider_txn_id"),)
         indexes = (("order_id",),)
+
+
+#: A wallet payment's row, written at its transaction's commit (subscriptions/outbox.py
+#: ``insert_at_commit``): it is made on every wallet payment (issue 15).
+PAYMENTS = Insert(Payment)

@@ -18,14 +18,14 @@ from tortoise import connections
 
 from models.commerce.ledger import Account, Entry, Posting
 from models.commerce.orders import Order
-from models.statements import InsertNew, placeholders
+from models.statements import Insert, InsertNew, placeholders
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 
 CENT = Decimal("0.01")
 PLATFORM_FEES = "platform:fees"
 ADJUSTMENTS = "platform:adjustments"
-NEW_POSTING = InsertNew(Posting)
+NEW_POSTING, ENTRIES = InsertNew(Posting), Insert(Entry)
 #: Accounts that stand for the outside world or the platform's books, which may be negative.
 _SYSTEM_PREFIXES = ("gateway:", "platform:")
 
@@ -98,8 +98,11 @@ async def post(reason: str, reference: str, legs: Iterable[tuple[str, Decimal]],
             if not rows:  # a user's account that would go below zero, or that holds nothing yet
                 raise UserFacingError(ErrorCode.INSUFFICIENT_BALANCE, "The balance is not enough for this payment.")
             found[code] = rows[0]
-        await Entry.bulk_create([Entry(posting=posting, account_id=found[code]["id"], amount=amount)
-                                 for code, amount in legs])
+        # The entries go in with the outbox's rows at commit: nothing reads a posting's entries
+        # in the transaction that makes it (balances are the accounts' rows; the readers of
+        # entries, a replayed deposit and the reversals, read postings of earlier ones).
+        outbox.insert_at_commit(ENTRIES, *(Entry(posting=posting, account_id=found[code]["id"], amount=amount)
+                                           for code, amount in legs))
         await _trade(posting, legs, found[legs[0][0]]["currency"] if legs else "CNY", order_no)
         return True
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from kameng import kpay
 from models.commerce.orders import ORDER_BY_ID, Order, OrderStatus
-from models.commerce.payments import Payment, PaymentMethod, PaymentStatus
+from models.commerce.payments import PAYMENTS, Payment, PaymentMethod, PaymentStatus
 from resolvers.accounts.auth import Actor, require
 from resolvers.commerce import escrow, ledger, orders
 from resolvers.commerce.access import is_buyer
@@ -92,7 +92,8 @@ async def pay_from_wallet(order: Order, payer_id: int, *, note: str = "paid from
     # transaction (and anything it posted) rolls back.
     if not await orders.transition(order, OrderStatus.PAID, actor=f"user:{payer_id}", note=note, paid_at=now):
         raise UserFacingError(ErrorCode.INVALID_STATE, "This order is no longer awaiting payment.")
-    payment = await Payment.create(
+    # Written with the outbox's rows at commit (its id set then): nothing here reads it back.
+    payment = Payment(
         order_id=order.id,
         method=PaymentMethod.WALLET,
         provider="wallet" if payer_id == order.buyer_id else "friend",
@@ -102,6 +103,7 @@ async def pay_from_wallet(order: Order, payer_id: int, *, note: str = "paid from
         status=PaymentStatus.SUCCEEDED,
         paid_at=now,
     )
+    outbox.insert_at_commit(PAYMENTS, payment)
     await outbox.enqueue(jobs.deliver_order(order.id))
     # Last, so that the wallet's row lock is held only until the commit, not while the rest
     # of the transaction runs. Keyed by the order: even a second winner could not hold twice.
