@@ -11,12 +11,14 @@ Only what reads like a declaration goes here: ``Select`` (every column of one ta
 on named columns, an optional order and limit), ``Update`` (plain values set where named
 columns are equal, as a state machine's conditional update; ``run_then_insert`` adds the event
 that records it), ``Insert`` (many rows in one statement, their ids set; ``run_with`` a new
-row and the one that records it; ``insert_together`` for several tables at once) and ``InsertNew`` (rows inserted unless a unique key already holds
+row and the one that records it; ``insert_together`` for several tables at once, with
+``Increment``'s counters) and ``InsertNew`` (rows inserted unless a unique key already holds
 them, the new ones returned). Anything else stays on the ORM.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from tortoise.models import Model
@@ -289,27 +291,61 @@ class Insert(_Inserting[M]):
             instance._saved_in_db = True
 
 
+class Increment(Generic[M]):
+    """``UPDATE <table> SET <column> = <column> + ? WHERE <key> = ?``: a counter moved by an
+    amount (a product's units sold), sent with a transaction's rows at commit by
+    ``insert_together``, so that the row's lock is taken by the last statement before the
+    COMMIT rather than held across the rest of the transaction."""
+
+    def __init__(self, model: type[M], column: str) -> None:
+        self.model = model
+        self.column = column
+
+    def sql(self, dialect: str, start: int = 1) -> str:
+        meta = self.model._meta
+        amount, key = placeholders(dialect, 2, start)
+        column = meta.fields_db_projection[self.column]
+        return f'UPDATE "{meta.db_table}" SET "{column}" = "{column}" + {amount} WHERE "{meta.db_pk_column}" = {key}'
+
+    async def run(self, key: Any, amount: int) -> None:
+        connection = self.model._meta.db  # the task's transaction, if it is in one
+        await connection.execute_query(self.sql(connection.capabilities.dialect), [amount, key])
+
+
 _TOGETHER: dict[tuple[tuple[str, int], ...], str] = {}
 _WITH_CHILD: dict[tuple[str, str, str], str] = {}  # (table, child's table, link): Insert.run_with's
 
 
-async def insert_together(*writes: tuple[Insert[Any], list[Any]]) -> None:
+async def insert_together(*writes: tuple[Insert[Any], list[Any]],
+                          adding: Iterable[tuple[Increment[Any], Any, int]] = ()) -> None:
     """Rows of several tables, as ``Insert.run`` writes each, in one round trip on PostgreSQL:
     ``WITH w0 AS (INSERT ... RETURNING id), w1 AS (...) SELECT 0, id FROM w0 UNION ALL ...``
     (every data-modifying WITH runs exactly once). It is how a transaction's outbox entries
     and trade-log events are written at commit: one statement, not one per table, on every
-    order. Elsewhere (SQLite has no INSERT inside WITH), or beyond one ``BATCH`` per table,
-    one ``run`` per table."""
+    order. ``adding``: counters moved in the same statement (``Increment``, the row's key, the
+    amount; summed per row, in key order so that concurrent commits lock alike). Elsewhere
+    (SQLite has no INSERT inside WITH), or beyond one ``BATCH`` per table, one ``run`` per
+    table, then one per counter."""
     writes = tuple((insert, rows) for insert, rows in writes if rows)
-    if not writes:
+    sums: dict[tuple[Increment[Any], Any], int] = {}
+    for increment, key, amount in adding:
+        sums[(increment, key)] = sums.get((increment, key), 0) + amount
+    moves = sorted(((increment, key, amount) for (increment, key), amount in sums.items() if amount),
+                   key=lambda move: (move[0].model._meta.db_table, move[0].column, move[1]))
+    if not writes and not moves:
         return
-    connection = writes[0][0].model._meta.db  # the task's transaction, if it is in one
+    model = writes[0][0].model if writes else moves[0][0].model
+    connection = model._meta.db  # the task's transaction, if it is in one
     dialect = connection.capabilities.dialect
-    if dialect != "postgres" or len(writes) == 1 or any(len(rows) > Insert.BATCH for _, rows in writes):
+    if (dialect != "postgres" or not writes or len(writes) + len(moves) == 1
+            or any(len(rows) > Insert.BATCH for _, rows in writes)):
         for insert, rows in writes:
             await insert.run(rows)
+        for increment, key, amount in moves:
+            await increment.run(key, amount)
         return
-    shape = tuple((insert.model._meta.db_table, len(rows)) for insert, rows in writes)
+    shape = (tuple((insert.model._meta.db_table, len(rows)) for insert, rows in writes)
+             + tuple((f"{increment.model._meta.db_table}.{increment.column}", -1) for increment, _, _ in moves))
     sql = _TOGETHER.get(shape)
     if sql is None:
         parts, selects, start = [], [], 1
@@ -317,8 +353,12 @@ async def insert_together(*writes: tuple[Insert[Any], list[Any]]) -> None:
             parts.append(f"w{part} AS ({insert.sql(dialect, len(rows), start)})")
             selects.append(f'SELECT {part} AS part, "{insert.model._meta.db_pk_column}" AS key FROM w{part}')
             start += len(insert._fields()) * len(rows)
+        for part, (increment, _, _) in enumerate(moves):
+            parts.append(f"a{part} AS ({increment.sql(dialect, start)})")  # no RETURNING: run, never read
+            start += 2
         sql = _TOGETHER[shape] = "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects)
     params = [value for insert, rows in writes for value in insert._params(rows)]
+    params += [value for _, key, amount in moves for value in (amount, key)]
     keys: list[list[Any]] = [[] for _ in writes]
     for row in await connection.execute_query_dict(sql, params):
         keys[row["part"]].append(row["key"])

@@ -7,7 +7,8 @@ the row pending, and the relay's periodic sweep (in any process) sends it. Nothi
 to Redis or the broker.
 
 The rows of one ``atomic()`` (outbox entries and trade-log events, and the rows a use case
-hands to ``insert_at_commit``: a payment, a posting's entries) are collected in memory and
+hands to ``insert_at_commit``: a payment, a posting's entries; and counters moved by
+``add_at_commit``) are collected in memory and
 written just before it commits, in one statement (a multi-row INSERT per table, all in one
 WITH on PostgreSQL) instead of one INSERT per row (a paid order wrote eight of them one by one;
 issue 15). A savepoint inside it must therefore be a nested ``atomic()``, which forgets the
@@ -29,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 from models.discovery.events import EventKind
 from models.outbox import OutboxEntry, OutboxKind
-from models.statements import Insert, insert_together
+from models.statements import Increment, Insert, insert_together
 from models.trust.tradelog import TradeEvent
 from subscriptions import cache_tags
 from subscriptions.jobs import JobCall
@@ -47,10 +48,11 @@ class Writes:
     """What the current ``atomic()`` has written so far, not yet in the database: rows per
     statement that will insert them, in the order the tables were first written."""
 
-    __slots__ = ("rows", "savepoints")
+    __slots__ = ("rows", "adds", "savepoints")
 
     def __init__(self) -> None:
         self.rows: dict[Insert[Any], list[Any]] = {}
+        self.adds: list[tuple[Increment[Any], Any, int]] = []
         self.savepoints = 0  # nested atomic() savepoints open now (the test guard counts on it)
 
     def of(self, statement: Insert[Any]) -> list[Any]:
@@ -67,13 +69,15 @@ class Writes:
     def trades(self) -> list[TradeEvent]:
         return self.rows.get(_TRADES, [])
 
-    def marks(self) -> dict[Insert[Any], int]:
-        return {statement: len(rows) for statement, rows in self.rows.items()}
+    def marks(self) -> tuple[dict[Insert[Any], int], int]:
+        return {statement: len(rows) for statement, rows in self.rows.items()}, len(self.adds)
 
-    def forget_since(self, marks: dict[Insert[Any], int]) -> None:
-        """Drop the rows written after ``marks`` (a savepoint's, rolled back)."""
+    def forget_since(self, marks: tuple[dict[Insert[Any], int], int]) -> None:
+        """Drop what was written after ``marks`` (a savepoint's, rolled back)."""
+        counts, adds = marks
         for statement, rows in self.rows.items():
-            del rows[marks.get(statement, 0):]
+            del rows[counts.get(statement, 0):]
+        del self.adds[adds:]
 
 
 _writes: contextvars.ContextVar[Writes | None] = contextvars.ContextVar("outbox_writes", default=None)
@@ -136,7 +140,7 @@ async def atomic(*, join: bool = False) -> AsyncIterator[Any]:
         async with in_transaction() as connection:
             yield connection
             # Last in the transaction: its rows, every table's in one statement.
-            await insert_together(*writes.rows.items())
+            await insert_together(*writes.rows.items(), adding=writes.adds)
         committed = True
     finally:
         _writes.reset(token)
@@ -167,6 +171,17 @@ def insert_at_commit(statement: Insert[M], *rows: M) -> None:
     if writes is None:
         raise RuntimeError("rows written at commit need an open outbox.atomic()")
     writes.of(statement).extend(rows)
+
+
+def add_at_commit(increment: Increment[Any], key: Any, amount: int) -> None:
+    """Move a counter (``increment``'s column of row ``key``) by ``amount`` in the statement that
+    writes the rows at commit: a product's units sold, on every delivery. Its row lock is then
+    taken last and held only until the COMMIT, so deliveries of one product queue on it for a
+    round trip, not for the rest of their transactions. Nothing may read the counter before."""
+    writes = _writes.get()
+    if writes is None:
+        raise RuntimeError("counters moved at commit need an open outbox.atomic()")
+    writes.adds.append((increment, key, amount))
 
 
 async def emit(topic: str, data: dict[str, Any]) -> OutboxEntry:

@@ -225,12 +225,13 @@ async def test_rows_are_written_at_commit_and_a_bare_savepoint_inside_atomic_is_
 
 
 async def test_rows_handed_over_for_the_commit_are_written_with_it_and_forgotten_with_a_savepoint(rt: Runtime) -> None:
-    """``insert_at_commit``: another table's rows go in with the outbox's, their ids set at the
-    commit; a nested block that rolls back forgets its own, as it forgets outbox entries; and
-    outside a block there is no commit to write them with."""
+    """``insert_at_commit`` and ``add_at_commit``: another table's rows go in with the outbox's,
+    their ids set at the commit, and counters move then; a nested block that rolls back forgets
+    its own, as it forgets outbox entries; outside a block there is no commit to write them with."""
     from models.accounts.notifications import Notification
+    from models.commerce.catalog import SOLD_COUNT, Product
     from models.statements import Insert
-    from tests.factories import make_users
+    from tests.factories import make_product, make_users
 
     (user,) = await make_users(1)
     statement, topic = Insert(Notification), new_topic()
@@ -238,21 +239,29 @@ async def test_rows_handed_over_for_the_commit_are_written_with_it_and_forgotten
     def note(title: str) -> Notification:
         return Notification(user_id=user.id, kind="TEST", title=title, body="", data={})
 
+    product = await make_product(price="1.00")
     kept, undone, last = note("kept"), note("undone"), note("last")
     async with outbox.atomic():
         outbox.insert_at_commit(statement, kept)
+        outbox.add_at_commit(SOLD_COUNT, product.id, 1)
         await outbox.emit(topic, {"n": "kept"})
         with pytest.raises(Boom):
             async with outbox.atomic():
                 outbox.insert_at_commit(statement, undone)
+                outbox.add_at_commit(SOLD_COUNT, product.id, 10)
                 raise Boom
         outbox.insert_at_commit(statement, last)
+        outbox.add_at_commit(SOLD_COUNT, product.id, 2)
         assert kept.id is None and not await Notification.filter(user_id=user.id).exists()
+        assert (await Product.get(id=product.id)).sold_count == 0
     assert kept.id is not None and last.id is not None and kept.id < last.id and undone.id is None
     stored = await Notification.filter(user_id=user.id).order_by("id").values_list("id", "title")
     assert stored == [(kept.id, "kept"), (last.id, "last")]
+    assert (await Product.get(id=product.id)).sold_count == 3
     with pytest.raises(RuntimeError, match="outbox.atomic"):
         outbox.insert_at_commit(statement, note("nowhere"))
+    with pytest.raises(RuntimeError, match="outbox.atomic"):
+        outbox.add_at_commit(SOLD_COUNT, product.id, 1)
     with pytest.raises(Boom):
         async with outbox.atomic():
             outbox.insert_at_commit(statement, note("rolled back"))

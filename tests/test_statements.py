@@ -251,3 +251,30 @@ async def test_rows_of_two_tables_go_in_one_statement_on_postgresql_and_keep_the
     more = Notification(user_id=user.id, kind="TEST", title="more", dedupe_key=f"{tag}:more")
     await insert_together((Insert(OutboxEntry), many), (Insert(Notification), [more]))
     assert await OutboxEntry.filter(topic=f"test:{tag}:many").count() == Insert.BATCH + 1 and more.id is not None
+
+
+async def test_counters_move_in_the_statement_that_writes_the_rows_at_commit(stack) -> None:  # type: ignore[no-untyped-def]
+    """``insert_together(..., adding=...)``: a delivery's units sold ride on the commit's
+    statement on PostgreSQL, summed per row; with no row to write they still move."""
+    import structlog
+    from tortoise import connections
+
+    from models.commerce.catalog import SOLD_COUNT, Product
+    from models.outbox import OutboxEntry, OutboxKind
+    from models.statements import Insert, insert_together
+    from tests.conftest import count_queries
+
+    one, other = await make_product(price="1.00"), await make_product(price="2.00")
+    tag = uuid.uuid4().hex
+    entries = [OutboxEntry(kind=OutboxKind.EVENT, topic=f"test:{tag}", payload={"n": n}) for n in range(2)]
+    with count_queries() as counted, structlog.contextvars.bound_contextvars(request_id=tag):
+        async with in_transaction():
+            await insert_together((Insert(OutboxEntry), entries),
+                                  adding=[(SOLD_COUNT, other.id, 2), (SOLD_COUNT, one.id, 3), (SOLD_COUNT, other.id, 4)])
+    dialect = connections.get("default").capabilities.dialect
+    assert counted.count == (1 if dialect == "postgres" else 3), counted.statements
+    assert all(e.id is not None for e in entries)
+    assert await OutboxEntry.filter(topic=f"test:{tag}").count() == 2
+    assert {p.id: p.sold_count for p in await Product.filter(id__in=[one.id, other.id])} == {one.id: 3, other.id: 6}
+    await insert_together(adding=[(SOLD_COUNT, one.id, 1), (SOLD_COUNT, other.id, 0)])
+    assert {p.id: p.sold_count for p in await Product.filter(id__in=[one.id, other.id])} == {one.id: 4, other.id: 6}

@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.commerce.merchants import Category, Merchant
-from models.statements import Select
+from models.statements import Increment, Select
 
 
 class DeliveryKind(StrEnum):
@@ -83,3 +83,5 @@ class Product(Model):
 
 #: createOrder's product with its shop, a fixed statement (models/statements.py).
 PRODUCT_WITH_MERCHANT = Select(Product, "id", limit=1, related="merchant")
+#: A delivery's units sold, added at its transaction's commit (resolvers/commerce/inventory.py).
+SOLD_COUNT = Increment(Product, "sold_count")

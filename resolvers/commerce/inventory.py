@@ -35,7 +35,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from kameng import crypto
-from models.commerce.catalog import DeliveryKind, Product
+from models.commerce.catalog import SOLD_COUNT, DeliveryKind, Product
 from models.commerce.merchants import MerchantStatus
 from models.commerce.inventory import KEYS_OF_ORDER, CardKey, CardKeyReveal, CardKeyStatus
 from models.commerce.orders import Order
@@ -336,9 +336,9 @@ async def sell_keys(order: Order, now: datetime) -> int:
 
 
 async def count_sold(order: Order) -> None:
-    """A delivered order adds to its product's sold count (in the DELIVERED transition's
-    transaction, so that it counts once)."""
-    await Product.filter(id=order.product_id).update(sold_count=F("sold_count") + order.quantity)
+    """A delivered order adds to its product's sold count, once: in the DELIVERED transition's
+    transaction, at its commit (a row every delivery of the product locks; issue 15)."""
+    outbox.add_at_commit(SOLD_COUNT, order.product_id, order.quantity)
     cache_tags.touch(cache_tags.product(order.product_id), cache_tags.PRODUCT_LIST_BY_SALES)
 
 
