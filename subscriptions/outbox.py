@@ -6,14 +6,14 @@ rolled-back transaction leaves no row, so nothing is sent for it; a crash after 
 the row pending, and the relay's periodic sweep (in any process) sends it. Nothing here talks
 to Redis or the broker.
 
-The rows of one ``atomic()`` (outbox entries and trade-log events, and the rows a use case
-hands to ``insert_at_commit``: a payment, a posting's entries; and counters moved by
-``add_at_commit``) are collected in memory and
-written just before it commits, in one statement (a multi-row INSERT per table, all in one
-WITH on PostgreSQL) instead of one INSERT per row (a paid order wrote eight of them one by one;
-issue 15). A savepoint inside it must therefore be a nested ``atomic()``, which forgets the
-rows written inside it when it rolls back: a bare nested ``in_transaction()`` would let them be
-written anyway. tests/conftest.py fails any test that opens one inside ``atomic()``.
+The rows of one ``atomic()`` (outbox entries and trade-log events, the rows a use case hands
+to ``insert_at_commit``: a payment, a posting's entries; and the counters ``add_at_commit``
+moves) are collected in memory and written just before it commits, in one statement (a
+multi-row INSERT per table, all in one WITH on PostgreSQL) instead of one INSERT per row (a
+paid order wrote eight of them one by one; issue 15). A savepoint inside it must therefore be
+a nested ``atomic()``, which forgets what was written inside it when it rolls back: a bare
+nested ``in_transaction()`` would let it be written anyway. tests/conftest.py fails any test
+that opens one inside ``atomic()``.
 """
 
 from __future__ import annotations
