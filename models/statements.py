@@ -214,9 +214,10 @@ class _Inserting(Generic[M]):
         """What follows the VALUES (at first use, as the columns)."""
         raise NotImplementedError
 
-    def _params(self, instances: list[M]) -> list[Any]:
+    def _params(self, instances: list[M], skip: str | None = None) -> list[Any]:
         fields = self.model._meta.fields_map
-        return [fields[name].to_db_value(getattr(row, name), row) for row in instances for name in self._fields()]
+        return [fields[name].to_db_value(getattr(row, name), row)
+                for row in instances for name in self._fields() if name != skip]
 
     async def _send(self, instances: list[M]) -> list[dict[str, Any]]:
         params = self._params(instances)
@@ -231,6 +232,10 @@ class Insert(_Inserting[M]):
     (for rows a transaction collects and writes together: the outbox's, at commit)."""
 
     BATCH = 200  # rows per statement: 5-10 columns each stays far below either driver's limit
+
+    def __init__(self, model: type[M]) -> None:
+        super().__init__(model)
+        self._with: dict[tuple[str, str], str] = {}  # run_with's, by (child's table, link)
 
     def _tail(self) -> str:
         return f'RETURNING "{self.model._meta.db_pk_column}"'
@@ -263,15 +268,13 @@ class Insert(_Inserting[M]):
             await then.run([child])
             return
         params = self._params([row])
-        key = (self.model._meta.db_table, then.model._meta.db_table, link)
-        sql = _WITH_CHILD.get(key)
+        key = (then.model._meta.db_table, link)
+        sql = self._with.get(key)
         if sql is None:
             made = f'made."{self.model._meta.db_pk_column}"'
-            sql = _WITH_CHILD[key] = (f"WITH made AS ({self.sql(dialect, 1)}) "
-                                      + then.sql_from(dialect, "made", start=len(params) + 1, link=(link, made)))
-        fields = then.model._meta.fields_map
-        params += [fields[name].to_db_value(getattr(child, name), child) for name in then._fields() if name != link]
-        made = (await connection.execute_query_dict(sql, params))[0]
+            sql = self._with[key] = (f"WITH made AS ({self.sql(dialect, 1)}) "
+                                     + then.sql_from(dialect, "made", start=len(params) + 1, link=(link, made)))
+        made = (await connection.execute_query_dict(sql, params + then._params([child], skip=link)))[0]
         column = then.model._meta.fields_db_projection[link]
         self._saved([row], [made[column]])
         setattr(child, link, made[column])
@@ -313,7 +316,6 @@ class Increment(Generic[M]):
 
 
 _TOGETHER: dict[tuple[tuple[str, int], ...], str] = {}
-_WITH_CHILD: dict[tuple[str, str, str], str] = {}  # (table, child's table, link): Insert.run_with's
 
 
 async def insert_together(*writes: tuple[Insert[Any], list[Any]],

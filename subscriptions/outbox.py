@@ -56,10 +56,7 @@ class Writes:
         self.savepoints = 0  # nested atomic() savepoints open now (the test guard counts on it)
 
     def of(self, statement: Insert[Any]) -> list[Any]:
-        rows = self.rows.get(statement)
-        if rows is None:
-            rows = self.rows[statement] = []
-        return rows
+        return self.rows.setdefault(statement, [])
 
     @property
     def entries(self) -> list[OutboxEntry]:
