@@ -9,9 +9,11 @@ the graph shows only whether one is set and its last four characters.
 
 Endpoints must resolve to public addresses (``KAMENG_SUPPLIER_ALLOW_PRIVATE`` lifts it, for a
 supplier on the platform's own network): checked when a shop configures one and again before
-every call, as DNS may change in between; redirects are not followed. What is left is a host
-whose DNS answer changes between the check and the connection (rebinding), which only
-pinning the connection to the checked address would close.
+every call, as DNS may change in between; redirects are not followed. A call connects to the
+very addresses it checked, not to the host name: the URL's host is replaced by the checked
+address, the ``Host`` header and TLS's server name (SNI and certificate check, httpcore's
+``sni_hostname`` extension) keep the name. A second DNS answer, which a rebinding host would
+point at an internal address, is never asked for.
 
 Each call is a JSON POST signed with the secret: ``X-Kameng-Timestamp`` (unix seconds) and
 ``X-Kameng-Signature`` = hex HMAC-SHA256 of ``"<timestamp>.<body>"``; the order number is
@@ -25,6 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -104,47 +107,92 @@ def _signed(target: Target, body: dict[str, Any], idempotency_key: str | None) -
     return raw, headers
 
 
-async def _non_global(url: str) -> str | None:
-    """Why ``url``'s host may not be called (it is, or resolves to, a loopback, private,
-    link-local or otherwise non-global address), or None. OSError if it does not resolve."""
-    if get_settings().supplier_allow_private:
-        return None
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A host may resolve to many addresses; a call tries this many of them before giving up.
+MAX_ADDRESSES = 3
+# The TLS verification of supplier calls (httpx's ``verify``); tests trust their own CA here.
+VERIFY: ssl.SSLContext | bool = True
+
+
+def _public(address: Address) -> bool:
+    return address.is_global
+
+
+async def _resolve(url: str) -> list[Address]:
+    """Every address ``url``'s host resolves to, in the resolver's order, without repeats.
+    ValueError if the URL names no valid host and port; OSError if the host does not resolve."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (ValueError, UnicodeError):
-        return f"the URL {url!r} names no valid host and port"
-    for *_, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if not address.is_global:
-            return f"the host {host!r} is not a public address ({address})"
+    port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError (UnicodeError too)
+    found = await asyncio.get_running_loop().getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+    addresses = (ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]) for *_, sockaddr in found)
+    return list(dict.fromkeys(addresses))
+
+
+def _refusal(url: str, addresses: list[Address]) -> str | None:
+    """Why a host with these addresses may not be called (one of them is loopback, private,
+    link-local or otherwise not global), or None."""
+    for address in addresses:
+        if not _public(address):
+            return f"the host {urlsplit(url).hostname!r} is not a public address ({address})"
     return None
 
 
 async def not_public(url: str) -> str | None:
-    """``_non_global``, with a host that does not resolve refused too (when configuring)."""
+    """Why ``url`` may not be configured as a supplier (a host that does not resolve is refused
+    too), or None."""
+    if get_settings().supplier_allow_private:
+        return None
     try:
-        return await _non_global(url)
+        return _refusal(url, await _resolve(url))
+    except ValueError:
+        return f"the URL {url!r} names no valid host and port"
     except OSError:
         return f"the host {urlsplit(url).hostname!r} does not resolve"
+
+
+async def _checked_addresses(url: str) -> list[Address] | None:
+    """The addresses a call to ``url`` may connect to, checked; None when private addresses are
+    allowed (the call then connects by name)."""
+    if get_settings().supplier_allow_private:
+        return None
+    try:
+        addresses = await _resolve(url)
+    except ValueError:
+        raise SupplierRefused(f"the URL {url!r} names no valid host and port") from None
+    except OSError as exc:  # DNS down for now: retried like a connection error
+        raise SupplierUnavailable(f"the supplier's host does not resolve ({exc})") from None
+    if (why := _refusal(url, addresses)) is not None:
+        raise SupplierRefused(why)
+    return addresses[:MAX_ADDRESSES]
+
+
+async def _send(client: httpx.AsyncClient, url: str, addresses: list[Address] | None,
+                raw: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST to the checked addresses in turn until one connects (by name when None)."""
+    if addresses is None:
+        return await client.post(url, content=raw, headers=headers)
+    named = httpx.URL(url)
+    pinned = {**headers, "Host": named.netloc.decode("ascii")}
+    server_name = {"sni_hostname": named.raw_host.decode("ascii")}
+    for tried, address in enumerate(addresses, 1):
+        try:
+            return await client.post(named.copy_with(host=str(address)), content=raw, headers=pinned,
+                                     extensions=server_name)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if tried == len(addresses):
+                raise
+    raise SupplierUnavailable("the supplier's host has no address")
 
 
 async def post(target: Target, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
     """One signed call; the supplier's JSON answer with ``"status": "ok"``, or an exception."""
     if not target.url:
         raise SupplierRefused("the merchant has no supplier configured")
-    try:
-        why = await _non_global(target.url)
-    except OSError as exc:  # DNS down for now: retried like a connection error
-        raise SupplierUnavailable(f"the supplier's host does not resolve ({exc})") from None
-    if why is not None:
-        raise SupplierRefused(why)
+    addresses = await _checked_addresses(target.url)
     raw, headers = _signed(target, body, idempotency_key)
     try:
-        async with httpx.AsyncClient(timeout=target.timeout) as client:
-            response = await client.post(target.url, content=raw, headers=headers)
+        async with httpx.AsyncClient(timeout=target.timeout, verify=VERIFY) as client:
+            response = await _send(client, target.url, addresses, raw, headers)
     except httpx.HTTPError as exc:
         raise SupplierUnavailable(f"{type(exc).__name__}: {exc}") from None
     if response.status_code >= 500 or response.status_code == 429:
