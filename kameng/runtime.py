@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kameng.ratelimit import RateLimiter
     from kameng.settings import Settings
     from subscriptions.bus import EventBus
+    from workers.consumers import Consumers
     from workers.relay import OutboxRelay
     from workers.scheduler import Scheduler
 
@@ -29,7 +30,7 @@ class Runtime:
     limiter: RateLimiter
     broker: dramatiq.Broker
     relay: OutboxRelay
-    worker: dramatiq.Worker | None = None
+    consumers: Consumers | None = None
     scheduler: Scheduler | None = None
     # Per-process objects an upper layer builds lazily on these handles (the feed store).
     local: dict[str, Any] = field(default_factory=dict)

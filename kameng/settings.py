@@ -87,9 +87,11 @@ class Settings(LoopSettings, SpeedSettings, BaseSettings):
 
     # Jobs and outbox.
     worker_threads: int = Field(default=4, ge=1)
-    # On the Redis broker an idle worker polls each queue, backing off up to this long: the
-    # most a job can wait to be picked up (dramatiq's default is 1,000 ms; issue 15).
+    # On the Redis broker an idle worker polls the delivery and feeds queues, backing off up to
+    # this long: the most such a job waits to be picked up (dramatiq's default is 1,000 ms).
     worker_poll_ms: int = Field(default=100, ge=10, le=5000)
+    # The same for the queues no buyer waits on (everything but delivery and feeds).
+    worker_background_poll_ms: int = Field(default=1000, ge=10, le=5000)
     # Consume jobs inside the API process. Default: only when no broker is configured.
     inprocess_worker: bool | None = None
     outbox_sweep_seconds: float = Field(default=1.0, gt=0)

@@ -98,12 +98,12 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="Worker threads (default KAMENG_WORKER_THREADS).")] = None,
 ) -> None:
     """Consume jobs from the broker in BROKER_URL (run as many as needed, on any host)."""
-    import dramatiq
     from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 
     from service import wiring
     from kameng.observability import configure_logging
     from workers.broker import build_broker
+    from workers.consumers import Consumers
 
     settings = _settings()
     if settings.broker_url is None:
@@ -118,17 +118,15 @@ def worker(
     set_event_loop_thread(loop_thread)
     loop_thread.run_coroutine(wiring.start(settings, broker=broker, run_worker=False, sweeps=True))
 
-    consumer = dramatiq.Worker(
-        broker, worker_threads=threads or settings.worker_threads, worker_timeout=settings.worker_poll_ms
-    )
-    consumer.start()
+    consumers = Consumers(broker, settings, threads or settings.worker_threads)
+    consumers.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("worker started")
     stop.wait()
     log.info("worker stopping")
-    consumer.stop()
+    consumers.stop()
     loop_thread.run_coroutine(wiring.stop())
     set_event_loop_thread(None)
     loop_thread.stop()

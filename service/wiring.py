@@ -2,7 +2,7 @@
 
 The runtime (kameng/runtime.py) owns: the ORM, the Redis client (when configured), the event bus, the rate
 limiter, the dramatiq broker with every job declared on it, the outbox relay, and, on the
-embedded default, a dramatiq worker consuming jobs inside this process.
+embedded default, dramatiq workers consuming jobs inside this process.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from service.web import cache_sync
 from subscriptions import cache_tags, outbox
 from subscriptions.bus import EventBus, MemoryBus, RedisBus
 from workers.broker import build_broker
+from workers.consumers import Consumers
 from workers.relay import OutboxRelay
 from workers.scheduler import Scheduler
 
@@ -89,10 +90,8 @@ async def start(
     if consume:
         if get_event_loop_thread() is None:
             set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]
-        runtime.worker = dramatiq.Worker(
-            broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
-        )
-        runtime.worker.start()
+        runtime.consumers = Consumers(broker, settings, settings.worker_threads)
+        runtime.consumers.start()
     # Processes that consume jobs also sweep for what timers, crashes and lost messages left.
     if sweeping:
         runtime.scheduler = Scheduler(settings.sweep_seconds)
@@ -108,9 +107,9 @@ async def stop() -> None:
     runtime = current()
     if runtime.scheduler is not None:
         await runtime.scheduler.stop()
-    if runtime.worker is not None:
+    if runtime.consumers is not None:
         # stop() joins worker threads that may be waiting on this loop: never block it.
-        await asyncio.to_thread(runtime.worker.stop)
+        await asyncio.to_thread(runtime.consumers.stop)
         if isinstance(get_event_loop_thread(), _LoopBridge):
             set_event_loop_thread(None)
     await runtime.relay.stop()

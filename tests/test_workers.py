@@ -34,6 +34,7 @@ from tests.conftest import (
 )
 from workers import accounts as notification_jobs
 from workers.broker import build_broker, message_id_for, queue_name, send
+from workers.consumers import Consumers
 from workers.actors import load_all
 from workers.jobs import JOBS
 
@@ -245,3 +246,40 @@ async def test_real_broker_round_trip(tmp_path: Path, kind: str) -> None:
             await drop_redis_namespace(url, namespace)
         else:
             await asyncio.to_thread(drop_amqp_queues, url, namespace, [queue])
+
+
+@pytest.mark.parametrize("url", [None, LOCAL_REDIS])
+async def test_consumers_poll_the_queues_buyers_wait_on_fastest(tmp_path: Path, url: str | None) -> None:
+    if url is not None and not reachable(url, 6379):
+        pytest.skip(f"redis broker not reachable at {url}")
+    namespace = new_namespace()
+    settings = broker_settings(tmp_path, url, namespace).model_copy(
+        update={"worker_poll_ms": 50, "worker_background_poll_ms": 700}
+    )
+    broker = build_broker(settings)
+    seen: list[str] = []
+
+    def probe(value: str) -> None:
+        seen.append(value)
+
+    for queue in ("delivery", "default"):
+        dramatiq.actor(probe, broker=broker, queue_name=queue_name(settings, queue), actor_name=f"probe_{queue}")
+    consumers = Consumers(broker, settings, threads=1)
+    try:
+        await asyncio.to_thread(consumers.start)
+        paces = consumers.queues
+        # Every declared queue and its delay queue is consumed once, at its pace.
+        declared = broker.get_declared_queues() | broker.get_declared_delay_queues()
+        assert set(paces) == declared
+        fast = {queue_name(settings, q) for q in ("delivery", "feeds")}
+        assert {q for q, pace in paces.items() if pace == 50} == fast | {f"{q}.DQ" for q in fast}
+        assert all(pace == 700 for q, pace in paces.items() if q.removesuffix(".DQ") not in fast)
+        # And both workers run jobs.
+        for queue in ("delivery", "default"):
+            await asyncio.to_thread(send, broker, f"probe_{queue}", {"value": queue}, message_id_for(1, queue))
+        await eventually(lambda: sorted(seen) == ["default", "delivery"], timeout=10)
+    finally:
+        await asyncio.to_thread(consumers.stop)
+        await asyncio.to_thread(close, broker)
+        if url is not None:
+            await drop_redis_namespace(url, namespace)
