@@ -4,6 +4,7 @@ outbox and run by the stack's worker (idempotently), and round trips through rea
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,7 +250,9 @@ async def test_real_broker_round_trip(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("url", [None, LOCAL_REDIS])
-async def test_consumers_poll_the_queues_buyers_wait_on_fastest(tmp_path: Path, url: str | None) -> None:
+async def test_consumers_poll_the_queues_buyers_wait_on_fastest(
+    tmp_path: Path, url: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     if url is not None and not reachable(url, 6379):
         pytest.skip(f"redis broker not reachable at {url}")
     namespace = new_namespace()
@@ -266,7 +269,9 @@ async def test_consumers_poll_the_queues_buyers_wait_on_fastest(tmp_path: Path, 
         dramatiq.actor(probe, broker=broker, queue_name=queue_name(settings, queue), actor_name=f"probe_{queue}")
     consumers = Consumers(broker, settings, threads=1)
     try:
-        await asyncio.to_thread(consumers.start)
+        with caplog.at_level(logging.WARNING, logger="dramatiq"):
+            await asyncio.to_thread(consumers.start)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "an expected duplicate is not news"
         paces = consumers.queues
         # Every declared queue and its delay queue is consumed once, at its pace.
         declared = broker.get_declared_queues() | broker.get_declared_delay_queues()

@@ -14,6 +14,8 @@ which also sends each delay queue (``.DQ``) to the worker of its queue.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
 from kameng.settings import Settings
@@ -27,6 +29,7 @@ class Consumers:
     """The workers consuming every queue declared on ``broker``; ``start`` and ``stop`` both."""
 
     def __init__(self, broker: dramatiq.Broker, settings: Settings, threads: int) -> None:
+        self.broker = broker
         prompt = {queue_name(settings, q) for q in PROMPT_QUEUES}
         # Declared queue names are canonical (no .DQ); build_broker declares every job's queue.
         background = set(broker.get_declared_queues()) - prompt
@@ -44,8 +47,15 @@ class Consumers:
             )
 
     def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
+        # Each worker adds its own middleware to the broker to hear of queues; dramatiq allows the
+        # duplicate but warns of it, and two workers on one broker are the point here.
+        quiet = _SecondWorkerMiddleware()
+        self.broker.logger.addFilter(quiet)
+        try:
+            for worker in self.workers:
+                worker.start()
+        finally:
+            self.broker.logger.removeFilter(quiet)
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -55,3 +65,12 @@ class Consumers:
     def queues(self) -> dict[str, int]:
         """Each consumed queue (delay queues included) and its worker's polling cap, in ms."""
         return {name: worker.worker_timeout for worker in self.workers for name in worker.consumers}
+
+
+class _SecondWorkerMiddleware(logging.Filter):
+    """Drops dramatiq's warning about a second ``_WorkerMiddleware``, and only that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        duplicate = isinstance(record.msg, str) and record.msg.startswith("You're adding a middleware of the same type")
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (duplicate and args and type(args[0]).__name__ == "_WorkerMiddleware")
