@@ -95,7 +95,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 @cli.command()
 def worker(
-    threads: Annotated[int | None, typer.Option(help="Worker threads (default KAMENG_WORKER_THREADS).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Worker threads for each of the two paces (default KAMENG_WORKER_THREADS).")
+    ] = None,
 ) -> None:
     """Consume jobs from the broker in BROKER_URL (run as many as needed, on any host)."""
     from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
