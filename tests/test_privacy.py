@@ -22,7 +22,7 @@ from tortoise.models import Model
 from models import MODEL_MODULES
 
 from models.accounts.notifications import Notification
-from models.accounts.users import User
+from models.accounts.users import Tier, User
 from models.commerce.orders import Order, OrderStatus
 from models.community.comments import Comment
 from models.community.follows import Follow, FollowKind
@@ -33,9 +33,12 @@ from models.lifecycle.churn import ChurnScore
 from models.lifecycle.experiments import Experiment, ExperimentExposure
 from models.lifecycle.segments import BuyerRfm
 from models.repurchase.birthdays import Birthday
+from resolvers.accounts import users
 from resolvers.accounts.privacy_registry import REGISTRY, Erasure, Policy, link_columns
 from resolvers.discovery import training
+from resolvers.loyalty import events, tiers
 from resolvers.lifecycle import analytics_sql, churn, rfm
+from subscriptions import outbox
 from tests.conftest import Client, eventually
 from tests.factories import fund, make_product, make_user, token_for
 from tests.test_ledger import assert_ledger_consistent
@@ -264,6 +267,52 @@ async def test_concurrent_deletions_do_the_work_once(make_client) -> None:  # ty
     # Once deleted, the old session cannot ask again.
     after = await client.post(DELETE, {"input": {"password": me["password"]}})
     assert after.status_code == 401 and "data" not in after.json(), after.text
+
+
+async def test_loyalty_events_handled_after_the_deletion_leave_nothing_personal(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A loyalty job queued when the order completed can run after the buyer deleted the account
+    (deletion waits for no job; CI caught one writing task progress): it records nothing."""
+    client: Client = make_client()
+    me = await client.register(nickname="Late")
+    user = await User.get(id=pk(me["user"]["id"]))
+    await fund(user, "10.00")
+    order_id, _ = await buy_and_complete(client)
+    deleted = (await client.gql(DELETE, {"input": {"password": me["password"]}}))["deleteMyAccount"]
+    assert deleted == {"errors": [], "deleted": True}, deleted
+    await events.handle(user.id, events.ORDER_COMPLETED, f"order:{order_id}")
+    await events.handle(user.id, "POST_CREATED", f"post:{order_id}")
+    await events.handle(user.id, "LIKE_RECEIVED", f"like:post:{order_id}:{user.id}")
+    await User.filter(id=user.id).update(tier=Tier.GOLD)  # as if the standing had moved
+    assert await tiers.recompute(user.id) is None
+    await assert_erased(user.id)
+    assert not await Notification.filter(user_id=user.id).exists()
+    await assert_ledger_consistent()
+
+
+async def test_a_job_holding_the_user_waits_for_a_deletion_in_progress(stack) -> None:  # type: ignore[no-untyped-def]
+    """users.hold, which the loyalty and RFM jobs call first, waits on the row a deletion (or an
+    opt-out) has begun to update, and then sees the account gone."""
+    user = await make_user()
+    begun, finish = asyncio.Event(), asyncio.Event()
+
+    async def deleting() -> None:
+        async with outbox.atomic():
+            await User.filter(id=user.id).update(is_active=False)  # how deleteMyAccount begins
+            begun.set()
+            await finish.wait()
+
+    async def holding() -> bool:
+        await begun.wait()
+        async with outbox.atomic():
+            return await users.hold(user.id)
+
+    deleter, holder = asyncio.create_task(deleting()), asyncio.create_task(holding())
+    await begun.wait()
+    await asyncio.sleep(0.3)
+    assert not holder.done(), "the job went on while the deletion held the user's row"
+    finish.set()
+    assert await holder is False
+    await deleter
 
 
 async def test_opted_out_and_deleted_users_leave_analytics_and_models(make_client) -> None:  # type: ignore[no-untyped-def]

@@ -77,3 +77,18 @@ async def get_users(ids: list[int]) -> list[User | None]:
     """Batch load for DataLoaders: one query, results in the order asked."""
     found = {user.id: user for user in await User.filter(id__in=ids)}
     return [found.get(i) for i in ids]
+
+
+async def hold(user_id: int, *, profiled: bool = False) -> bool:
+    """Whether the account still exists (and, with ``profiled``, allows personalisation), its row
+    locked until the transaction ends. Call it inside the transaction first.
+
+    Jobs that write personal rows after the fact (task progress, a buyer's RFM) can run after
+    the user deleted the account or opted out, which wait for no job. Both begin by updating this
+    row, so the lock orders the two: a job that holds it first has its rows erased with the rest;
+    one that comes after sees the account gone and writes nothing.
+    """
+    query = User.filter(id=user_id, is_active=True)
+    if profiled:
+        query = query.filter(personalisation=True)
+    return await query.select_for_update(no_key=True).only("id").first() is not None

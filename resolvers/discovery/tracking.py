@@ -37,6 +37,7 @@ from models.lifecycle.segments import BuyerRfm
 from models.discovery.events import BehaviourEvent, EventKind
 from resolvers.accounts.auth import Actor, require
 from resolvers.errors import invalid
+from subscriptions import outbox
 
 
 @dataclass(slots=True)  # slots, not frozen: built per event on the ingestion path, where frozen init doubles the cost
@@ -178,12 +179,15 @@ async def set_personalisation(actor: Actor, enabled: bool) -> User:
     user's data (RFM and segment, churn score, the HOME list) go at once (the analytics,
     the churn fit and the training leave such users out from then on)."""
     user = require(actor)
-    await User.filter(id=user.id).update(personalisation=enabled)
-    if not enabled:
-        await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
-        await BuyerRfm.filter(user_id=user.id).delete()
-        await ChurnScore.filter(user_id=user.id).delete()
-        await RecommendationList.filter(owner=f"u:{user.id}").delete()
+    # One transaction: the user's row stays locked until the profiles are gone, which is what a
+    # profile job waits on (resolvers.accounts.users.hold).
+    async with outbox.atomic():
+        await User.filter(id=user.id).update(personalisation=enabled)
+        if not enabled:
+            await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
+            await BuyerRfm.filter(user_id=user.id).delete()
+            await ChurnScore.filter(user_id=user.id).delete()
+            await RecommendationList.filter(owner=f"u:{user.id}").delete()
     user.personalisation = enabled
     return user
 

@@ -17,7 +17,10 @@ from decimal import Decimal
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
 from models.lifecycle.segments import BuyerRfm, SegmentRule, SegmentSize, Stage
+from models.statements import InsertNew
+from resolvers.accounts import users
 from resolvers.lifecycle import segments
+from subscriptions import outbox
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def score(value: float, population: list[float], *, higher_is_better: bool = Tru
     return min(5, 1 + int(share * 5))
 
 
+NEW_RFM = InsertNew(BuyerRfm)
+
+
 async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[float], list[float], list[float]],
                  now: datetime) -> BuyerRfm:
     recency, frequency, monetary = populations
@@ -85,8 +91,14 @@ async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[flo
         first_purchase_at=rfm.first_purchase_at, last_purchase_at=rfm.last_purchase_at, stage=stage,
         segment_rule_id=rule.id if rule is not None else None, computed_at=now,
     )
-    row, _ = await BuyerRfm.update_or_create(defaults=values, user_id=rfm.user_id)
-    return row
+    # Update, else insert: update_or_create would open a transaction of its own inside the job's.
+    if await BuyerRfm.filter(user_id=rfm.user_id).update(**values):
+        return await BuyerRfm.get(user_id=rfm.user_id)
+    made = await NEW_RFM.run([BuyerRfm(user_id=rfm.user_id, **values)])
+    if made:
+        return made[0]
+    await BuyerRfm.filter(user_id=rfm.user_id).update(**values)  # a concurrent writer inserted it first
+    return await BuyerRfm.get(user_id=rfm.user_id)
 
 
 async def _populations() -> tuple[list[float], list[float], list[float]]:
@@ -99,12 +111,14 @@ async def recompute_user(user_id: int) -> BuyerRfm | None:
     """One buyer's row, scored against the other buyers' stored rows; None (and no row) for a
     user without a completed order."""
     now = datetime.now(UTC)
-    rows = (await purchases([user_id])).get(user_id)
-    if not rows:
-        await BuyerRfm.filter(user_id=user_id).delete()
-        return None
     await segments.ensure_default_rules()
-    return await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
+    async with outbox.atomic():
+        # Held: a deletion or opt-out committed meanwhile would otherwise find a profile it erased.
+        rows = (await purchases([user_id])).get(user_id) if await users.hold(user_id, profiled=True) else None
+        if not rows:
+            await BuyerRfm.filter(user_id=user_id).delete()
+            return None
+        return await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
 
 
 async def recompute_all() -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
+from resolvers.accounts import users
 from resolvers.loyalty import coupons, creators, invitations, points, tasks, tiers
 from subscriptions import outbox
 
@@ -37,6 +38,8 @@ async def handle(user_id: int, event: str, reference: str, **extra: Any) -> None
         await order_refunded(user_id, reference)
     else:
         async with outbox.atomic():
+            if not await users.hold(user_id):  # deleted since the event: nothing to record
+                return
             awarded = await _award_for(user_id, event, reference, extra)
             await tasks.record_event(user_id, event, reference)
         if awarded:
@@ -73,6 +76,7 @@ async def order_completed(user_id: int, reference: str) -> None:
     if order is None or order.buyer_id != user_id:
         return
     async with outbox.atomic():
+        active = await users.hold(user_id)  # first: deletion also begins with the user's row
         await points.lock(user_id)  # serialised with a refund's reversal of the same order
         current = await Order.get(id=order.id)
         if current.status != OrderStatus.COMPLETED:
@@ -80,8 +84,9 @@ async def order_completed(user_id: int, reference: str) -> None:
         ref = points.order_reference(order.id)
         if await points.posted(user_id, "purchase_reversal", ref) is None:
             await points.post(user_id, "purchase", ref, purchase_points(current), f"order {current.order_no}")
-        await creators.credit(current)
-        await tasks.record_event(user_id, ORDER_COMPLETED, reference)
+        await creators.credit(current)  # the post's author earned it, whatever became of the buyer
+        if active:
+            await tasks.record_event(user_id, ORDER_COMPLETED, reference)
         await invitations.reward_first_order(user_id, current)
     await tiers.recompute(user_id)
 

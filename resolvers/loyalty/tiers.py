@@ -86,15 +86,16 @@ async def standing(user_id: int) -> Standing:
 
 async def recompute(user_id: int) -> Tier | None:
     """Move the user to the tier their last 12 months earn; returns the new tier if it changed."""
-    user = await User.filter(id=user_id).first()
+    user = await User.filter(id=user_id, is_active=True).first()
     if user is None:
         return None
     standing_tier = (await standing(user_id)).tier
     if standing_tier == user.tier:
         return None
     async with outbox.atomic():
-        if await User.filter(id=user_id, tier=user.tier).update(tier=standing_tier) != 1:
-            return None  # recomputed concurrently
+        # is_active again: a deletion committed since would otherwise get a notification it erased.
+        if await User.filter(id=user_id, tier=user.tier, is_active=True).update(tier=standing_tier) != 1:
+            return None  # recomputed concurrently, or the account deleted
         up = BENEFITS[standing_tier].rank > BENEFITS[user.tier].rank
         title = f"You are now a {standing_tier.value} member" if up else f"Your membership is now {standing_tier.value}"
         at = clock.now().isoformat()
