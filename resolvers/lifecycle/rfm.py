@@ -79,7 +79,7 @@ NEW_RFM = InsertNew(BuyerRfm)
 
 
 async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[float], list[float], list[float]],
-                 now: datetime) -> BuyerRfm:
+                 now: datetime) -> None:
     recency, frequency, monetary = populations
     stage = stage_of(rfm.frequency, rfm.recency_days)
     rule = segments.first_match(rules, recency_days=rfm.recency_days, frequency=rfm.frequency,
@@ -92,13 +92,9 @@ async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[flo
         segment_rule_id=rule.id if rule is not None else None, computed_at=now,
     )
     # Update, else insert: update_or_create would open a transaction of its own inside the job's.
-    if await BuyerRfm.filter(user_id=rfm.user_id).update(**values):
-        return await BuyerRfm.get(user_id=rfm.user_id)
-    made = await NEW_RFM.run([BuyerRfm(user_id=rfm.user_id, **values)])
-    if made:
-        return made[0]
-    await BuyerRfm.filter(user_id=rfm.user_id).update(**values)  # a concurrent writer inserted it first
-    return await BuyerRfm.get(user_id=rfm.user_id)
+    if not await BuyerRfm.filter(user_id=rfm.user_id).update(**values):
+        if not await NEW_RFM.run([BuyerRfm(user_id=rfm.user_id, **values)]):
+            await BuyerRfm.filter(user_id=rfm.user_id).update(**values)  # a concurrent writer inserted it first
 
 
 async def _populations() -> tuple[list[float], list[float], list[float]]:
@@ -118,7 +114,8 @@ async def recompute_user(user_id: int) -> BuyerRfm | None:
         if not rows:
             await BuyerRfm.filter(user_id=user_id).delete()
             return None
-        return await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
+        await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
+        return await BuyerRfm.get(user_id=user_id)
 
 
 async def recompute_all() -> int:
