@@ -50,12 +50,12 @@ from models.discovery.search import SearchKind
 from models.lifecycle.experiments import ExperimentExposure
 from models.loyalty.invitations import Referral
 from models.repurchase.plans import PlanRenewal, PlanStatus, ProductPlan, RenewalStatus
-from resolvers.accounts import sessions
+from resolvers.accounts import profiling, sessions
 from resolvers.accounts.auth import Actor, require
 from resolvers.accounts.privacy_registry import REGISTRY, Erasure, Policy
 from resolvers.commerce import inventory, ledger
 from resolvers.community import comments, posts
-from resolvers.discovery import indexing
+from resolvers.discovery import indexing, storage
 from resolvers.errors import ErrorCode, UserFacingError
 from subscriptions import outbox
 
@@ -179,6 +179,7 @@ async def delete_my_account(actor: Actor, *, password: str) -> bool:
 
 async def _erase(user_id: int) -> None:
     now = datetime.now(UTC)
+    await profiling.erasing()  # a batch writing profiles finishes first: its rows are erased below
     await sessions.revoke(AuthSession.filter(user_id=user_id))
     await _drop_devices(user_id)
     await _undo_counters(user_id)
@@ -198,6 +199,7 @@ async def _erase(user_id: int) -> None:
             await rows.delete()
         elif name != "ExperimentExposure":  # handled with the devices (a unit per row)
             await rows.update(**policy.scrubbed(user_id))
+    await storage.forget_user(user_id)  # the HOME list's copy in Redis, which serving reads first
 
 
 async def _drop_devices(user_id: int) -> None:

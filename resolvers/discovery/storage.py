@@ -1,8 +1,9 @@
 """Where the precomputed lists live: the ``recommendation_list`` table, copied into Redis when
 one is configured, so that every API process serves the same lists with at most one lookup.
 
-A training run replaces all lists in one transaction (readers see the old set or the new one),
-then writes the Redis copy; a Redis miss falls back to the table.
+A training run replaces all lists in one transaction (readers see the old set or the new one)
+and writes the Redis copy before it commits, under ``profiling.writing()``; a Redis miss falls
+back to the table. An erasure removes a user's list from both (``forget_user``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from tortoise.transactions import in_transaction
 from kameng import runtime
 from kameng.settings import get_settings
 from models.discovery.recommendations import RecommendationList, RecommendationModel
+from resolvers.accounts import profiling
 
 BATCH = 500
+USER = "u:"  # a user's HOME list: u:<id>; d:<device>, p:, c:, post:, cat: are no one's
 
 
 def _key(owner: str) -> str:
@@ -31,12 +34,16 @@ def _redis() -> Any:
 async def publish(version: str, lists: dict[str, list[list[object]]], posts: dict[str, list[int]],
                   stats: dict[str, float], now: datetime) -> RecommendationModel:
     owners = sorted(set(lists) | set(posts))
-    rows = [RecommendationList(owner=o, model_version=version, items=lists.get(o, []), posts=posts.get(o, []),
-                               updated_at=now) for o in owners]
     async with in_transaction():
+        await profiling.writing()
         if await RecommendationModel.filter(trained_at__gt=now).exists():
             # A run that started later (with newer behaviour) already published: keep its lists.
             return await RecommendationModel.filter(trained_at__gt=now).order_by("-trained_at").first()  # type: ignore[return-value]
+        # A user erased (deleted, opted out) since the training read their behaviour gets no list.
+        users = {o: int(o[len(USER):]) for o in owners if o.startswith(USER) and o[len(USER):].isdigit()}
+        keep = await profiling.profiled(users.values())
+        rows = [RecommendationList(owner=o, model_version=version, items=lists.get(o, []), posts=posts.get(o, []),
+                                   updated_at=now) for o in owners if o not in users or users[o] in keep]
         await RecommendationList.all().delete()
         for start in range(0, len(rows), BATCH):
             await RecommendationList.bulk_create(rows[start:start + BATCH])
@@ -46,14 +53,26 @@ async def publish(version: str, lists: dict[str, list[list[object]]], posts: dic
             half_life_events=float(stats.get("half_life_events", 0.0)),
             train_seconds=float(stats.get("train_seconds", 0.0)), lists=len(rows),
         )
+        # Copied before the commit, still under the lock, so that an erasure waiting for it
+        # deletes the copy too. A failed commit leaves the new copy beside the old rows: the
+        # next run replaces both.
+        redis = _redis()
+        if redis is not None:
+            ttl = int(max(get_settings().recommend_train_seconds * 3, 3600))
+            async with redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.set(_key(row.owner), orjson.dumps([version, row.items, row.posts]), ex=ttl)
+                await pipe.execute()
+    return model_row
+
+
+async def forget_user(user_id: int) -> None:
+    """The user's HOME list, row and copy (an erasure, after ``profiling.erasing()``): serving reads
+    the copy first."""
+    await RecommendationList.filter(owner=f"{USER}{user_id}").delete()
     redis = _redis()
     if redis is not None:
-        ttl = int(max(get_settings().recommend_train_seconds * 3, 3600))
-        async with redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.set(_key(row.owner), orjson.dumps([version, row.items, row.posts]), ex=ttl)
-            await pipe.execute()
-    return model_row
+        await redis.delete(_key(f"{USER}{user_id}"))
 
 
 async def fetch(owners: list[str]) -> dict[str, tuple[str, list[list[Any]], list[int]]]:

@@ -31,11 +31,12 @@ from tortoise import connections
 
 from kameng.settings import get_settings
 from models.accounts.users import User
-from models.discovery.recommendations import RecommendationList
 from models.lifecycle.churn import ChurnScore
 from models.lifecycle.segments import BuyerRfm
 from models.discovery.events import BehaviourEvent, EventKind
+from resolvers.accounts import profiling
 from resolvers.accounts.auth import Actor, require
+from resolvers.discovery import storage
 from resolvers.errors import invalid
 from subscriptions import outbox
 
@@ -180,14 +181,15 @@ async def set_personalisation(actor: Actor, enabled: bool) -> User:
     the churn fit and the training leave such users out from then on)."""
     user = require(actor)
     # One transaction: the user's row stays locked until the profiles are gone, which is what a
-    # profile job waits on (resolvers.accounts.users.hold).
+    # profile job waits on (resolvers.accounts.users.hold); a batch, on profiling.erasing().
     async with outbox.atomic():
         await User.filter(id=user.id).update(personalisation=enabled)
         if not enabled:
+            await profiling.erasing()
             await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
             await BuyerRfm.filter(user_id=user.id).delete()
             await ChurnScore.filter(user_id=user.id).delete()
-            await RecommendationList.filter(owner=f"u:{user.id}").delete()
+            await storage.forget_user(user.id)
     user.personalisation = enabled
     return user
 

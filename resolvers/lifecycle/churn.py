@@ -34,6 +34,7 @@ from models.discovery.events import BehaviourEvent, EventKind
 from models.lifecycle.churn import ChurnModel, ChurnScore, RiskBand
 from models.trust.claims import Claim
 from models.trust.tickets import Ticket
+from resolvers.accounts import profiling
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.permissions import Action, allowed
 from resolvers.lifecycle import bgnbd, evaluation, rfm
@@ -161,14 +162,18 @@ async def score_all(model: ChurnModel | None, now: datetime | None = None) -> in
     # The whole set replaced in one transaction: a campaign choosing buyers by band meanwhile
     # reads the last run's scores or this one's, never a mix, and a run that fails leaves the
     # last one whole. Buyers no longer profiled (personalisation off, account deleted) are
-    # simply not in the new set. On PostgreSQL a second run waits for this one (EXCLUSIVE
-    # lets plain reads through); SQLite has one writer anyway.
+    # simply not in the new set, nor are those erased since they were read (profiling.writing).
+    # On PostgreSQL a second run waits for this one (EXCLUSIVE lets plain reads through); SQLite
+    # has one writer anyway.
     async with in_transaction() as connection:
+        await profiling.writing()
         if connection.capabilities.dialect == "postgres":
             await connection.execute_script(f'LOCK TABLE "{ChurnScore._meta.db_table}" IN EXCLUSIVE MODE')
+        keep = await profiling.profiled(row.user_id for row in rows)
+        rows = [row for row in rows if row.user_id in keep]
         await ChurnScore.all().delete()
         await ChurnScore.bulk_create(rows, batch_size=500)
-    return len(summary.keys)
+    return len(rows)
 
 
 async def fit_and_score() -> int:

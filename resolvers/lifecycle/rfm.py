@@ -18,7 +18,7 @@ from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
 from models.lifecycle.segments import BuyerRfm, SegmentRule, SegmentSize, Stage
 from models.statements import InsertNew
-from resolvers.accounts import users
+from resolvers.accounts import profiling, users
 from resolvers.lifecycle import segments
 from subscriptions import outbox
 
@@ -76,6 +76,7 @@ def score(value: float, population: list[float], *, higher_is_better: bool = Tru
 
 
 NEW_RFM = InsertNew(BuyerRfm)
+_CHUNK = 500  # buyers per transaction of the sweep
 
 
 async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[float], list[float], list[float]],
@@ -127,8 +128,14 @@ async def recompute_all() -> int:
     every = [summarise(user_id, rows, now) for user_id, rows in (await purchases()).items()]
     populations = (sorted(float(r.recency_days) for r in every), sorted(float(r.frequency) for r in every),
                    sorted(float(r.monetary) for r in every))
-    for rfm in every:
-        await _write(rfm, rules, populations, now)
+    for start in range(0, len(every), _CHUNK):
+        chunk = every[start:start + _CHUNK]
+        async with outbox.atomic():
+            await profiling.writing()  # an account erased since purchases() read it is left out
+            keep = await profiling.profiled(r.user_id for r in chunk)
+            for rfm in chunk:
+                if rfm.user_id in keep:
+                    await _write(rfm, rules, populations, now)
     await BuyerRfm.filter(computed_at__lt=now).delete()  # not written above: no purchase left
     return len(every)
 

@@ -1,0 +1,53 @@
+"""Profiles written in bulk (the RFM sweep, the churn scores, the trained HOME lists) against
+the erasure of an account deletion or an opt-out.
+
+A batch reads whom it profiles, computes for a while, then writes. An erasure committed in
+between found no profile to erase, and the batch would then write one. A job about one user
+locks that user's row instead (``users.hold``); a batch would lock thousands of rows. On
+PostgreSQL both sides take one advisory lock for the rest of their transaction, before anything
+else in it:
+
+* a batch ``writing()`` shares it with other batches, then keeps only the users ``profiled()``
+  still finds: an erasure committed before the lock was granted is seen;
+* an erasure, ``erasing()``, takes it alone: it waits for the batches writing, then erases what
+  they wrote, and a batch that asks meanwhile waits for it.
+
+SQLite runs one transaction at a time, which orders the two already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tortoise import connections
+
+from kameng.settings import get_settings
+from models.accounts.users import User
+
+PROFILES_LOCK = 0x6B70726F66  # "kprof"
+_CHUNK = 1000  # ids per IN list
+
+
+async def _lock(function: str) -> None:
+    if not get_settings().is_sqlite:
+        await connections.get("default").execute_query(f"SELECT {function}($1)", [PROFILES_LOCK])
+
+
+async def writing() -> None:
+    """First in a batch's write transaction, before ``profiled()``."""
+    await _lock("pg_advisory_xact_lock_shared")
+
+
+async def erasing() -> None:
+    """In a deletion's or an opt-out's transaction, before it erases a profile."""
+    await _lock("pg_advisory_xact_lock")
+
+
+async def profiled(user_ids: Iterable[int]) -> set[int]:
+    """Which of ``user_ids`` are accounts that exist and allow personalisation (after ``writing()``)."""
+    ids = sorted(set(user_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        found.update(await User.filter(id__in=ids[start:start + _CHUNK], is_active=True, personalisation=True)
+                     .values_list("id", flat=True))
+    return found

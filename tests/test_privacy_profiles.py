@@ -1,0 +1,136 @@
+"""Profiles built in bulk (the RFM sweep, the churn scores, the trained HOME lists and their Redis
+copy) against the erasure of an account deletion or an opt-out: a batch that read its buyers before
+the erasure writes nothing for them after it, an erasure waits for a batch that is writing, and the
+HOME list leaves Redis with the table's row (before, an opted-out user was still served it)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from strawberry.relay import GlobalID
+
+from kameng import runtime
+from models.accounts.users import User
+from models.commerce.orders import Order, OrderStatus
+from models.discovery.recommendations import RecommendationList
+from models.lifecycle.churn import ChurnScore
+from models.lifecycle.segments import BuyerRfm
+from resolvers.accounts import profiling
+from resolvers.commerce.orders import new_order_no
+from resolvers.discovery import storage
+from resolvers.lifecycle import churn, rfm
+from subscriptions import outbox
+from tests.conftest import Client
+from tests.factories import make_product
+
+DELETE = """mutation($input: DeleteMyAccountInput!) { deleteMyAccount(input: $input) { errors { code } deleted } }"""
+OPT_OUT = """mutation { setPersonalisation(input: {enabled: false}) { errors { code } enabled } }"""
+
+
+async def buyer(make_client) -> tuple[Client, User, str]:  # type: ignore[no-untyped-def]
+    """A signed-in buyer with two completed orders (a profile's worth)."""
+    client: Client = make_client()
+    me = await client.register(nickname="Profiled")
+    user = await User.get(id=int(GlobalID.from_id(me["user"]["id"]).node_id))
+    product = await make_product(price="5.00")
+    for days in (40, 3):
+        at = datetime.now(UTC) - timedelta(days=days)
+        await Order.create(order_no=new_order_no(), buyer=user, product=product, merchant_id=product.merchant_id,
+                           quantity=1, unit_price=Decimal("5.00"), total=Decimal("5.00"),
+                           status=OrderStatus.COMPLETED, idempotency_scope=f"u:{user.id}",
+                           idempotency_key=uuid.uuid4().hex, expires_at=at, paid_at=at)
+    return client, user, me["password"]
+
+
+async def delete(client: Client, password: str) -> None:
+    done = (await client.gql(DELETE, {"input": {"password": password}}))["deleteMyAccount"]
+    assert done == {"errors": [], "deleted": True}, done
+
+
+async def opt_out(client: Client, _password: str) -> None:
+    assert (await client.gql(OPT_OUT))["setPersonalisation"] == {"errors": [], "enabled": False}
+
+
+async def redis_copy(owner: str) -> bytes | None:
+    redis = runtime.redis() if runtime.is_started() else None
+    return None if redis is None else await redis.get(storage._key(owner))
+
+
+async def publish(lists: dict[str, list[list[object]]]) -> None:
+    now = datetime.now(UTC)
+    await storage.publish(f"test-{uuid.uuid4().hex[:6]}", lists, {}, {"interactions": 1.0}, now)
+
+
+@pytest.mark.parametrize("erase", [delete, opt_out], ids=["deletion", "opt-out"])
+async def test_a_batch_that_read_its_buyers_before_an_erasure_writes_none_of_theirs(
+        make_client, monkeypatch, erase: Callable[[Client, str], Awaitable[None]]) -> None:  # type: ignore[no-untyped-def]
+    """The sweep, the churn scoring and the training read their buyers, compute, then write: an
+    erasure that commits in between found no profile to erase, so the write must leave the user out."""
+    client, user, password = await buyer(make_client)
+    _, stayer, _ = await buyer(make_client)
+    read_before = await rfm.purchases()  # what a batch that began before the erasure has read
+    assert {user.id, stayer.id} <= set(read_before)
+    await erase(client, password)
+
+    async def stale(user_ids: list[int] | None = None) -> dict[int, list[tuple[datetime, Decimal]]]:
+        return read_before if user_ids is None else {u: read_before[u] for u in user_ids if u in read_before}
+
+    monkeypatch.setattr(rfm, "purchases", stale)
+    await rfm.recompute_all()
+    await churn.score_all(None)
+    await publish({f"u:{user.id}": [[1, 1.0]], f"u:{stayer.id}": [[1, 1.0]], "trending": [[1, 1.0]]})
+    assert not await BuyerRfm.filter(user_id=user.id).exists()
+    assert not await ChurnScore.filter(user_id=user.id).exists()
+    assert await storage.fetch([f"u:{user.id}"]) == {}
+    assert await redis_copy(f"u:{user.id}") is None
+    # The others are written as before.
+    assert await BuyerRfm.filter(user_id=stayer.id).exists() and await ChurnScore.filter(user_id=stayer.id).exists()
+    assert set(await storage.fetch([f"u:{stayer.id}", "trending"])) == {f"u:{stayer.id}", "trending"}
+
+
+@pytest.mark.parametrize("erase", [delete, opt_out], ids=["deletion", "opt-out"])
+async def test_the_home_list_leaves_redis_with_its_row(
+        make_client, erase: Callable[[Client, str], Awaitable[None]]) -> None:  # type: ignore[no-untyped-def]
+    """Serving reads the Redis copy first: before, an opted-out user was still served the list built
+    from their data (and a deleted one's stayed there) until the copy expired, hours later."""
+    client, user, password = await buyer(make_client)
+    await publish({f"u:{user.id}": [[1, 1.0]], "trending": [[1, 1.0]]})
+    assert set(await storage.fetch([f"u:{user.id}", "trending"])) == {f"u:{user.id}", "trending"}
+    await erase(client, password)
+    assert not await RecommendationList.filter(owner=f"u:{user.id}").exists()
+    assert await redis_copy(f"u:{user.id}") is None
+    assert set(await storage.fetch([f"u:{user.id}", "trending"])) == {"trending"}
+
+
+async def test_an_erasure_waits_for_a_batch_that_is_writing(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A batch writes inside profiling.writing(), an erasure inside profiling.erasing(): the erasure
+    begins only when the batch has committed, so it erases what the batch wrote."""
+    client, user, password = await buyer(make_client)
+    writing, finish = asyncio.Event(), asyncio.Event()
+
+    async def batch() -> None:
+        async with outbox.atomic():
+            await profiling.writing()
+            assert user.id in await profiling.profiled([user.id])
+            await BuyerRfm.filter(user_id=user.id).delete()
+            await rfm.NEW_RFM.run([BuyerRfm(user_id=user.id, recency_days=3, frequency=2, monetary=Decimal("10.00"),
+                                            r_score=3, f_score=3, m_score=3, first_purchase_at=datetime.now(UTC),
+                                            last_purchase_at=datetime.now(UTC), stage="ACTIVE",
+                                            computed_at=datetime.now(UTC))])
+            writing.set()
+            await finish.wait()
+
+    writer = asyncio.create_task(batch())
+    await writing.wait()
+    eraser = asyncio.create_task(delete(client, password))
+    await asyncio.sleep(0.3)
+    assert not eraser.done(), "the erasure went on while a batch was writing profiles"
+    finish.set()
+    await writer
+    await eraser
+    assert not await BuyerRfm.filter(user_id=user.id).exists()
