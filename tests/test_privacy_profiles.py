@@ -17,16 +17,18 @@ from strawberry.relay import GlobalID
 from kameng import runtime
 from models.accounts.users import User
 from models.commerce.orders import Order, OrderStatus
+from models.discovery.events import BehaviourEvent, EventKind
 from models.discovery.recommendations import RecommendationList
 from models.lifecycle.churn import ChurnScore
 from models.lifecycle.segments import BuyerRfm
 from resolvers.accounts import profiling
 from resolvers.commerce.orders import new_order_no
-from resolvers.discovery import storage
+from resolvers.discovery import storage, tracking
+from resolvers.discovery.tracking import TrackedEvent
 from resolvers.lifecycle import churn, rfm
 from subscriptions import outbox
 from tests.conftest import Client
-from tests.factories import make_product
+from tests.factories import make_product, make_user
 
 DELETE = """mutation($input: DeleteMyAccountInput!) { deleteMyAccount(input: $input) { errors { code } deleted } }"""
 OPT_OUT = """mutation { setPersonalisation(input: {enabled: false}) { errors { code } enabled } }"""
@@ -134,3 +136,42 @@ async def test_an_erasure_waits_for_a_batch_that_is_writing(make_client) -> None
     await writer
     await eraser
     assert not await BuyerRfm.filter(user_id=user.id).exists()
+
+
+async def test_buffered_events_flushed_during_an_opt_out_are_unlinked(stack) -> None:  # type: ignore[no-untyped-def]
+    """Client events reach the table a flush after they were sent: a flush that overlaps an opt-out
+    (or a deletion) waits for it and stores them anonymous, and a buffered sign-in merge no longer
+    links a device's events to an account that has gone."""
+    user = await make_user()
+    device = f"dev-{uuid.uuid4().hex[:10]}"
+    begun, finish = asyncio.Event(), asyncio.Event()
+
+    async def opting_out() -> None:  # tracking.set_personalisation(enabled=False), held open
+        async with outbox.atomic():
+            await User.filter(id=user.id).update(personalisation=False)
+            await profiling.erasing()
+            await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
+            begun.set()
+            await finish.wait()
+
+    eraser = asyncio.create_task(opting_out())
+    await begun.wait()
+    sent = TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.PRODUCT_VIEW, user_id=user.id, device_id=device)
+    flusher = asyncio.create_task(tracking.write_rows([tracking.as_row(sent)]))
+    await asyncio.sleep(0.3)
+    assert not flusher.done(), "the flush went on while the opt-out was erasing"
+    finish.set()
+    await eraser
+    await flusher
+    stored = await BehaviourEvent.get(event_id=sent.event_id)
+    assert (stored.user_id, stored.device_id, stored.personalised) == (None, None, False)
+
+    gone = await make_user()
+    await BehaviourEvent.create(event_id=uuid.uuid4().hex, kind=EventKind.PAGE_VISIT, device_id=device,
+                                occurred_at=datetime.now(UTC))
+    await User.filter(id=gone.id).update(is_active=False, personalisation=False)  # as deletion leaves it
+    assert await tracking.merge_device(gone.id, device) == 0
+    assert not await BehaviourEvent.filter(user_id=gone.id).exists()
+    assert await tracking.merge_device(user.id, device) == 0  # opted out
+    kept = await make_user()
+    assert await tracking.merge_device(kept.id, device) == 1

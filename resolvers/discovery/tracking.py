@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from kameng.settings import get_settings
 from models.accounts.users import User
@@ -95,19 +96,29 @@ async def write_batch(events: Sequence[TrackedEvent]) -> None:
 
 async def write_rows(rows: Sequence[Sequence[Any]]) -> None:
     """``write_batch`` for rows already in ``COLUMNS`` order (the event queue's form): no event
-    objects are built on the writer's hot path."""
-    rows = await _respect_opt_out_rows(_distinct_rows(rows))
+    objects are built on the writer's hot path.
+
+    Buffered events reach the table up to a flush later: the opt-out is read inside the write's
+    transaction, after ``profiling``'s lock, so that a deletion or opt-out committing meanwhile
+    either is seen or waits and then unlinks these rows too."""
+    rows = _distinct_rows(rows)
     if not rows:
         return
     if get_settings().is_sqlite:
-        await BehaviourEvent.bulk_create(
-            [BehaviourEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows], ignore_conflicts=True,
-            batch_size=500,
-        )
+        async with in_transaction():  # one at a time on SQLite: the check and the insert together
+            rows = await _respect_opt_out_rows(rows)
+            await BehaviourEvent.bulk_create(
+                [BehaviourEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows], ignore_conflicts=True,
+                batch_size=500,
+            )
         return
     columns = ", ".join(COLUMNS)
     client = connections.get("default")
     async with client.acquire_connection() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", profiling.PROFILES_LOCK)
+        user_ids = list({row[2] for row in rows if row[2] is not None})
+        off = {r[0] for r in await connection.fetch(_OPTED_OUT, user_ids)} if user_ids else set()
+        rows = _anonymised(rows, off)
         await connection.execute(
             "CREATE TEMP TABLE IF NOT EXISTS behaviour_event_in ON COMMIT DELETE ROWS AS "
             f"SELECT {columns} FROM behaviour_event WITH NO DATA"
@@ -133,14 +144,21 @@ def _distinct_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     return out
 
 
+#: On the flusher's own connection (deleted accounts have personalisation off too).
+_OPTED_OUT = f'SELECT id FROM "{User._meta.db_table}" WHERE id = ANY($1::bigint[]) AND NOT personalisation'
+
+
 async def _respect_opt_out_rows(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
     user_ids = {row[2] for row in rows if row[2] is not None}
     if not user_ids:
         return rows
-    off = set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True))
+    return _anonymised(rows, set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True)))
+
+
+def _anonymised(rows: list[Sequence[Any]], off: set[int]) -> list[Sequence[Any]]:
+    """As ``anonymous``: no user, no device, not personalised."""
     if not off:
         return rows
-    # As ``anonymous``: no user, no device, not personalised.
     return [(*row[:2], None, None, *row[4:13], False, *row[14:]) if row[2] in off else row for row in rows]
 
 
@@ -170,8 +188,14 @@ def anonymous(event: TrackedEvent) -> TrackedEvent:
 
 
 async def merge_device(user_id: int, device_id: str) -> int:
-    """The device's anonymous events become the user's (sign-in merges its history)."""
-    return await BehaviourEvent.filter(device_id=device_id, user_id=None, personalised=True).update(user_id=user_id)
+    """The device's anonymous events become the user's (sign-in merges its history), unless the
+    account has gone or opted out since (the merge is buffered with the events)."""
+    async with outbox.atomic():
+        await profiling.writing()
+        if not await profiling.profiled([user_id]):
+            return 0
+        return await BehaviourEvent.filter(device_id=device_id, user_id=None, personalised=True).update(
+            user_id=user_id)
 
 
 async def set_personalisation(actor: Actor, enabled: bool) -> User:
