@@ -25,22 +25,25 @@ from kameng.settings import get_settings
 from models.accounts.users import User
 
 PROFILES_LOCK = 0x6B70726F66  # "kprof"
+#: ``writing()`` for a writer on a driver connection of its own (the events' COPY).
+WRITING = "SELECT pg_advisory_xact_lock_shared($1)"
+_ERASING = "SELECT pg_advisory_xact_lock($1)"
 _CHUNK = 1000  # ids per IN list
 
 
-async def _lock(function: str) -> None:
+async def _lock(sql: str) -> None:
     if not get_settings().is_sqlite:
-        await connections.get("default").execute_query(f"SELECT {function}($1)", [PROFILES_LOCK])
+        await connections.get("default").execute_query(sql, [PROFILES_LOCK])
 
 
 async def writing() -> None:
     """First in a batch's write transaction, before ``profiled()``."""
-    await _lock("pg_advisory_xact_lock_shared")
+    await _lock(WRITING)
 
 
 async def erasing() -> None:
     """In a deletion's or an opt-out's transaction, before it erases a profile."""
-    await _lock("pg_advisory_xact_lock")
+    await _lock(_ERASING)
 
 
 async def profiled(user_ids: Iterable[int]) -> set[int]:

@@ -35,7 +35,7 @@ from models.accounts.users import User
 from models.lifecycle.churn import ChurnScore
 from models.lifecycle.segments import BuyerRfm
 from models.discovery.events import BehaviourEvent, EventKind
-from resolvers.accounts import profiling
+from resolvers.accounts import profiling, users
 from resolvers.accounts.auth import Actor, require
 from resolvers.discovery import storage
 from resolvers.errors import invalid
@@ -115,7 +115,7 @@ async def write_rows(rows: Sequence[Sequence[Any]]) -> None:
     columns = ", ".join(COLUMNS)
     client = connections.get("default")
     async with client.acquire_connection() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", profiling.PROFILES_LOCK)
+        await connection.execute(profiling.WRITING, profiling.PROFILES_LOCK)
         user_ids = list({row[2] for row in rows if row[2] is not None})
         off = {r[0] for r in await connection.fetch(_OPTED_OUT, user_ids)} if user_ids else set()
         rows = _anonymised(rows, off)
@@ -191,8 +191,7 @@ async def merge_device(user_id: int, device_id: str) -> int:
     """The device's anonymous events become the user's (sign-in merges its history), unless the
     account has gone or opted out since (the merge is buffered with the events)."""
     async with outbox.atomic():
-        await profiling.writing()
-        if not await profiling.profiled([user_id]):
+        if not await users.hold(user_id, profiled=True):
             return 0
         return await BehaviourEvent.filter(device_id=device_id, user_id=None, personalised=True).update(
             user_id=user_id)
