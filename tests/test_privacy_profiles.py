@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from strawberry.relay import GlobalID
+from tortoise.transactions import in_transaction
 
 from kameng import runtime
 from models.accounts.users import User
@@ -56,6 +57,32 @@ async def delete(client: Client, password: str) -> None:
 
 async def opt_out(client: Client, _password: str) -> None:
     assert (await client.gql(OPT_OUT))["setPersonalisation"] == {"errors": [], "enabled": False}
+
+
+async def opting_out(user_id: int, begun: asyncio.Event, finish: asyncio.Event) -> None:
+    """tracking.set_personalisation(enabled=False), held open from ``begun`` until ``finish``."""
+    async with outbox.atomic():
+        await User.filter(id=user_id).update(personalisation=False)
+        await profiling.erasing()
+        await BehaviourEvent.filter(user_id=user_id).update(user_id=None, device_id=None, personalised=False)
+        begun.set()
+        await finish.wait()
+
+
+async def waits(waiting: asyncio.Task[None], holder: asyncio.Task[None], finish: asyncio.Event, message: str) -> None:
+    """``waiting`` has not ended 0.3 s on; then ``finish`` lets ``holder`` end, and ``waiting`` after it."""
+    try:
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), message
+    finally:
+        finish.set()
+        await holder
+        await waiting
+
+
+async def stored_anonymous(event_id: str) -> bool:
+    stored = await BehaviourEvent.get(event_id=event_id)
+    return (stored.user_id, stored.device_id, stored.personalised) == (None, None, False)
 
 
 async def redis_copy(owner: str) -> bytes | None:
@@ -146,25 +173,12 @@ async def test_buffered_events_flushed_during_an_opt_out_are_unlinked(stack) -> 
     device = f"dev-{uuid.uuid4().hex[:10]}"
     begun, finish = asyncio.Event(), asyncio.Event()
 
-    async def opting_out() -> None:  # tracking.set_personalisation(enabled=False), held open
-        async with outbox.atomic():
-            await User.filter(id=user.id).update(personalisation=False)
-            await profiling.erasing()
-            await BehaviourEvent.filter(user_id=user.id).update(user_id=None, device_id=None, personalised=False)
-            begun.set()
-            await finish.wait()
-
-    eraser = asyncio.create_task(opting_out())
+    eraser = asyncio.create_task(opting_out(user.id, begun, finish))
     await begun.wait()
     sent = TrackedEvent(event_id=uuid.uuid4().hex, kind=EventKind.PRODUCT_VIEW, user_id=user.id, device_id=device)
     flusher = asyncio.create_task(tracking.write_rows([tracking.as_row(sent)]))
-    await asyncio.sleep(0.3)
-    assert not flusher.done(), "the flush went on while the opt-out was erasing"
-    finish.set()
-    await eraser
-    await flusher
-    stored = await BehaviourEvent.get(event_id=sent.event_id)
-    assert (stored.user_id, stored.device_id, stored.personalised) == (None, None, False)
+    await waits(flusher, eraser, finish, "the flush went on while the opt-out was erasing")
+    assert await stored_anonymous(sent.event_id)
 
     gone = await make_user()
     await BehaviourEvent.create(event_id=uuid.uuid4().hex, kind=EventKind.PAGE_VISIT, device_id=device,
@@ -175,3 +189,43 @@ async def test_buffered_events_flushed_during_an_opt_out_are_unlinked(stack) -> 
     assert await tracking.merge_device(user.id, device) == 0  # opted out
     kept = await make_user()
     assert await tracking.merge_device(kept.id, device) == 1
+
+
+async def test_a_server_event_written_during_an_erasure_is_stored_anonymous(stack) -> None:  # type: ignore[no-untyped-def]
+    """Events written at once (a search's SEARCH, the relay's ORDER_PAID...) read the user's choice
+    under profiling's lock: one written while an opt-out or a deletion is erasing waits for it, then
+    stores the event anonymous (before, it read the choice as it was and stored the event linked)."""
+    user = await make_user()
+    begun, finish = asyncio.Event(), asyncio.Event()
+
+    eraser = asyncio.create_task(opting_out(user.id, begun, finish))
+    await begun.wait()
+    searched = TrackedEvent(event_id=f"search:{uuid.uuid4().hex}", kind=EventKind.SEARCH, query="steam",
+                            user_id=user.id, device_id=f"dev-{uuid.uuid4().hex[:10]}")
+    writer = asyncio.create_task(tracking.record([searched]))
+    await waits(writer, eraser, finish, "the event was written while the opt-out was erasing")
+    assert await stored_anonymous(searched.event_id)
+
+
+@pytest.mark.parametrize("erase", [delete, opt_out], ids=["deletion", "opt-out"])
+async def test_an_erasure_waits_for_a_server_event_being_written(
+        make_client, erase: Callable[[Client, str], Awaitable[None]]) -> None:  # type: ignore[no-untyped-def]
+    """The relay writes server events in its own transaction (record(join=True)): an erasure that
+    begins meanwhile waits for it to commit, then unlinks the event with the rest (before, it went
+    on, found nothing yet, and the event committed after it, linked to the user and device)."""
+    client, user, password = await buyer(make_client)
+    written, finish = asyncio.Event(), asyncio.Event()
+    delivered = TrackedEvent(event_id=f"order:{uuid.uuid4().hex}", kind=EventKind.ORDER_DELIVERED,
+                             user_id=user.id, device_id=f"dev-{uuid.uuid4().hex[:10]}")
+
+    async def relaying() -> None:
+        async with in_transaction():
+            await tracking.record([delivered], join=True)
+            written.set()
+            await finish.wait()
+
+    writer = asyncio.create_task(relaying())
+    await written.wait()
+    eraser = asyncio.create_task(erase(client, password))
+    await waits(eraser, writer, finish, "the erasure went on while a server event of the user was being written")
+    assert await stored_anonymous(delivered.event_id)

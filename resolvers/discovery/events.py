@@ -57,7 +57,7 @@ async def record_from_outbox(rows: list[OutboxEntry]) -> None:
         async with in_transaction():  # a savepoint inside the relay's transaction
             events = await _derive(rows)
             if events:
-                await record(events)
+                await record(events, join=True)
     except Exception:
         log.exception("behaviour events: could not derive server events from outbox rows")
 

@@ -19,6 +19,7 @@ tie them back to the person (models read only rows that name a user).
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from collections.abc import Sequence
@@ -69,17 +70,33 @@ COLUMNS = (
 )
 
 
-async def record(events: Sequence[TrackedEvent]) -> None:
-    """Write ``events`` now; an ``event_id`` already written is skipped (idempotent retries)."""
-    events = await _respect_opt_out(_distinct(events))
+async def record(events: Sequence[TrackedEvent], *, join: bool = False) -> None:
+    """Write ``events`` now; an ``event_id`` already written is skipped (idempotent retries).
+
+    The users' choice is read in the write's transaction under ``profiling.writing()``, as the
+    flush of buffered events reads it: an opt-out or a deletion under way or committing
+    meanwhile either is seen (the events are stored anonymous) or waits for this write and then
+    unlinks it with the rest. (Not a row lock on the users: the relay writes here, and a
+    deletion updates other users' rows, their follower counts, while it holds its own.)
+    ``join``: the caller's transaction is open and has a savepoint of its own (the relay's), so
+    this one need not pay another's two round trips."""
+    events = _distinct(events)
     if not events:
         return
     # In event-id order, as write_rows: two writers inserting overlapping ids take their
     # unique-index locks in the same order, so they wait for each other instead of deadlocking.
     events.sort(key=lambda event: event.event_id)
-    await BehaviourEvent.bulk_create(
-        [BehaviourEvent(**_fields(event)) for event in events], ignore_conflicts=True
-    )
+    user_ids = {event.user_id for event in events if event.user_id is not None}
+    if not user_ids:  # nobody's choice to respect: no transaction, no lock (anonymous searches)
+        await BehaviourEvent.bulk_create([BehaviourEvent(**_fields(event)) for event in events], ignore_conflicts=True)
+        return
+    async with contextlib.nullcontext() if join else in_transaction():
+        await profiling.writing()
+        profiled = await profiling.profiled(user_ids)
+        await BehaviourEvent.bulk_create([
+            BehaviourEvent(**_fields(event if event.user_id is None or event.user_id in profiled else anonymous(event)))
+            for event in events
+        ], ignore_conflicts=True)
 
 
 def as_row(event: TrackedEvent) -> tuple[Any, ...]:
@@ -170,16 +187,6 @@ def _distinct(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
             seen.add(event.event_id)
             out.append(event)
     return out
-
-
-async def _respect_opt_out(events: list[TrackedEvent]) -> list[TrackedEvent]:
-    user_ids = {e.user_id for e in events if e.user_id is not None}
-    if not user_ids:
-        return events
-    off = set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True))
-    if not off:
-        return events
-    return [anonymous(e) if e.user_id in off else e for e in events]
 
 
 def anonymous(event: TrackedEvent) -> TrackedEvent:
