@@ -22,7 +22,7 @@ from models.community.topics import Topic
 from models.discovery.events import EventKind
 from models.lifecycle.experiments import Experiment
 from resolvers.commerce.orders import new_order_no
-from resolvers.discovery import recommendations, training
+from resolvers.discovery import recommendations, storage, training
 from resolvers.discovery.recommendations import TokenClaims, issue_token, read_token
 from resolvers.discovery.tracking import TrackedEvent, record
 from resolvers.lifecycle import experiments, exposures
@@ -319,3 +319,19 @@ async def test_purchases_circles_and_devices_shape_their_lists(make_client) -> N
     assert kinds.get(gid("Product", world.b.id)) == "POPULAR_WITH_BUYERS_OF"
     claims = read_token(anonymous["items"][0]["token"])
     assert claims is not None and claims.user_id is None and claims.device == recommendations.device_hash(device)
+
+
+async def test_a_list_the_next_training_leaves_out_is_not_served_from_its_old_copy(stack) -> None:  # type: ignore[no-untyped-def]
+    """Serving reads the Redis copy first: a HOME list the next run leaves out (a user with no behaviour
+    in its window) left the table but stayed in Redis, and was served from there until the copy
+    expired, hours later, beside the new run's lists."""
+    now = datetime.now(UTC)
+    kept, left = f"u:{(await make_user()).id}", f"u:{(await make_user()).id}"
+    # Empty lists: rows and copies all the same, and nothing a later test could be served.
+    await storage.publish("run-1", {kept: [], left: [], "trending": []}, {}, {}, now)
+    assert set(await storage.fetch([left, "trending"])) == {left, "trending"}
+    # A millisecond later, not more: a run stamped in the future would keep later tests' runs out.
+    await storage.publish("run-2", {kept: [], "trending": []}, {}, {}, now + timedelta(milliseconds=1))
+    assert await storage.fetch([left]) == {}
+    assert {owner: version for owner, (version, _, _) in (await storage.fetch([kept, "trending"])).items()} == {
+        kept: "run-2", "trending": "run-2"}

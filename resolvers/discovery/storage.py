@@ -2,8 +2,8 @@
 one is configured, so that every API process serves the same lists with at most one lookup.
 
 A training run replaces all lists in one transaction (readers see the old set or the new one)
-and writes the Redis copy before it commits, under ``profiling.writing()``; a Redis miss falls
-back to the table. An erasure removes a user's list from both (``forget_user``).
+and writes the Redis copy before it commits, under ``profiling.writing()``, deleting the copies
+of the lists the new set leaves out; a Redis miss falls back to the table. An erasure removes a user's list from both (``forget_user``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ async def publish(version: str, lists: dict[str, list[list[object]]], posts: dic
         keep = await profiling.profiled(users.values())
         rows = [RecommendationList(owner=o, model_version=version, items=lists.get(o, []), posts=posts.get(o, []),
                                    updated_at=now) for o in owners if o not in users or users[o] in keep]
+        redis = _redis()
+        dropped: list[str] = []
+        if redis is not None:  # the lists the new set leaves out lose their copy below, or serving,
+            # which reads the copy first, would go on serving them after the table dropped them
+            before = await RecommendationList.all().values_list("owner", flat=True)
+            dropped = sorted(set(before).difference(row.owner for row in rows))
         await RecommendationList.all().delete()
         for start in range(0, len(rows), BATCH):
             await RecommendationList.bulk_create(rows[start:start + BATCH])
@@ -56,12 +62,13 @@ async def publish(version: str, lists: dict[str, list[list[object]]], posts: dic
         # Copied before the commit, still under the lock, so that an erasure waiting for it
         # deletes the copy too. A failed commit leaves the new copy beside the old rows: the
         # next run replaces both.
-        redis = _redis()
         if redis is not None:
             ttl = int(max(get_settings().recommend_train_seconds * 3, 3600))
             async with redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.set(_key(row.owner), orjson.dumps([version, row.items, row.posts]), ex=ttl)
+                for start in range(0, len(dropped), BATCH):
+                    pipe.delete(*(_key(owner) for owner in dropped[start:start + BATCH]))
                 await pipe.execute()
     return model_row
 
