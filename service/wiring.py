@@ -20,6 +20,7 @@ from kameng.runtime import Runtime, install, is_started
 from kameng.runtime import current as current
 from kameng.ratelimit import RateLimiter
 from kameng.redis import connect
+from kameng import text
 from kameng.settings import Settings, configure, get_settings
 from service.web import cache_sync
 from subscriptions import cache_tags, outbox
@@ -87,6 +88,11 @@ async def start(
 
     runtime = Runtime(settings, redis, bus, limiter, broker, outbox_relay)
     install(runtime)
+    if consume or sweeping:
+        # jieba's dictionary (about a second of CPU) off the loop, before the first job or sweep
+        # segments text: loaded inside one (the first sweep indexing a product), on the loop every
+        # async actor shares, it held each new worker's deliveries that long (bench/README).
+        await asyncio.to_thread(text.warm_up)
     if consume:
         if get_event_loop_thread() is None:
             set_event_loop_thread(_LoopBridge(asyncio.get_running_loop()))  # type: ignore[arg-type]

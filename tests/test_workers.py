@@ -4,7 +4,11 @@ outbox and run by the stack's worker (idempotently), and round trips through rea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,3 +292,46 @@ async def test_consumers_poll_the_queues_buyers_wait_on_fastest(
         await asyncio.to_thread(close, broker)
         if url is not None:
             await drop_redis_namespace(url, namespace)
+
+
+# Start-up -------------------------------------------------------------------------------------
+
+#: Run in a fresh interpreter (this one has the segmenter loaded by earlier tests): what a process
+#: that runs jobs has loaded when its consumers and its sweeps start.
+_AT_START = """
+import asyncio, json
+from kameng import text
+from service import wiring
+from workers.consumers import Consumers
+from workers.scheduler import Scheduler
+
+seen = {}
+for cls, what in ((Consumers, "jobs"), (Scheduler, "sweeps")):
+    def start(self, _start=cls.start, _what=what):
+        seen[_what] = text._jieba is not None
+        _start(self)
+    cls.start = start
+
+async def main():
+    await wiring.start(apply_migrations=True, run_worker=True)
+    await wiring.stop()
+
+asyncio.run(main())
+print(json.dumps(seen))
+"""
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_process_that_runs_jobs_loads_the_segmenter_before_its_first_job(tmp_path: Path) -> None:
+    """jieba's dictionary (about a second of CPU) is loaded off the loop before jobs and sweeps
+    start. Before, the first sweep that indexed a product loaded it on the loop every async actor
+    shares, and each new worker's deliveries waited that long (seen with py-spy, bench/README)."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
+    env = {**keep, "KAMENG_DATA_DIR": str(tmp_path), "KAMENG_SECRET_KEY": uuid.uuid4().hex * 2,
+           "KAMENG_FINGERPRINT_KEY": uuid.uuid4().hex, "KAMENG_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-c", _AT_START], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"jobs": True, "sweeps": True}
