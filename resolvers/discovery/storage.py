@@ -3,7 +3,8 @@ one is configured, so that every API process serves the same lists with at most 
 
 A training run replaces all lists in one transaction (readers see the old set or the new one)
 and writes the Redis copy before it commits, under ``profiling.writing()``, deleting the copies
-of the lists the new set leaves out; a Redis miss falls back to the table. An erasure removes a user's list from both (``forget_user``).
+of the lists the new set leaves out; a Redis miss falls back to the table. An erasure removes a
+user's list from both (``forget_user``).
 """
 
 from __future__ import annotations
