@@ -16,15 +16,18 @@ from strawberry.relay import GlobalID
 from tortoise.transactions import in_transaction
 
 from kameng import runtime
+from kameng.settings import get_settings
 from models.accounts.users import User
 from models.commerce.orders import Order, OrderStatus
 from models.discovery.events import BehaviourEvent, EventKind
 from models.discovery.recommendations import RecommendationList
+from models.outbox import OutboxEntry, OutboxKind
 from models.lifecycle.churn import ChurnScore
 from models.lifecycle.segments import BuyerRfm
 from resolvers.accounts import profiling
 from resolvers.commerce.orders import new_order_no
-from resolvers.discovery import storage, tracking
+from resolvers.discovery import events as server_events
+from resolvers.discovery import ingest, storage, tracking
 from resolvers.discovery.tracking import TrackedEvent
 from resolvers.lifecycle import churn, rfm
 from subscriptions import outbox
@@ -210,7 +213,7 @@ async def test_a_server_event_written_during_an_erasure_is_stored_anonymous(stac
 @pytest.mark.parametrize("erase", [delete, opt_out], ids=["deletion", "opt-out"])
 async def test_an_erasure_waits_for_a_server_event_being_written(
         make_client, erase: Callable[[Client, str], Awaitable[None]]) -> None:  # type: ignore[no-untyped-def]
-    """The relay writes server events in its own transaction (record(join=True)): an erasure that
+    """The relay writes server events in its own transaction (record(join=True, wait=False)): an erasure that
     begins meanwhile waits for it to commit, then unlinks the event with the rest (before, it went
     on, found nothing yet, and the event committed after it, linked to the user and device)."""
     client, user, password = await buyer(make_client)
@@ -220,7 +223,7 @@ async def test_an_erasure_waits_for_a_server_event_being_written(
 
     async def relaying() -> None:
         async with in_transaction():
-            await tracking.record([delivered], join=True)
+            assert await tracking.record([delivered], join=True, wait=False)  # as the relay writes them
             written.set()
             await finish.wait()
 
@@ -229,3 +232,34 @@ async def test_an_erasure_waits_for_a_server_event_being_written(
     eraser = asyncio.create_task(erase(client, password))
     await waits(eraser, writer, finish, "the erasure went on while a server event of the user was being written")
     assert await stored_anonymous(delivered.event_id)
+
+
+async def test_the_relay_does_not_wait_for_an_erasure(stack) -> None:  # type: ignore[no-untyped-def]
+    """The relay has one publisher per process: waiting there for an erasure (which may itself wait
+    for a long batch write) would hold every later event and job of the process. While an erasure
+    holds the lock, the relay's server events go to the buffered writer, whose flush waits for the
+    erasure and then stores the erased user's events anonymous and the others' as they are."""
+    if get_settings().is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time: the relay's transaction waits for any other")
+    user, other = await make_user(), await make_user()
+    begun, finish = asyncio.Event(), asyncio.Event()
+    eraser = asyncio.create_task(opting_out(user.id, begun, finish))
+    await begun.wait()
+    rows = [OutboxEntry(kind=OutboxKind.TRACK, topic=EventKind.FOLLOWED.value, created_at=datetime.now(UTC),
+                        payload={"event_id": f"follow:{uuid.uuid4().hex}", "user_id": u.id}) for u in (user, other)]
+
+    async def relaying() -> None:  # the relay's transaction, which sends and stamps the rows
+        async with in_transaction():
+            await server_events.record_from_outbox(rows)
+
+    relay = asyncio.create_task(relaying())
+    try:
+        await asyncio.wait([relay], timeout=2)
+        assert relay.done(), "the relay waited for the erasure"
+    finally:
+        finish.set()
+        await eraser
+        await relay
+    await ingest.buffer().flush()
+    assert await stored_anonymous(rows[0].payload["event_id"])
+    assert (await BehaviourEvent.get(event_id=rows[1].payload["event_id"])).user_id == other.id

@@ -28,6 +28,7 @@ PROFILES_LOCK = 0x6B70726F66  # "kprof"
 #: ``writing()`` for a writer on a driver connection of its own (the events' COPY).
 WRITING = "SELECT pg_advisory_xact_lock_shared($1)"
 _ERASING = "SELECT pg_advisory_xact_lock($1)"
+_TRY_WRITING = "SELECT pg_try_advisory_xact_lock_shared($1) AS taken"
 _CHUNK = 1000  # ids per IN list
 
 
@@ -39,6 +40,15 @@ async def _lock(sql: str) -> None:
 async def writing() -> None:
     """First in a batch's write transaction, before ``profiled()``."""
     await _lock(WRITING)
+
+
+async def try_writing() -> bool:
+    """``writing()`` unless it would wait: False while an erasure holds the lock or waits for it
+    (PostgreSQL queues a shared request behind a waiting exclusive one)."""
+    if get_settings().is_sqlite:
+        return True
+    _, rows = await connections.get("default").execute_query(_TRY_WRITING, [PROFILES_LOCK])
+    return bool(rows[0]["taken"])
 
 
 async def erasing() -> None:

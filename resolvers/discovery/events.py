@@ -14,7 +14,10 @@ replay harmless). Most facts are read from rows the domain writes anyway:
   CIRCLE_JOINED, CHECKED_IN.
 
 A failure to derive events is logged and does not hold back the relay (events are analytics;
-the outbox's side effects are not).
+the outbox's side effects are not). Nor does an account deletion or opt-out in progress: while
+one holds the profiles' lock (resolvers/accounts/profiling.py), the events go to this process's
+buffer of client events instead, whose flush waits for the lock (a crash within that flush's
+half second loses them, as it would client events).
 
 **Retention.** ``sweep_retention`` folds each whole UTC day older than
 ``KAMENG_EVENTS_RETENTION_DAYS`` into ``behaviour_event_daily`` (events, distinct users and
@@ -39,7 +42,8 @@ from models.community.comments import Comment
 from models.community.posts import Post
 from models.discovery.events import BehaviourEvent, DailyEventAggregate, EventKind
 from models.outbox import OutboxEntry, OutboxKind
-from resolvers.discovery.tracking import TrackedEvent, record
+from resolvers.discovery import ingest
+from resolvers.discovery.tracking import TrackedEvent, as_row, record
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,11 @@ async def record_from_outbox(rows: list[OutboxEntry]) -> None:
     try:
         async with in_transaction():  # a savepoint inside the relay's transaction
             events = await _derive(rows)
-            if events:
-                await record(events, join=True)
+            if events and not await record(events, join=True, wait=False):
+                # An erasure holds the profiles' lock or waits for it: the relay's one publisher
+                # does not wait with it (every later commit of this process would); the buffered
+                # writer writes these under the lock in its own flush (the ids keep it idempotent).
+                ingest.buffer().add([as_row(event) for event in events])
     except Exception:
         log.exception("behaviour events: could not derive server events from outbox rows")
 

@@ -70,7 +70,7 @@ COLUMNS = (
 )
 
 
-async def record(events: Sequence[TrackedEvent], *, join: bool = False) -> None:
+async def record(events: Sequence[TrackedEvent], *, join: bool = False, wait: bool = True) -> bool:
     """Write ``events`` now; an ``event_id`` already written is skipped (idempotent retries).
 
     The users' choice is read in the write's transaction under ``profiling.writing()``, as the
@@ -79,24 +79,29 @@ async def record(events: Sequence[TrackedEvent], *, join: bool = False) -> None:
     unlinks it with the rest. (Not a row lock on the users: the relay writes here, and a
     deletion updates other users' rows, their follower counts, while it holds its own.)
     ``join``: the caller's transaction is open and has a savepoint of its own (the relay's), so
-    this one need not pay another's two round trips."""
+    this one need not pay another's two round trips. ``wait=False``: rather than wait for an
+    erasure, write nothing and return False (the relay hands such events to the buffered writer)."""
     events = _distinct(events)
     if not events:
-        return
+        return True
     # In event-id order, as write_rows: two writers inserting overlapping ids take their
     # unique-index locks in the same order, so they wait for each other instead of deadlocking.
     events.sort(key=lambda event: event.event_id)
     user_ids = {event.user_id for event in events if event.user_id is not None}
     if not user_ids:  # nobody's choice to respect: no transaction, no lock (anonymous searches)
         await BehaviourEvent.bulk_create([BehaviourEvent(**_fields(event)) for event in events], ignore_conflicts=True)
-        return
+        return True
     async with contextlib.nullcontext() if join else in_transaction():
-        await profiling.writing()
+        if wait:
+            await profiling.writing()
+        elif not await profiling.try_writing():
+            return False
         profiled = await profiling.profiled(user_ids)
         await BehaviourEvent.bulk_create([
             BehaviourEvent(**_fields(event if event.user_id is None or event.user_id in profiled else anonymous(event)))
             for event in events
         ], ignore_conflicts=True)
+    return True
 
 
 def as_row(event: TrackedEvent) -> tuple[Any, ...]:
