@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import subprocess
 import sys
 import uuid
@@ -37,6 +36,7 @@ from tests.conftest import (
     new_namespace,
     reachable,
 )
+from tests.test_community_realtime import ROOT, _env
 from workers import accounts as notification_jobs
 from workers.broker import build_broker, message_id_for, queue_name, send
 from workers.consumers import Consumers
@@ -321,16 +321,12 @@ print(json.dumps(seen))
 """
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def test_a_process_that_runs_jobs_loads_the_segmenter_before_its_first_job(tmp_path: Path) -> None:
     """jieba's dictionary (about a second of CPU) is loaded off the loop before jobs and sweeps
     start. Before, the first sweep that indexed a product loaded it on the loop every async actor
     shares, and each new worker's deliveries waited that long (seen with py-spy, bench/README)."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("KAMENG_", "DATABASE_URL", "REDIS_URL", "BROKER_URL"))}
-    env = {**keep, "KAMENG_DATA_DIR": str(tmp_path), "KAMENG_SECRET_KEY": uuid.uuid4().hex * 2,
-           "KAMENG_FINGERPRINT_KEY": uuid.uuid4().hex, "KAMENG_LOG_LEVEL": "WARNING"}
+    services = ("DATABASE_URL", "REDIS_URL", "BROKER_URL")  # the embedded default: SQLite, in-process parts
+    env = {k: v for k, v in _env("", new_namespace(), tmp_path).items() if k not in services}
     done = subprocess.run([sys.executable, "-c", _AT_START], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

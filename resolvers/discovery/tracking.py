@@ -128,7 +128,8 @@ async def write_rows(rows: Sequence[Sequence[Any]]) -> None:
         return
     if get_settings().is_sqlite:
         async with in_transaction():  # one at a time on SQLite: the check and the insert together
-            rows = await _respect_opt_out_rows(rows)
+            user_ids = {row[2] for row in rows if row[2] is not None}
+            rows = _anonymised(rows, user_ids - await profiling.profiled(user_ids))
             await BehaviourEvent.bulk_create(
                 [BehaviourEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows], ignore_conflicts=True,
                 batch_size=500,
@@ -168,13 +169,6 @@ def _distinct_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
 
 #: On the flusher's own connection (deleted accounts have personalisation off too).
 _OPTED_OUT = f'SELECT id FROM "{User._meta.db_table}" WHERE id = ANY($1::bigint[]) AND NOT personalisation'
-
-
-async def _respect_opt_out_rows(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    user_ids = {row[2] for row in rows if row[2] is not None}
-    if not user_ids:
-        return rows
-    return _anonymised(rows, set(await User.filter(id__in=user_ids, personalisation=False).values_list("id", flat=True)))
 
 
 def _anonymised(rows: list[Sequence[Any]], off: set[int]) -> list[Sequence[Any]]:
