@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from strawberry.relay import GlobalID
@@ -31,11 +32,12 @@ from resolvers.discovery import ingest, storage, tracking
 from resolvers.discovery.tracking import TrackedEvent
 from resolvers.lifecycle import churn, rfm
 from subscriptions import outbox
-from tests.conftest import Client
+from tests.conftest import Client, eventually
 from tests.factories import make_product, make_user
 
 DELETE = """mutation($input: DeleteMyAccountInput!) { deleteMyAccount(input: $input) { errors { code } deleted } }"""
 OPT_OUT = """mutation { setPersonalisation(input: {enabled: false}) { errors { code } enabled } }"""
+SEARCH = """query($q: String!, $device: String) { search(query: $q, deviceId: $device) { edges { cursor } } }"""
 
 
 async def buyer(make_client) -> tuple[Client, User, str]:  # type: ignore[no-untyped-def]
@@ -81,6 +83,18 @@ async def waits(waiting: asyncio.Task[None], holder: asyncio.Task[None], finish:
         finish.set()
         await holder
         await waiting
+
+
+async def does_not_wait(task: asyncio.Task[Any], holder: asyncio.Task[None], finish: asyncio.Event,
+                        message: str) -> None:
+    """``task`` ends within 2 s while ``holder`` holds on; then ``finish`` lets ``holder`` end."""
+    try:
+        await asyncio.wait([task], timeout=2)
+        assert task.done(), message
+    finally:
+        finish.set()
+        await holder
+        await task
 
 
 async def stored_anonymous(event_id: str) -> bool:
@@ -195,7 +209,7 @@ async def test_buffered_events_flushed_during_an_opt_out_are_unlinked(stack) -> 
 
 
 async def test_a_server_event_written_during_an_erasure_is_stored_anonymous(stack) -> None:  # type: ignore[no-untyped-def]
-    """Events written at once (a search's SEARCH, the relay's ORDER_PAID...) read the user's choice
+    """Events written at once (the relay's ORDER_PAID, ORDER_DELIVERED...) read the user's choice
     under profiling's lock: one written while an opt-out or a deletion is erasing waits for it, then
     stores the event anonymous (before, it read the choice as it was and stored the event linked)."""
     user = await make_user()
@@ -252,14 +266,31 @@ async def test_the_relay_does_not_wait_for_an_erasure(stack) -> None:  # type: i
         async with in_transaction():
             await server_events.record_from_outbox(rows)
 
-    relay = asyncio.create_task(relaying())
-    try:
-        await asyncio.wait([relay], timeout=2)
-        assert relay.done(), "the relay waited for the erasure"
-    finally:
-        finish.set()
-        await eraser
-        await relay
+    await does_not_wait(asyncio.create_task(relaying()), eraser, finish, "the relay waited for the erasure")
     await ingest.buffer().flush()
     assert await stored_anonymous(rows[0].payload["event_id"])
     assert (await BehaviourEvent.get(event_id=rows[1].payload["event_id"])).user_id == other.id
+
+
+async def test_a_search_answers_during_an_erasure_and_its_event_is_stored_anonymous(  # type: ignore[no-untyped-def]
+        make_client) -> None:
+    """A search is a read: its SEARCH event goes to the buffered writer with the client's events, so a
+    signed-in search answers while an opt-out holds the profiles' lock (before, it wrote the event at
+    once and waited for the erasure), and the flush, which waits for the erasure, stores it anonymous."""
+    if get_settings().is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time: any statement of the search waits for the opt-out's")
+    client, user, _ = await buyer(make_client)
+    word, device = "zq" + uuid.uuid4().hex[:8], f"dev-{uuid.uuid4().hex[:10]}"
+    begun, finish = asyncio.Event(), asyncio.Event()
+    eraser = asyncio.create_task(opting_out(user.id, begun, finish))
+    await begun.wait()
+    searching = asyncio.create_task(client.gql(SEARCH, {"q": word, "device": device}))
+    await does_not_wait(searching, eraser, finish, "the search waited for the erasure")
+    assert searching.result()["search"]["edges"] == []
+    await ingest.buffer().flush()
+
+    async def stored() -> BehaviourEvent | None:
+        return await BehaviourEvent.filter(kind=EventKind.SEARCH, query=word).first()
+
+    event = await eventually(stored)
+    assert (event.user_id, event.device_id, event.personalised) == (None, None, False)

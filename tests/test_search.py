@@ -19,8 +19,8 @@ from models.discovery.events import BehaviourEvent, EventKind
 from resolvers.accounts.auth import Actor
 from resolvers.commerce import catalog
 from resolvers.community import moderation, posts
-from resolvers.discovery import indexing
-from tests.conftest import Client
+from resolvers.discovery import indexing, ingest
+from tests.conftest import Client, count_queries, eventually
 from tests.factories import add_keys, make_merchant, make_product, make_user, token_for
 
 SEARCH = """query($q: String!, $filter: SearchFilter, $first: Int, $after: String, $last: Int, $before: String,
@@ -50,6 +50,11 @@ def titles(result: dict[str, Any]) -> list[str]:
     return [(e["node"]["product"] or e["node"]["post"])["title"] for e in result["edges"]]
 
 
+
+async def searched(**where: Any) -> BehaviourEvent | None:
+    """The SEARCH event matching ``where``, once its buffer's flush has written it."""
+    return await BehaviourEvent.filter(kind=EventKind.SEARCH, **where).first()
+
 async def shop_with_owner() -> tuple[Any, Actor]:
     owner = await make_user(Role.MERCHANT, "Owner")
     shop = await make_merchant(owner)
@@ -76,8 +81,9 @@ async def test_segmented_chinese_title_above_body_and_a_search_event(client: Cli
     # The whole word as one query, and a word of a description alone.
     assert titles(await run(client, "王者荣耀点券", filter={"merchantId": gid("Merchant", shop.id)}))[0] == in_title.title
     assert titles(await run(client, "秒到账")) == [in_body.title]
-    event = await BehaviourEvent.filter(kind=EventKind.SEARCH, device_id=device).first()
-    assert event is not None and event.query == "王者 点券" and event.user_id is None
+    await ingest.buffer().flush()  # buffered with the client's events, not written by the search
+    event = await eventually(lambda: searched(device_id=device))
+    assert event.query == "王者 点券" and event.user_id is None
 
 
 async def test_shop_category_post_body_and_topics_are_searched(make_client: Any) -> None:
@@ -98,8 +104,24 @@ async def test_shop_category_post_body_and_topics_are_searched(make_client: Any)
     assert titles(await run(client, topic)) == [post.title]
     by_kind = await run(client, word, filter={"kind": "POST"})
     assert [e["node"]["kind"] for e in by_kind["edges"]] == ["POST"]
-    assert (await BehaviourEvent.filter(kind=EventKind.SEARCH, query=word).first()).user_id is not None
+    await ingest.buffer().flush()
+    assert (await eventually(lambda: searched(query=word))).user_id is not None
 
+
+
+async def test_a_signed_in_first_page_only_reads(make_client: Any) -> None:
+    """Its SEARCH event is buffered with the client's events: the search sends no transaction, lock or
+    insert (before: BEGIN, the profiles' lock, the user's choice, the insert, COMMIT)."""
+    word = token()
+    shop, owner = await shop_with_owner()
+    await product(owner, shop, f"点券 {word}")
+    client = make_client()
+    client.token = await token_for(await make_user(Role.BUYER, "Reader"))
+    await run(client, token())  # the session's first request may refresh it: not the search's doing
+    with count_queries() as queries:
+        assert len((await run(client, word))["edges"]) == 1
+    assert queries.count > 0
+    assert [s for s in queries.statements if not s.lstrip().upper().startswith(("SELECT", "WITH"))] == []
 
 async def test_edits_reindex_and_hidden_things_never_appear(make_client: Any) -> None:
     word = token()

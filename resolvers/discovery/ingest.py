@@ -2,15 +2,17 @@
 
 ``track`` validates a batch, spends the device's and the address's rate limits and hands
 the events, as rows in ``tracking.COLUMNS`` order, to this process's ``EventBuffer``: the
-request never waits on the database. A flusher task hands the buffer on every
-``KAMENG_EVENTS_FLUSH_SECONDS`` (sooner when it holds ``KAMENG_EVENTS_FLUSH_BATCH`` events):
-with Redis to the queue the job-consuming processes write (resolvers/discovery/event_queue.py),
-without it straight to ``tracking.write_rows`` (PostgreSQL COPY); the device merges a batch asked
-for are applied after the device's events are in.
+request never waits on the database. A search's SEARCH event takes the same way in. A
+flusher task hands the buffer on every ``KAMENG_EVENTS_FLUSH_SECONDS`` (sooner when it holds
+``KAMENG_EVENTS_FLUSH_BATCH`` events): with Redis to the queue the job-consuming processes
+write (resolvers/discovery/event_queue.py), without it straight to ``tracking.write_rows``
+(PostgreSQL COPY); the device merges a batch asked for are applied after the device's events
+are in.
 
 What a crash loses: the events buffered in that process since its last flush (half a second
-by default; what reached the Redis queue survives the API process). The stop of the runtime flushes what is left. Behaviour events are analytics,
-not money; a client that needs more resends, and the event ids make resends harmless.
+by default; what reached the Redis queue survives the API process). The stop of the runtime
+flushes what is left. Behaviour events are analytics, not money; a client that needs more
+resends, and the event ids make resends harmless.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@
   and the posts lists show the viewer (VISIBLE, plus their own HELD and HIDDEN ones). Hidden
   items drop out the moment their status changes, before any re-index.
 * One query for a page (plus one per kind to load the objects); totalCount is a COUNT when asked.
-* A first page is a SEARCH behaviour event (resolvers/discovery/tracking.record).
+* A first page is a SEARCH behaviour event, buffered and flushed with the client's events
+  (resolvers/discovery/ingest.py).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from models.discovery.events import EventKind
 from models.discovery.search import SearchKind
 from resolvers.accounts.auth import Actor
 from resolvers.commerce.inputs import parse_amount
-from resolvers.discovery import indexing
-from resolvers.discovery.tracking import TrackedEvent, record
+from resolvers.discovery import indexing, ingest
+from resolvers.discovery.tracking import TrackedEvent, as_row
 from resolvers.errors import invalid
 from resolvers.pagination import Page, page_size
 
@@ -193,10 +194,13 @@ async def search(
     before_key = decode_cursor(before, "before") if before is not None else None
     terms = text.query_terms(cleaned)
     if cleaned and after is None and before is None:
-        await record([TrackedEvent(
+        # Buffered like the client's own events, not written at once: a search is a read, and
+        # need not wait on an insert, nor on an erasure holding the profiles' lock (the flush
+        # applies the user's choice under that lock, as for every buffered event).
+        ingest.buffer().add([as_row(TrackedEvent(
             event_id=f"search:{uuid.uuid4().hex}", kind=EventKind.SEARCH, query=cleaned[:200],
             user_id=actor.user.id if actor.user is not None else None, device_id=device_id,
-        )])
+        ))])
     if not terms:
         return Page(items=[], cursors=[], has_next=False, has_previous=False)
 

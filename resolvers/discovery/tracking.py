@@ -88,7 +88,7 @@ async def record(events: Sequence[TrackedEvent], *, join: bool = False, wait: bo
     # unique-index locks in the same order, so they wait for each other instead of deadlocking.
     events.sort(key=lambda event: event.event_id)
     user_ids = {event.user_id for event in events if event.user_id is not None}
-    if not user_ids:  # nobody's choice to respect: no transaction, no lock (anonymous searches)
+    if not user_ids:  # nobody's choice to respect: no transaction, no lock
         await BehaviourEvent.bulk_create([BehaviourEvent(**_fields(event)) for event in events], ignore_conflicts=True)
         return True
     async with contextlib.nullcontext() if join else in_transaction():
