@@ -207,6 +207,7 @@ def child_env(database_url: str, redis_url: str, namespace: str, data_dir: Path,
         "KAMENG_INPROCESS_WORKER": "false",
         "KAMENG_WORKER_THREADS": str(args.threads),
         "KAMENG_LOG_LEVEL": args.log_level,
+        "KAMENG_ORDER_RESERVATION_SECONDS": str(args.reservation),
     }
 
 
@@ -738,8 +739,12 @@ async def bench(args: argparse.Namespace) -> tuple[list[Results], list[Any]]:
             print(f"[round {round_no}] burst: {bursts[-1].orders} orders, {bursts[-1].throughput:.1f} orders/s", flush=True)
             if args.rate > 0:
                 print(f"[round {round_no}] open loop: {args.rate:g} paid orders/s for {args.duration:g} s", flush=True)
+                pids = {name: process.pid for name, process in dep.processes.items()}
+                cpu_before, started = {name: cpu_seconds(pid) for name, pid in pids.items()}, now()
                 opened = await run_open_loop(dep.port, dep.ws_url, seeded["open"]["tokens"], seeded["open"]["products"],
                                              args.rate, args.duration, args.lead, args.deliver_timeout)  # fmt: skip
+                opened.wall = now() - started
+                opened.cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                 orders = [b.order_pk for b in opened.orders if b.order_pk]
                 await asyncio.sleep(0.5)
                 opened.rows = await order_events(dep.dsn, orders)
@@ -944,6 +949,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(summary(f"open loop {args.rate:g}/s: committed -> DELIVERED p50 (ms)", [pct(o.commit_to_delivered(), 0.5) * 1e3 for o in opens]))
         print(summary(f"open loop {args.rate:g}/s: committed -> DELIVERED p99 (ms)", [pct(o.commit_to_delivered(), 0.99) * 1e3 for o in opens]))
         print(summary(f"open loop {args.rate:g}/s: payOrder sent -> DELIVERED p99 (ms)", [pct(o.sent_to_delivered(), 0.99) * 1e3 for o in opens]))
+        print(summary(f"open loop {args.rate:g}/s: workers' CPU per order (ms)", [o.workers_cpu_per_order() * 1e3 for o in opens]))
     print(f"\n  ({time.monotonic() - started:.0f} s in all, set-up and clean-up included)")
     checks = [c for r in bursts for c in r.checks] + [c for o in opens for c in o.checks]
     if checks:
@@ -976,6 +982,9 @@ def main() -> int:
                         help="connections per process: DATABASE_URL ?maxsize=N (default: Tortoise's, 5)")
     parser.add_argument("--connect-concurrency", type=int, default=50,
                         help="subscriptions opened at once (50)")
+    parser.add_argument("--reservation", type=int, default=900,
+                        help="seconds an unpaid order holds its stock (900, the default); a short one brings what "
+                             "follows every order a reservation later into the run, as at steady state")
     parser.add_argument("--bursts", type=int, default=5, help="baseline bursts of --orders requests (5)")
     parser.add_argument("--timeout", type=float, default=900, help="the whole run, set-up included (900 s)")
     parser.add_argument("--deliver-timeout", type=float, default=90, help="wait for DELIVERED at most (90 s)")

@@ -65,10 +65,17 @@ class OpenResult:
     rows: dict[int, dict[str, float]] = field(default_factory=dict)  # order -> status -> wall time
     job_rows: dict[int, tuple[float, float]] = field(default_factory=dict)  # order -> (created, published)
     checks: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds over the round, set-ups included
+    wall: float = 0.0  # the round's seconds, first set-up to last DELIVERED
 
     def commit_to_delivered(self) -> list[float]:
         """payOrder answered (the payment committed) -> DELIVERED event at the client."""
         return [b.events["DELIVERED"][0] - b.pay_done for b in self.orders if "DELIVERED" in b.events and b.pay_done]
+
+    def workers_cpu_per_order(self) -> float:
+        """The worker processes' CPU over the round (timers coming due, sweeps included) per order."""
+        seconds = sum(cpu for name, cpu in self.cpu.items() if name.startswith("worker"))
+        return seconds / len(self.orders) if self.orders else float("nan")
 
     def sent_to_delivered(self) -> list[float]:
         return [b.events["DELIVERED"][0] - b.pay_sent for b in self.orders if "DELIVERED" in b.events]
@@ -191,6 +198,11 @@ def print_open(result: OpenResult, round_no: int) -> None:
     ):
         print(f"  {label:<52} {len(values):>5} {pct(values, 0.5) * ms:>8.1f} {pct(values, 0.99) * ms:>8.1f} "
               f"{max(values, default=float('nan')) * ms:>8.1f}")  # fmt: skip
+    if result.cpu and result.orders:
+        print(f"  CPU over the round ({result.wall:.1f} s, 100 % = one CPU): "
+              + ", ".join(f"{name} {seconds / result.wall * 100:.0f} %" for name, seconds in result.cpu.items())
+              + f"; per order: workers {result.workers_cpu_per_order() * ms:.2f} ms, "
+              f"serve {result.cpu.get('serve', 0.0) / len(result.orders) * ms:.2f} ms")
 
 
 def main() -> int:
