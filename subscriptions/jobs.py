@@ -16,7 +16,7 @@ from typing import Any
 
 class JobName(StrEnum):
     DELIVER_ORDER = "deliver_order"
-    EXPIRE_ORDER = "expire_order"
+    EXPIRE_ORDER = "expire_order"  # sent by no code now: see workers/commerce.py
     FAN_OUT_POST = "fan_out_post"
     LOYALTY_EVENT = "loyalty_event"
     NOTIFY_NEW_SIGNIN = "notify_new_signin"
@@ -42,10 +42,6 @@ class JobCall:
 
 def deliver_order(order_id: int) -> JobCall:
     return JobCall(JobName.DELIVER_ORDER, {"order_id": order_id})
-
-
-def expire_order(order_id: int, *, delay_ms: int) -> JobCall:
-    return JobCall(JobName.EXPIRE_ORDER, {"order_id": order_id}, delay_ms)
 
 
 def fan_out_post(post_id: int) -> JobCall:

@@ -11,7 +11,8 @@ from strawberry.relay import GlobalID
 from models.commerce.catalog import DeliveryKind
 from models.commerce.inventory import CardKey, CardKeyStatus
 from models.commerce.orders import Order, OrderEvent, OrderStatus
-from tests.conftest import Client
+from models.outbox import OutboxEntry, OutboxKind
+from tests.conftest import Client, eventually
 from tests.factories import make_product, make_user, make_users, token_for
 from resolvers.commerce import orders
 
@@ -170,3 +171,22 @@ async def test_unpaid_orders_expire_and_release_stock(client: Client) -> None:
     assert await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).count() == 1
     await limited.refresh_from_db()
     assert limited.stock_limit == 3
+
+
+async def test_the_running_sweep_expires_an_order_that_has_no_timer(client: Client, rt) -> None:  # type: ignore[no-untyped-def]
+    """An order writes no timer job: the sweep of the process that runs jobs (every
+    KAMENG_SWEEP_SECONDS) cancels it once its time is up, and releases its stock."""
+    await signed_in(client)
+    product = await make_product(keys=1)
+    last_row = await OutboxEntry.all().order_by("-id").first().values_list("id", flat=True) or 0
+    created = (await client.gql(CREATE, order_input(product.id)))["createOrder"]["order"]
+    order = await Order.get(order_no=created["orderNo"])
+    jobs = await OutboxEntry.filter(kind=OutboxKind.JOB, id__gt=last_row).values_list("topic", "payload")
+    assert [topic for topic, payload in jobs if payload["kwargs"].get("order_id") == order.id] == []
+    await Order.filter(id=order.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+
+    async def cancelled() -> bool:
+        return (await Order.get(id=order.id)).status == OrderStatus.CANCELLED
+
+    await eventually(cancelled, timeout=3 * rt.settings.sweep_seconds)
+    assert await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).count() == 1

@@ -296,7 +296,7 @@ async def test_who_may_pay_and_when(make_client, client: Client) -> None:  # typ
     assert codes(missing["payOrder"]) == ["NOT_FOUND"]
     assert await snapshot(order, accounts=(ledger.wallet(buyer.id), ledger.wallet(other.id))) == before
 
-    # An expired reservation cannot be paid, even before the expiry job cancels it.
+    # An expired reservation cannot be paid, even before the expiry sweep cancels it.
     expired = await new_order(buyer)
     await Order.filter(id=expired.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     assert codes(await pay(buyer_client, expired, "WALLET")) == ["INVALID_STATE"]

@@ -29,6 +29,9 @@ async def delivery_gave_up(message_data: dict[str, Any], retry_info: dict[str, A
 
 @job(queue="default", max_retries=5)
 async def expire_order(order_id: int) -> None:
+    """Unpaid orders expire by the sweep below; nothing enqueues this any more. It stays so that
+    the timers an earlier version enqueued (up to a reservation before a deploy) still run,
+    instead of reaching the dead-letter queue as messages for an unknown actor."""
     await orders.expire_order(order_id)
 
 

@@ -2,8 +2,8 @@
 
 On the Redis broker an idle consumer polls its queue, backing off up to its worker's timeout.
 A buyer waits on the pick-up of a delivery and of a post's fan-out to feeds, so those queues
-are looked at every ``worker_poll_ms``; every other queue (expiry timers, loyalty events,
-renewals, reminders, model refits) can wait ``worker_background_poll_ms``. Polling all eight
+are looked at every ``worker_poll_ms``; every other queue (loyalty events, renewals,
+reminders, model refits) can wait ``worker_background_poll_ms``. Polling all eight
 queues (each with its delay queue) every 100 ms cost an idle ``kameng worker`` ~9 % of a CPU
 (issue 15). RabbitMQ and the in-process stub broker push, so there the pace only sets how
 often an idle consumer wakes.

@@ -129,7 +129,7 @@ async def _complete(provider: kpay.Provider, payment: Payment, callback: kpay.Ve
             )
             if claimed != 1:
                 raise _Claimed
-            # Locked (PostgreSQL) against the expiry job and a concurrent wallet payment.
+            # Locked (PostgreSQL) against the expiry sweep and a concurrent wallet payment.
             order = await Order.filter(id=payment.order_id).select_for_update().get()
             outcome = await _credit(provider.name, order, payment, now)
             answer = orjson.dumps({"ok": True, "payment": str(payment.id), "outcome": outcome.value}).decode()
@@ -145,7 +145,7 @@ async def _credit(provider: str, order: Order, payment: Payment, now: datetime) 
     source = ledger.gateway(provider)
     actor = f"gateway:{provider}"
     if order.status == OrderStatus.PENDING_PAYMENT:
-        # Even past expires_at: until the expiry job ran, the stock is still reserved.
+        # Even past expires_at: until the expiry sweep ran, the stock is still reserved.
         paid = await orders.transition(order, OrderStatus.PAID, actor=actor, note="paid", paid_at=now)
     elif order.status == OrderStatus.CANCELLED and await _late_but_in_time(order, now):
         paid = await _revive(order, actor, now)
@@ -161,7 +161,7 @@ async def _credit(provider: str, order: Order, payment: Payment, now: datetime) 
 
 
 async def _late_but_in_time(order: Order, now: datetime) -> bool:
-    """Cancelled by the expiry job (not by the buyer) and still inside the grace window."""
+    """Cancelled by the expiry sweep (not by the buyer) and still inside the grace window."""
     grace = timedelta(seconds=get_settings().late_payment_grace_seconds)
     if now > order.expires_at + grace:
         return False

@@ -243,9 +243,10 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
                 {"order": order.id, "event": event.id, "status": order.status.value, "at": event.at.isoformat(), "note": "created"},
             )
             await _trade(order, event)
-            await outbox.enqueue(
-                jobs.expire_order(order.id, delay_ms=settings.order_reservation_seconds * 1000 + 500)
-            )
+            # No timer job per order: the expiry sweep (sweep_expired, every KAMENG_SWEEP_SECONDS in
+            # each job-consuming process) cancels it within that of expires_at. A timer per order
+            # was one more job run per order, a reservation later, paid or not, and every worker
+            # held a reservation's worth of delayed messages in memory.
     except IntegrityError:
         # The same idempotency key, concurrently: the other request made the order.
         existing = await Order.filter(idempotency_scope=scope, idempotency_key=key).first()
@@ -296,7 +297,7 @@ async def expired_unpaid(limit: int = 500) -> list[int]:
 
 
 async def sweep_expired() -> int:
-    """The sweep behind a lost or late expiry job: every unpaid order past its time."""
+    """Every unpaid order past its time: how orders expire (no timer job per order, see create_order)."""
     expired = 0
     for order_id in await expired_unpaid():
         expired += await expire_order(order_id)

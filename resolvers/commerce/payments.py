@@ -73,7 +73,7 @@ def _still_payable(order: Order) -> None:
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise UserFacingError(ErrorCode.INVALID_STATE, f"An order that is {order.status.value} cannot be paid.")
     if order.expires_at <= datetime.now(UTC):
-        # The expiry job cancels it and releases its stock; order again.
+        # The expiry sweep cancels it and releases its stock; order again.
         raise UserFacingError(ErrorCode.INVALID_STATE, "The time to pay this order has run out.")
 
 
