@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from models.accounts.users import Role
 from models.commerce.catalog import DeliveryKind
 from models.commerce.orders import Order, OrderStatus
 from models.lifecycle.segments import BuyerRfm, SegmentRule, Stage
+from resolvers.commerce.orders import new_order_no
 from resolvers.lifecycle import rfm, segments
-from tests.conftest import Client, eventually
+from tests.conftest import Client, count_queries, eventually
 from tests.factories import make_merchant, make_product, make_user, token_for
 from tests.test_delivery import buy, buyer_client, delivered, gid, pk
 
@@ -160,3 +163,33 @@ async def test_segment_rules_are_edited_by_staff_only(make_client) -> None:  # t
     # Seeding again never turns a rule back on, nor duplicates one.
     await segments.ensure_default_rules()
     assert await SegmentRule.filter(key="loyal-high-value").count() == 1
+
+
+async def test_one_buyers_refresh_scores_as_the_sweep_does(stack) -> None:  # type: ignore[no-untyped-def]
+    """The refresh a completed order queues counts the stored rows in one SQL statement rather than
+    reading every buyer's row and sorting them: its quintiles are the sweep's, ties and cents included."""
+    product = await make_product(price="1.00")
+    histories = [[("10.10", 3)], [("10.10", 3)], [("33.33", 40), ("0.01", 2)], [("5.00", 200)],
+                 [("10.09", 1), ("10.11", 1), ("99.99", 9)], [("250.00", 70)]]
+    buyers = []
+    for history in histories:
+        buyer = await make_user(Role.BUYER)
+        for total, days in history:
+            at = datetime.now(UTC) - timedelta(days=days)
+            await Order.create(order_no=new_order_no(), buyer=buyer, product=product,
+                               merchant_id=product.merchant_id, quantity=1, unit_price=Decimal(total),
+                               total=Decimal(total), status=OrderStatus.COMPLETED, idempotency_scope=f"u:{buyer.id}",
+                               idempotency_key=uuid.uuid4().hex, expires_at=at, paid_at=at)
+        buyers.append(buyer.id)
+    await rfm.recompute_all()  # the sweep: every buyer scored among every buyer, in memory
+    swept = {row.user_id: (row.r_score, row.f_score, row.m_score)
+             for row in await BuyerRfm.filter(user_id__in=buyers)}
+    assert len(swept) == len(buyers) and len(set(swept.values())) > 2
+    for user_id in buyers:
+        # One buyer, counted by the database (the job counts as a request, so that the counter takes it).
+        with count_queries() as refresh, structlog.contextvars.bound_contextvars(request_id="refresh_rfm"):
+            row = await rfm.recompute_user(user_id)
+        assert row is not None and (row.r_score, row.f_score, row.m_score) == swept[user_id], user_id
+        everyone = [s for s in refresh.statements if f'FROM "{BuyerRfm._meta.db_table}"' in s
+                    and "COUNT(" not in s and "user_id" not in s]
+        assert everyone == [], everyone  # before: every buyer's row, read and sorted per refresh

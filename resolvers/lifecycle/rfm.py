@@ -4,20 +4,25 @@ value (their total), 1-5 quintile scores among all buyers, lifecycle stage and s
 A purchase is a COMPLETED order, timed by its payment: a refund takes the order back out.
 Recomputed for one buyer by the ``refresh_rfm`` job each completed or refunded order queues
 (resolvers/commerce/orders.transition), and for every buyer by the sweep and after a rule
-edit. Re-running either writes the same rows.
+edit. Re-running either writes the same rows. The sweep ranks buyers among the populations it
+holds in memory; one buyer's refresh has the database count the stored rows below and above
+its values (one statement), the same ranks without reading every buyer's row per order.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from tortoise import connections
+
 from kameng.settings import get_settings
 from models.commerce.orders import Order, OrderStatus
 from models.lifecycle.segments import BuyerRfm, SegmentRule, SegmentSize, Stage
-from models.statements import InsertNew
+from models.statements import InsertNew, placeholders
 from resolvers.accounts import profiling, users
 from resolvers.lifecycle import segments
 from subscriptions import outbox
@@ -65,30 +70,71 @@ def summarise(user_id: int, rows: list[tuple[datetime, Decimal]], now: datetime)
 
 def score(value: float, population: list[float], *, higher_is_better: bool = True) -> int:
     """1-5: the quintile of ``value`` in the sorted ``population`` (5 is best)."""
-    if not population:
-        return 3
     below = bisect.bisect_left(population, value)
-    above = len(population) - bisect.bisect_right(population, value)
+    return ranked(len(population), below, len(population) - bisect.bisect_right(population, value),
+                  higher_is_better=higher_is_better)
+
+
+def ranked(size: int, below: int, above: int, *, higher_is_better: bool = True) -> int:
+    """``score`` of a value with ``below`` smaller and ``above`` larger values among ``size``."""
+    if not size:
+        return 3
     better_than = below if higher_is_better else above
-    ties = len(population) - below - above
-    share = (better_than + ties / 2) / len(population)  # mid-rank: ties share their quintile
+    ties = size - below - above
+    share = (better_than + ties / 2) / size  # mid-rank: ties share their quintile
     return min(5, 1 + int(share * 5))
+
+
+@dataclass(frozen=True)
+class Scores:
+    r: int
+    f: int
+    m: int
+
+
+def scored_in(rfm: Rfm, populations: tuple[list[float], list[float], list[float]]) -> Scores:
+    """Scores among sorted populations held in memory (the sweep, which has every buyer's)."""
+    recency, frequency, monetary = populations
+    return Scores(score(rfm.recency_days, recency, higher_is_better=False), score(rfm.frequency, frequency),
+                  score(float(rfm.monetary), monetary))
+
+
+@functools.cache
+def _rank_sql(dialect: str) -> str:
+    marks = iter(placeholders(dialect, 6))  # each value twice (below, above): SQLite's marks are positional
+    money = "CAST(monetary AS REAL)" if dialect == "sqlite" else "monetary::float8"  # compared as floats, as in memory
+
+    def sides(column: str) -> str:
+        return (f"COALESCE(SUM(CASE WHEN {column} < {next(marks)} THEN 1 ELSE 0 END), 0), "
+                f"COALESCE(SUM(CASE WHEN {column} > {next(marks)} THEN 1 ELSE 0 END), 0)")
+
+    table = BuyerRfm._meta.db_table
+    return f'SELECT COUNT(*), {sides("recency_days")}, {sides("frequency")}, {sides(money)} FROM "{table}"'
+
+
+async def scored_in_table(rfm: Rfm) -> Scores:
+    """Scores among the stored rows, counted by the database in one statement: one buyer's
+    refresh (a job per completed order) neither reads every buyer's row nor sorts them."""
+    connection = connections.get("default")
+    money = float(rfm.monetary)
+    values = [rfm.recency_days, rfm.recency_days, rfm.frequency, rfm.frequency, money, money]
+    _, rows = await connection.execute_query(_rank_sql(connection.capabilities.dialect), values)
+    size, r_below, r_above, f_below, f_above, m_below, m_above = (int(v) for v in tuple(rows[0]))
+    return Scores(ranked(size, r_below, r_above, higher_is_better=False), ranked(size, f_below, f_above),
+                  ranked(size, m_below, m_above))
 
 
 NEW_RFM = InsertNew(BuyerRfm)
 _CHUNK = 500  # buyers per transaction of the sweep
 
 
-async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[float], list[float], list[float]],
-                 now: datetime) -> None:
-    recency, frequency, monetary = populations
+async def _write(rfm: Rfm, rules: list[SegmentRule], scores: Scores, now: datetime) -> None:
     stage = stage_of(rfm.frequency, rfm.recency_days)
     rule = segments.first_match(rules, recency_days=rfm.recency_days, frequency=rfm.frequency,
                                 monetary=rfm.monetary, stage=stage)
     values = dict(
         recency_days=rfm.recency_days, frequency=rfm.frequency, monetary=rfm.monetary,
-        r_score=score(rfm.recency_days, recency, higher_is_better=False),
-        f_score=score(rfm.frequency, frequency), m_score=score(float(rfm.monetary), monetary),
+        r_score=scores.r, f_score=scores.f, m_score=scores.m,
         first_purchase_at=rfm.first_purchase_at, last_purchase_at=rfm.last_purchase_at, stage=stage,
         segment_rule_id=rule.id if rule is not None else None, computed_at=now,
     )
@@ -96,12 +142,6 @@ async def _write(rfm: Rfm, rules: list[SegmentRule], populations: tuple[list[flo
     if not await BuyerRfm.filter(user_id=rfm.user_id).update(**values):
         if not await NEW_RFM.run([BuyerRfm(user_id=rfm.user_id, **values)]):
             await BuyerRfm.filter(user_id=rfm.user_id).update(**values)  # a concurrent writer inserted it first
-
-
-async def _populations() -> tuple[list[float], list[float], list[float]]:
-    rows = await BuyerRfm.all().values_list("recency_days", "frequency", "monetary")
-    return (sorted(float(r) for r, _, _ in rows), sorted(float(f) for _, f, _ in rows),
-            sorted(float(m) for _, _, m in rows))
 
 
 async def recompute_user(user_id: int) -> BuyerRfm | None:
@@ -115,7 +155,8 @@ async def recompute_user(user_id: int) -> BuyerRfm | None:
         if not rows:
             await BuyerRfm.filter(user_id=user_id).delete()
             return None
-        await _write(summarise(user_id, rows, now), await segments.active_rules(), await _populations(), now)
+        summary = summarise(user_id, rows, now)
+        await _write(summary, await segments.active_rules(), await scored_in_table(summary), now)
         return await BuyerRfm.get(user_id=user_id)
 
 
@@ -135,7 +176,7 @@ async def recompute_all() -> int:
             keep = await profiling.profiled(r.user_id for r in chunk)
             for rfm in chunk:
                 if rfm.user_id in keep:
-                    await _write(rfm, rules, populations, now)
+                    await _write(rfm, rules, scored_in(rfm, populations), now)
     await BuyerRfm.filter(computed_at__lt=now).delete()  # not written above: no purchase left
     return len(every)
 
