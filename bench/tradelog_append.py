@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,46 +68,37 @@ async def baseline(batch: int) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
+    from bench.scratch import scratch_database
     from kameng import merkle
-    from kameng.settings import Settings, configure
-    from models import database as db
     from models.trust.tradelog import TradeLeaf
     from resolvers.trust import tradelog
 
-    with tempfile.TemporaryDirectory(prefix="kameng-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("BENCH_DATABASE_URL"),
-                            secret_key=uuid.uuid4().hex * 2, log_level="WARNING")
-        configure(settings)
-        await db.migrate(settings)
-        await db.init_db(settings)
-        try:
-            print(f"{'round':>5} {'baseline leaves/s':>18} {'append leaves/s':>16} {'ratio':>6}")
-            rates = []
-            for r in range(args.rounds):
-                await write_events(args.leaves, r * args.leaves)
-                began = time.perf_counter()
-                assert await baseline(tradelog.BATCH) == args.leaves
-                base = args.leaves / (time.perf_counter() - began)
-                await TradeLeaf.filter(index__gte=10**12).delete()
+    async with scratch_database():
+        print(f"{'round':>5} {'baseline leaves/s':>18} {'append leaves/s':>16} {'ratio':>6}")
+        rates = []
+        for r in range(args.rounds):
+            await write_events(args.leaves, r * args.leaves)
+            began = time.perf_counter()
+            assert await baseline(tradelog.BATCH) == args.leaves
+            base = args.leaves / (time.perf_counter() - began)
+            await TradeLeaf.filter(index__gte=10**12).delete()
 
-                await write_events(args.leaves, r * args.leaves)
-                began = time.perf_counter()
-                assert await tradelog.append_pending() == args.leaves
-                rate = args.leaves / (time.perf_counter() - began)
-                rates.append(rate)
-                print(f"{r + 1:>5} {base:>18,.0f} {rate:>16,.0f} {rate / base:>6.2f}")
-            leaves = await TradeLeaf.all().order_by("index").values_list("leaf", flat=True)
-            size = len(leaves)
-            hashes = [merkle.leaf_hash(text.encode()) for text in leaves]
-            while len(hashes) > 1:  # bottom-up MTH over all leaves, for the check
-                hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) if i + 1 < len(hashes) else hashes[i]
-                          for i in range(0, len(hashes), 2)]
-            assert (await tradelog.root_hash(size)) == hashes[0], "stored root differs from the leaves' root"
-            best = max(rates)
-            print(f"tree of {size:,} leaves; root checked. best {best:,.0f} leaves/s (require {args.require:,})")
-            return 0 if best >= args.require else 1
-        finally:
-            await db.close_db()
+            await write_events(args.leaves, r * args.leaves)
+            began = time.perf_counter()
+            assert await tradelog.append_pending() == args.leaves
+            rate = args.leaves / (time.perf_counter() - began)
+            rates.append(rate)
+            print(f"{r + 1:>5} {base:>18,.0f} {rate:>16,.0f} {rate / base:>6.2f}")
+        leaves = await TradeLeaf.all().order_by("index").values_list("leaf", flat=True)
+        size = len(leaves)
+        hashes = [merkle.leaf_hash(text.encode()) for text in leaves]
+        while len(hashes) > 1:  # bottom-up MTH over all leaves, for the check
+            hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) if i + 1 < len(hashes) else hashes[i]
+                      for i in range(0, len(hashes), 2)]
+        assert (await tradelog.root_hash(size)) == hashes[0], "stored root differs from the leaves' root"
+        best = max(rates)
+        print(f"tree of {size:,} leaves; root checked. best {best:,.0f} leaves/s (require {args.require:,})")
+        return 0 if best >= args.require else 1
 
 
 if __name__ == "__main__":
