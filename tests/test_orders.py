@@ -173,6 +173,19 @@ async def test_unpaid_orders_expire_and_release_stock(client: Client) -> None:
     assert limited.stock_limit == 3
 
 
+
+async def test_the_sweep_expires_batch_after_batch(client: Client) -> None:
+    """Orders are expired by the sweep alone, so one sweep goes on until a batch comes back short:
+    checkouts abandoned faster than a batch per sweep do not pile up holding stock."""
+    await signed_in(client)
+    product = await make_product(keys=5)
+    made = [(await client.gql(CREATE, order_input(product.id)))["createOrder"]["order"]["orderNo"]
+            for _ in range(5)]
+    await Order.filter(order_no__in=made).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert await orders.sweep_expired(batch=2) >= 5
+    assert await Order.filter(order_no__in=made, status=OrderStatus.CANCELLED).count() == 5
+    assert await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).count() == 5
+
 async def test_the_running_sweep_expires_an_order_that_has_no_timer(client: Client, rt) -> None:  # type: ignore[no-untyped-def]
     """An order writes no timer job: the sweep of the process that runs jobs (every
     KAMENG_SWEEP_SECONDS) cancels it once its time is up, and releases its stock."""

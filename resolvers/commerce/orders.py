@@ -296,12 +296,17 @@ async def expired_unpaid(limit: int = 500) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def sweep_expired() -> int:
-    """Every unpaid order past its time: how orders expire (no timer job per order, see create_order)."""
+async def sweep_expired(batch: int = 500) -> int:
+    """Every unpaid order past its time: how orders expire (no timer job per order, see create_order).
+    Batch after batch until one comes back short: abandoned checkouts arriving faster than a batch
+    per sweep must not pile up, holding stock."""
     expired = 0
-    for order_id in await expired_unpaid():
-        expired += await expire_order(order_id)
-    return expired
+    while True:
+        due = await expired_unpaid(batch)
+        done = sum([await expire_order(order_id) for order_id in due])
+        expired += done
+        if len(due) < batch or not done:  # short, or nothing moved (another sweep is on it): next time
+            return expired
 
 
 # -- who may see an order --------------------------------------------------------------
