@@ -67,6 +67,8 @@ def refresh_rfm(user_id: int | None = None) -> JobCall:
 
 def fit_churn() -> JobCall:
     return JobCall(JobName.FIT_CHURN, {})
+
+
 def renew_plan(renewal_id: int) -> JobCall:
     return JobCall(JobName.RENEW_PLAN, {"renewal_id": renewal_id})
 

@@ -173,7 +173,6 @@ async def test_unpaid_orders_expire_and_release_stock(client: Client) -> None:
     assert limited.stock_limit == 3
 
 
-
 async def test_the_sweep_expires_batch_after_batch(client: Client) -> None:
     """Orders are expired by the sweep alone, so one sweep goes on until a batch comes back short:
     checkouts abandoned faster than a batch per sweep do not pile up holding stock."""
@@ -185,6 +184,7 @@ async def test_the_sweep_expires_batch_after_batch(client: Client) -> None:
     assert await orders.sweep_expired(batch=2) >= 5
     assert await Order.filter(order_no__in=made, status=OrderStatus.CANCELLED).count() == 5
     assert await CardKey.filter(product_id=product.id, status=CardKeyStatus.AVAILABLE).count() == 5
+
 
 async def test_the_running_sweep_expires_an_order_that_has_no_timer(client: Client, rt) -> None:  # type: ignore[no-untyped-def]
     """An order writes no timer job: the sweep of the process that runs jobs (every

@@ -50,10 +50,10 @@ def titles(result: dict[str, Any]) -> list[str]:
     return [(e["node"]["product"] or e["node"]["post"])["title"] for e in result["edges"]]
 
 
-
 async def searched(**where: Any) -> BehaviourEvent | None:
     """The SEARCH event matching ``where``, once its buffer's flush has written it."""
     return await BehaviourEvent.filter(kind=EventKind.SEARCH, **where).first()
+
 
 async def shop_with_owner() -> tuple[Any, Actor]:
     owner = await make_user(Role.MERCHANT, "Owner")
@@ -108,7 +108,6 @@ async def test_shop_category_post_body_and_topics_are_searched(make_client: Any)
     assert (await eventually(lambda: searched(query=word))).user_id is not None
 
 
-
 async def test_a_signed_in_first_page_only_reads(make_client: Any) -> None:
     """Its SEARCH event is buffered with the client's events: the search sends no transaction, lock or
     insert (before: BEGIN, the profiles' lock, the user's choice, the insert, COMMIT)."""
@@ -122,6 +121,7 @@ async def test_a_signed_in_first_page_only_reads(make_client: Any) -> None:
         assert len((await run(client, word))["edges"]) == 1
     assert queries.count > 0
     assert [s for s in queries.statements if not s.lstrip().upper().startswith(("SELECT", "WITH"))] == []
+
 
 async def test_edits_reindex_and_hidden_things_never_appear(make_client: Any) -> None:
     word = token()

@@ -32,6 +32,7 @@ from tests.rfc9162 import CT_LEAVES, CT_ROOTS, mth, rfc_leaf, rfc_path, rfc_subp
 from tests.test_orders import gid
 from tests.test_payments import new_order, pay, signed_in
 
+
 def test_the_reference_implementation_reproduces_the_ct_vectors() -> None:
     assert mth([]).hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert [mth(CT_LEAVES[:n]).hex() for n in range(1, 9)] == CT_ROOTS
