@@ -23,7 +23,6 @@ from tests.app_server import serve_app
 from tests.conftest import Stack
 
 
-
 def result(body: dict) -> dict:
     """A GraphQL answer without its extensions (the query cost report moves per request)."""
     return {key: value for key, value in body.items() if key != "extensions"}

@@ -104,9 +104,6 @@ def _parse_refresh(token: str) -> tuple[uuid.UUID, str]:
         raise UserFacingError(ErrorCode.UNAUTHENTICATED, "The refresh token is not valid.", "refreshToken") from None
 
 
-
-
-
 async def refresh(*, refresh_token: str) -> SignedIn:
     """Trade a refresh token for new tokens; the old refresh token stops working.
 

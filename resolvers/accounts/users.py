@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from kameng import runtime
 from kameng.security import hash_password
 from kameng.settings import get_settings
 from models.accounts.users import Role, User
+from models.statements import placeholders
 from resolvers.accounts import notifications, sessions
 from resolvers.accounts.auth import Actor
 from resolvers.accounts.sessions import SignedIn
@@ -92,3 +95,24 @@ async def hold(user_id: int, *, profiled: bool = False) -> bool:
     if profiled:
         query = query.filter(personalisation=True)
     return await query.select_for_update(no_key=True).only("id").first() is not None
+
+
+@functools.cache
+def _still_active_sql(dialect: str) -> str:
+    # FOR SHARE, not hold()'s FOR NO KEY UPDATE: one buyer's concurrent orders do not wait for each other.
+    lock = " FOR SHARE" if dialect == "postgres" else ""  # SQLite runs one transaction at a time
+    return f'SELECT 1 FROM "{User._meta.db_table}" WHERE id = {placeholders(dialect, 1)[0]} AND is_active{lock}'
+
+
+async def still_active(user_id: int) -> bool:
+    """Whether the account still exists, its row share-locked until the transaction ends. Call
+    it inside the transaction before writing rows that a deletion must see.
+
+    A request is authenticated before its transaction begins, so a deletion can commit in
+    between, or run alongside it: a deletion first updates this row (``is_active``), which waits
+    for the lock taken here, so its checks see what this transaction wrote; a deletion already
+    under way makes this wait, and PostgreSQL then reads the row as the deletion left it.
+    """
+    connection = connections.get("default")
+    _, rows = await connection.execute_query(_still_active_sql(connection.capabilities.dialect), [user_id])
+    return bool(rows)

@@ -22,7 +22,7 @@ from models.commerce.orders import (
     LAST_ORDER_EVENT, ORDER_BY_ID, ORDER_BY_REQUEST, ORDER_EVENTS, ORDER_IF_STATUS, ORDER_WITH_MERCHANT, ORDERS, Order,
     OrderEvent, OrderStatus, can_transition,
 )
-from resolvers.accounts import notifications
+from resolvers.accounts import notifications, users
 from resolvers.accounts.auth import Actor, allowed, require
 from resolvers.accounts.users import normalise_email
 from resolvers.commerce import inventory, pricing, promises
@@ -208,6 +208,8 @@ async def create_order(actor: Actor, request: NewOrder) -> Order:
     now = datetime.now(UTC)
     try:
         async with outbox.atomic():
+            if actor.user is not None and not await users.still_active(actor.user.id):  # deleted meanwhile
+                raise UserFacingError(ErrorCode.UNAUTHENTICATED, "This account no longer exists.")
             order = Order(
                 order_no=new_order_no(),
                 buyer_id=actor.user_id,

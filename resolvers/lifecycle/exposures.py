@@ -134,7 +134,6 @@ class Exposures(Flusher):
         return len(rows)
 
 
-
 def state() -> Exposures:
     """This process's exposures (one per runtime)."""
     local = runtime.current().local

@@ -74,7 +74,6 @@ ProductSort = describe_values(
 )
 
 
-
 _NOT_LOADED: Any = object()
 
 
@@ -94,7 +93,6 @@ class DeliveryPromise:
     late_compensation: LateDeliveryCompensation = strawberry.field(
         description="What the buyer gets, automatically and once, if the order is delivered later than promised."
     )
-
 
 
 @in_graph
@@ -250,7 +248,6 @@ class Product(relay.Node):
         return await _visible_products(info, node_keys(node_ids))
 
 
-
 async def _visible_products(info: Info, ids: list[int | None]) -> list[Product | None]:
     """Products by id, None where missing or hidden from the viewer: two batched loads."""
     loaders = info.context.loaders
@@ -269,7 +266,6 @@ async def _visible_products(info: Info, ids: list[int | None]) -> list[Product |
         visible = product is not None and shop is not None and catalog.product_visible(actor, product, shop)
         result.append(Product.from_model(product) if visible else None)  # type: ignore[arg-type]
     return result
-
 
 
 async def product_page(
@@ -297,7 +293,6 @@ async def product_page(
         if node.id in counts:
             node._stock = counts[node.id]
     return connection
-
 
 
 # -- queries ----------------------------------------------------------------------------
@@ -335,7 +330,6 @@ class ProductFilterInput:
             max_price=self.max_price,
             include_hidden=self.include_hidden,
         )
-
 
 
 @strawberry.type(description="Queries about products.")

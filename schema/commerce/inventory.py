@@ -32,7 +32,6 @@ class ImportCardKeysPayload:
     product: Product | None = strawberry.field(default=None, description="The product, with its new `stock`.")
 
 
-
 @strawberry.type(description="Mutations of card-key stock.")
 class InventoryMutations:
     @mutation(description="The shop's owner imports card keys into a CARD_KEY product.")

@@ -85,7 +85,6 @@ class Category(relay.Node):
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
-
 @in_graph
 @strawberry.type(description="A shop, run by one MERCHANT user. Public, except its earnings `balance`.")
 class Merchant(relay.Node):
@@ -216,7 +215,6 @@ class Merchant(relay.Node):
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
-
 # -- queries ----------------------------------------------------------------------------
 
 
@@ -293,8 +291,6 @@ class CreateCategoryInput:
 class CreateCategoryPayload:
     errors: list[UserError] = errors_field()
     category: Category | None = strawberry.field(default=None, description="The new category; null on failure.")
-
-
 
 
 @strawberry.type(description="Mutations of shops and categories.")

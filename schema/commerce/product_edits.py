@@ -91,7 +91,6 @@ class UpdateProductPayload:
     )
 
 
-
 def forget(loader: DataLoader[Any, Any], key: Any) -> None:
     """Drop a value this request may have loaded before changing it."""
     with contextlib.suppress(KeyError):
@@ -129,7 +128,6 @@ def _product_fields(data: CreateProductInput | UpdateProductInput) -> ProductFie
         status=_given(data.status),
         late_compensation=_compensation(data.late_compensation),
     )
-
 
 
 @strawberry.type(description="Mutations of products.")
