@@ -81,6 +81,11 @@ class LoopSettings(BaseModel):
     # How often job-consuming processes recompute every buyer's RFM and segment, and refit the
     # churn model and every buyer's risk band.
     rfm_sweep_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # One buyer's refresh (a job per completed order) ranks the buyer among the stored buyers: the
+    # database counts them while there are fewer than rfm_exact_below; past that, each process
+    # ranks against their values read at most rfm_population_seconds ago (or by its last sweep).
+    rfm_exact_below: int = Field(default=5000, ge=0)
+    rfm_population_seconds: float = Field(default=300.0, ge=0)
     churn_fit_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Fewer buyers than this: the churn model keeps its last fit (or its prior) instead of refitting.
     churn_min_buyers: int = Field(default=30, ge=5)

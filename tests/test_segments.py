@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import structlog
 
 from models.accounts.users import Role
@@ -165,9 +166,8 @@ async def test_segment_rules_are_edited_by_staff_only(make_client) -> None:  # t
     assert await SegmentRule.filter(key="loyal-high-value").count() == 1
 
 
-async def test_one_buyers_refresh_scores_as_the_sweep_does(stack) -> None:  # type: ignore[no-untyped-def]
-    """The refresh a completed order queues counts the stored rows in one SQL statement rather than
-    reading every buyer's row and sorting them: its quintiles are the sweep's, ties and cents included."""
+async def swept_buyers() -> dict[int, tuple[int, int, int]]:
+    """Six buyers with tied, one-cent-apart and far-apart histories, scored by the sweep."""
     product = await make_product(price="1.00")
     histories = [[("10.10", 3)], [("10.10", 3)], [("33.33", 40), ("0.01", 2)], [("5.00", 200)],
                  [("10.09", 1), ("10.11", 1), ("99.99", 9)], [("250.00", 70)]]
@@ -185,11 +185,57 @@ async def test_one_buyers_refresh_scores_as_the_sweep_does(stack) -> None:  # ty
     swept = {row.user_id: (row.r_score, row.f_score, row.m_score)
              for row in await BuyerRfm.filter(user_id__in=buyers)}
     assert len(swept) == len(buyers) and len(set(swept.values())) > 2
-    for user_id in buyers:
-        # One buyer, counted by the database (the job counts as a request, so that the counter takes it).
-        with count_queries() as refresh, structlog.contextvars.bound_contextvars(request_id="refresh_rfm"):
-            row = await rfm.recompute_user(user_id)
-        assert row is not None and (row.r_score, row.f_score, row.m_score) == swept[user_id], user_id
-        everyone = [s for s in refresh.statements if f'FROM "{BuyerRfm._meta.db_table}"' in s
-                    and "COUNT(" not in s and "user_id" not in s]
-        assert everyone == [], everyone  # before: every buyer's row, read and sorted per refresh
+    return swept
+
+
+async def refreshed(user_id: int) -> tuple[tuple[int, int, int], list[str]]:
+    """One buyer's refresh: its scores and the statements that read other buyers' rows."""
+    # The job counts as a request, so that the counter takes it.
+    with count_queries() as refresh, structlog.contextvars.bound_contextvars(request_id="refresh_rfm"):
+        row = await rfm.recompute_user(user_id)
+    assert row is not None
+    everyone = [s for s in refresh.statements if f'FROM "{BuyerRfm._meta.db_table}"' in s and "user_id" not in s]
+    return (row.r_score, row.f_score, row.m_score), everyone
+
+
+async def test_one_buyers_refresh_scores_as_the_sweep_does(stack) -> None:  # type: ignore[no-untyped-def]
+    """The refresh a completed order queues counts the stored rows in one SQL statement rather than
+    reading every buyer's row and sorting them: its quintiles are the sweep's, ties and cents included."""
+    swept = await swept_buyers()
+    for user_id in swept:
+        scores, everyone = await refreshed(user_id)
+        assert scores == swept[user_id], user_id
+        # Before: every buyer's row, read and sorted per refresh.
+        assert [s for s in everyone if "COUNT(" not in s] == [], everyone
+
+
+@pytest.fixture
+def many_buyers(stack, monkeypatch):  # type: ignore[no-untyped-def]
+    """As if the buyers were past rfm_exact_below: refreshes rank against held populations."""
+    from kameng.settings import configure, get_settings
+
+    monkeypatch.setattr(rfm, "_held", None)  # this process's populations, restored afterwards
+    monkeypatch.setattr(rfm, "_stored", 0)
+    before = get_settings()
+    configure(before.model_copy(update={"rfm_exact_below": 0, "rfm_population_seconds": 3600.0}))
+    yield
+    configure(before)
+
+
+async def test_among_many_buyers_a_refresh_ranks_against_the_populations_held(many_buyers) -> None:  # type: ignore[no-untyped-def]
+    """Past rfm_exact_below a count would scan every buyer's row per completed order: a refresh
+    ranks against the values its process's sweep ranked against (or read at most
+    rfm_population_seconds ago), with the same quintiles, and sends no statement over all rows."""
+    swept = await swept_buyers()  # the sweep holds what it ranked against
+    for user_id in swept:
+        scores, everyone = await refreshed(user_id)
+        assert scores == swept[user_id], user_id
+        assert everyone == [], everyone
+    # Once the held values are older than rfm_population_seconds, the next refresh reads them again, once.
+    rfm._hold(tuple([] for _ in range(3)))  # type: ignore[arg-type]
+    object.__setattr__(rfm._held, "at", rfm._held.at - 3601)
+    first, *others = swept
+    scores, everyone = await refreshed(first)
+    assert scores == swept[first] and len(everyone) == 1 and "COUNT(" not in everyone[0], everyone
+    scores, everyone = await refreshed(others[0])
+    assert scores == swept[others[0]] and everyone == [], everyone
