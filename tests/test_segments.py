@@ -231,11 +231,13 @@ async def test_among_many_buyers_a_refresh_ranks_against_the_populations_held(ma
         scores, everyone = await refreshed(user_id)
         assert scores == swept[user_id], user_id
         assert everyone == [], everyone
-    # Once the held values are older than rfm_population_seconds, the next refresh reads them again, once.
+    # Once the held values are older than rfm_population_seconds, they are read again, once. (A
+    # refresh job left by an earlier test, run by the stack's worker, may be the one that reads.)
     rfm._hold(tuple([] for _ in range(3)))  # type: ignore[arg-type]
     object.__setattr__(rfm._held, "at", rfm._held.at - 3601)
     first, *others = swept
     scores, everyone = await refreshed(first)
-    assert scores == swept[first] and len(everyone) == 1 and "COUNT(" not in everyone[0], everyone
+    assert scores == swept[first] and len(everyone) <= 1 and all("COUNT(" not in s for s in everyone), everyone
+    assert rfm._held is not None and len(rfm._held.populations[0]) >= len(swept), "not read again"
     scores, everyone = await refreshed(others[0])
     assert scores == swept[others[0]] and everyone == [], everyone
