@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 
@@ -31,6 +34,7 @@ from workers.relay import OutboxRelay
 from workers.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class _LoopBridge:
@@ -45,7 +49,15 @@ class _LoopBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    run_coroutine = EventLoopThread.run_coroutine
+    def run_coroutine(self, coro: Coroutine[Any, Any, R]) -> R:
+        # dramatiq refuses a coroutine when the loop is not running but leaves it unclosed: the
+        # refusal's traceback holds it until the message is retried, and then Python warns
+        # "coroutine ... was never awaited" far from the cause. Only the tests' session loop stops
+        # with workers consuming (between tests); a serving process stops its workers first.
+        if not self.loop.is_running():
+            coro.close()
+            raise RuntimeError("Event loop is not running.")  # dramatiq's own refusal, and the retry it brings
+        return EventLoopThread.run_coroutine(self, coro)  # type: ignore[arg-type]
 
 
 async def start(

@@ -4,6 +4,7 @@ outbox and run by the stack's worker (idempotently), and round trips through rea
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import subprocess
@@ -25,6 +26,7 @@ from models.accounts.users import AuthSession, User
 from models.accounts.notifications import Notification
 from models.outbox import OutboxEntry
 from resolvers.accounts.users import create_user
+from service import wiring
 from subscriptions import jobs, outbox
 from tests.conftest import (
     LOCAL_AMQP,
@@ -331,3 +333,23 @@ def test_a_process_that_runs_jobs_loads_the_segmenter_before_its_first_job(tmp_p
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"jobs": True, "sweeps": True}
+
+
+def test_a_job_the_stopped_loop_refuses_leaves_no_coroutine_unawaited() -> None:
+    """A job picked up while the loop that runs async actors is stopped (the tests' session loop,
+    between tests) is refused as dramatiq refuses it, and retried; its coroutine is closed, not
+    left to warn "was never awaited" wherever the refusal's traceback is later let go."""
+    loop = asyncio.new_event_loop()
+    ran = []
+
+    async def job() -> None:
+        ran.append(True)
+
+    coroutine = job()
+    try:
+        with pytest.raises(RuntimeError, match="Event loop is not running"):
+            wiring._LoopBridge(loop).run_coroutine(coroutine)
+    finally:
+        loop.close()
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
+    assert ran == []
