@@ -1,12 +1,16 @@
 """A per-process background writer: something buffered in memory, written in batches every
 ``interval`` seconds or sooner when woken, and written once more on stop. Subclasses hold the
-buffer and implement ``flush``; behaviour events and experiment exposures both use it."""
+buffer and implement ``flush``; behaviour events, the Redis queue of events and experiment
+exposures use it, one of each per process, held in the runtime (``of_process``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from typing import Self
+
+from kameng import runtime
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +25,23 @@ class Flusher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
+
+    @classmethod
+    def of_process(cls, key: str) -> Self:
+        """This process's one flusher under ``key`` in the runtime, made on first use."""
+        local = runtime.current().local
+        found = local.get(key)
+        if found is None:
+            found = local[key] = cls()
+        return found
+
+    @staticmethod
+    async def stop_process(key: str) -> None:
+        """Stop and forget this process's flusher under ``key``, if it has one (the runtime's stop)."""
+        if runtime.is_started():
+            found = runtime.current().local.pop(key, None)
+            if found is not None:
+                await found.stop()
 
     def interval(self) -> float:
         raise NotImplementedError

@@ -151,10 +151,7 @@ class Drainer(Flusher):
 def start() -> None:
     """Start this process's drainer (wiring, in processes that consume jobs and have Redis)."""
     if enabled():
-        local = runtime.current().local
-        if _LOCAL_KEY not in local:
-            local[_LOCAL_KEY] = Drainer()
-            local[_LOCAL_KEY].ensure_running()
+        Drainer.of_process(_LOCAL_KEY).ensure_running()
 
 
 def local_drainer() -> Drainer | None:
@@ -163,7 +160,4 @@ def local_drainer() -> Drainer | None:
 
 
 async def stop() -> None:
-    if runtime.is_started():
-        found = runtime.current().local.pop(_LOCAL_KEY, None)
-        if found is not None:
-            await found.stop()
+    await Drainer.stop_process(_LOCAL_KEY)

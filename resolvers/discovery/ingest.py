@@ -101,18 +101,11 @@ class EventBuffer(Flusher):
 
 def buffer() -> EventBuffer:
     """This process's buffer (one per runtime)."""
-    local = runtime.current().local
-    found = local.get(_LOCAL_KEY)
-    if found is None:
-        found = local[_LOCAL_KEY] = EventBuffer()
-    return found
+    return EventBuffer.of_process(_LOCAL_KEY)
 
 
 async def stop() -> None:
-    if runtime.is_started():
-        found = runtime.current().local.pop(_LOCAL_KEY, None)
-        if found is not None:
-            await found.stop()
+    await EventBuffer.stop_process(_LOCAL_KEY)
 
 
 # -- the track mutation ----------------------------------------------------------------

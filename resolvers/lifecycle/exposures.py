@@ -33,7 +33,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kameng import runtime
 from kameng.flusher import Flusher
 from kameng.settings import get_settings
 from models.lifecycle.experiments import ExperimentExposure
@@ -136,18 +135,11 @@ class Exposures(Flusher):
 
 def state() -> Exposures:
     """This process's exposures (one per runtime)."""
-    local = runtime.current().local
-    found = local.get(_LOCAL_KEY)
-    if found is None:
-        found = local[_LOCAL_KEY] = Exposures()
-    return found
+    return Exposures.of_process(_LOCAL_KEY)
 
 
 async def stop() -> None:
-    if runtime.is_started():
-        found = runtime.current().local.pop(_LOCAL_KEY, None)
-        if found is not None:
-            await found.stop()
+    await Exposures.stop_process(_LOCAL_KEY)
 
 
 async def flush() -> int:
